@@ -1,0 +1,80 @@
+"""Where everything of a site lives.
+
+    SITE/                     the site directory (wsgi-shim install SITE)
+      www-approot/            PassengerAppRoot (-a/--approot)
+        passenger_wsgi.py     `import shim; application = shim.get_app()`
+        config.toml           the site's settings (see README, "Configuration")
+        tmp/                  PassengerRestartDir
+          restart.txt         touched by `wsgi-shim restart`
+          maint.txt           exists = maintenance mode (`wsgi-shim maint on|off`)
+        logs/                 written by the app process (issue: request-time diagnostics)
+          app.log             stdout, stderr, warnings, logging, tracebacks
+          starts.jsonl        one JSON line per process start: pid, time, state, problems
+      www-docroot/            DocumentRoot (-d/--docroot)
+      venv/                   the site's virtual environment (default; outside the app root)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_APPROOT = "www-approot"
+DEFAULT_DOCROOT = "www-docroot"
+
+
+@dataclass(frozen=True)
+class Site:
+    site: Path
+    approot_name: str = DEFAULT_APPROOT
+    docroot_name: str = DEFAULT_DOCROOT
+
+    @classmethod
+    def locate(cls, path: str | Path, approot: str = DEFAULT_APPROOT,
+               docroot: str = DEFAULT_DOCROOT) -> "Site":
+        """SITE may name the site directory or, for convenience, its app root itself."""
+        p = Path(path)
+        if (p / "config.toml").exists() or (p / "passenger_wsgi.py").exists():
+            return cls(p.parent, p.name, docroot)
+        return cls(p, approot, docroot)
+
+    @classmethod
+    def from_approot(cls, approot: str | Path) -> "Site":
+        p = Path(approot)
+        return cls(p.parent, p.name)
+
+    @property
+    def approot(self) -> Path:
+        return self.site / self.approot_name
+
+    @property
+    def docroot(self) -> Path:
+        return self.site / self.docroot_name
+
+    @property
+    def config_toml(self) -> Path:
+        return self.approot / "config.toml"
+
+    @property
+    def passenger_wsgi(self) -> Path:
+        return self.approot / "passenger_wsgi.py"
+
+    @property
+    def tmp(self) -> Path:
+        return self.approot / "tmp"
+
+    @property
+    def restart_txt(self) -> Path:
+        return self.tmp / "restart.txt"
+
+    @property
+    def maint_txt(self) -> Path:
+        return self.tmp / "maint.txt"
+
+    @property
+    def default_logs(self) -> Path:
+        return self.approot / "logs"
+
+    @property
+    def default_venv(self) -> Path:
+        return self.site / "venv"

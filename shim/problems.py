@@ -1,0 +1,27 @@
+"""Problems are data: what is wrong, where, and how to fix it.
+
+Every check in the project returns a list of Problem. The error page, `wsgi-shim check`
+(text and --json) and the tasks render the same list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str        # stable identifier, e.g. "config-syntax"; README's troubleshooting table keys
+    what: str        # one sentence: what is wrong
+    where: str       # file, config key or path it concerns
+    fix: str         # what to do about it
+    detail: str = ""  # optional extra text (a traceback); never a secret's contents
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def as_text(self) -> str:
+        lines = [f"[{self.code}] {self.what}", f"    where: {self.where}", f"    fix:   {self.fix}"]
+        if self.detail:
+            lines += ["    " + line for line in self.detail.rstrip().splitlines()]
+        return "\n".join(lines)
