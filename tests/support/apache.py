@@ -1,0 +1,413 @@
+"""A private, real Apache 2.4 + mod_passenger instance for end-to-end tests.
+
+    server = ApacheServer(workdir)               # every file it writes lives under workdir
+    url = server.add_site("demo", app_root=..., docroot=..., user="shimsite",
+                          group="shimproj", python="/srv/.../venv/bin/python")
+    server.start()
+    status, headers, body = http_get(url + "/")
+    ...
+    server.stop()                                # Apache, Passenger watchdog/core and apps gone
+
+Each site gets its own loopback port (one Listen + one VirtualHost), so a test addresses a site
+by URL alone, without Host headers. The system's own Apache configuration is never read or
+touched: the config names only modules from /usr/lib/apache2/modules.
+
+Needs root (Passenger switches to PassengerUser only when its core runs as root) and the Debian
+packages apache2 + libapache2-mod-passenger.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+APACHE_BIN = "/usr/sbin/apache2"
+MODULES = Path("/usr/lib/apache2/modules")
+PASSENGER_ROOT = "/usr/lib/ruby/vendor_ruby/phusion_passenger/locations.ini"
+WEB_USER = "www-data"
+
+
+class ApacheError(RuntimeError):
+    """Apache did not start or stop cleanly; the message carries the error log tail."""
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    name: str
+    port: int
+    app_root: Path
+    docroot: Path
+    user: str
+    group: str
+    python: str
+    restart_dir: Path
+    extra: str = ""  # more directives for the VirtualHost, e.g. "PassengerMinInstances 1"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the kernel picks it; tiny race before Apache binds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def apache_available() -> str | None:
+    """None when a real Apache + Passenger can be started here, else the reason it cannot."""
+    if os.geteuid() != 0:
+        return "needs root: Passenger runs apps as PassengerUser only when started by root"
+    if not os.access(APACHE_BIN, os.X_OK):
+        return f"{APACHE_BIN} missing: apt-get install apache2 libapache2-mod-passenger"
+    if not (MODULES / "mod_passenger.so").exists():
+        return "mod_passenger missing: apt-get install libapache2-mod-passenger"
+    return None
+
+
+def _world_searchable_chain(path: Path) -> Path | None:
+    """First directory from / down to path that others cannot enter, or None."""
+    path = path.resolve()
+    for p in [*reversed(path.parents), path]:
+        if not os.stat(p).st_mode & 0o001:
+            return p
+    return None
+
+
+class ApacheServer:
+    """One private Apache; sites are added before start() (or followed by reload())."""
+
+    def __init__(self, workdir: str | Path, stat_throttle_rate: int = 1,
+                 log_level: str = "warn", passenger_log_level: int = 3) -> None:
+        self.workdir = Path(workdir)
+        self.stat_throttle_rate = stat_throttle_rate
+        self.log_level = log_level
+        self.passenger_log_level = passenger_log_level
+        self.sites: dict[str, SiteSpec] = {}
+        self.conf = self.workdir / "httpd.conf"
+        self.pid_file = self.workdir / "httpd.pid"
+        self.error_log = self.workdir / "error.log"
+        self.access_log = self.workdir / "access.log"
+        self.registry_dir = self.workdir / "passenger-registry"
+        self._pid: int | None = None
+
+    # -- configuration -------------------------------------------------------------------------
+    def add_site(self, name: str, app_root: str | Path, docroot: str | Path, *, user: str,
+                 group: str, python: str | Path, restart_dir: str | Path | None = None,
+                 port: int | None = None, extra: str = "") -> str:
+        """Declare a site; returns its base URL (http://127.0.0.1:PORT)."""
+        if name in self.sites:
+            raise ValueError(f"site {name!r} already added")
+        app_root = Path(app_root)
+        taken = {s.port for s in self.sites.values()}
+        while port is None or port in taken:
+            port = free_port()
+        spec = SiteSpec(name=name, port=port, app_root=app_root, docroot=Path(docroot),
+                        user=user, group=group, python=str(python),
+                        restart_dir=Path(restart_dir) if restart_dir else app_root / "tmp",
+                        extra=extra)
+        self.sites[name] = spec
+        return spec.url
+
+    def site_url(self, name: str) -> str:
+        return self.sites[name].url
+
+    @property
+    def url(self) -> str:
+        """URL of the first site added (the common one-site case)."""
+        return next(iter(self.sites.values())).url
+
+    def config_text(self) -> str:
+        w = self.workdir
+        lines = [
+            "ServerRoot /etc/apache2",
+            f"PidFile {self.pid_file}",
+            f"ErrorLog {self.error_log}",
+            f"LogLevel {self.log_level}",
+            f"Mutex file:{w / 'mutex'} default",
+            f"DefaultRuntimeDir {w / 'run'}",
+            "ServerName 127.0.0.1",
+            f"User {WEB_USER}",
+            f"Group {WEB_USER}",
+            f"LoadModule mpm_event_module {MODULES / 'mod_mpm_event.so'}",
+            f"LoadModule authz_core_module {MODULES / 'mod_authz_core.so'}",
+            f"LoadModule mime_module {MODULES / 'mod_mime.so'}",
+            f"LoadModule passenger_module {MODULES / 'mod_passenger.so'}",
+            "TypesConfig /etc/mime.types",
+            'LogFormat "%h %t \\"%r\\" %>s %b %D" e2e',
+            f"CustomLog {self.access_log} e2e",
+            f"PassengerRoot {PASSENGER_ROOT}",
+            "PassengerDefaultRuby /usr/bin/ruby",
+            "PassengerDisableSecurityUpdateCheck on",
+            "PassengerDisableAnonymousTelemetry on",
+            f"PassengerInstanceRegistryDir {self.registry_dir}",
+            # Server level only (a VirtualHost rejects it); production default is 10 s.
+            f"PassengerStatThrottleRate {self.stat_throttle_rate}",
+            f"PassengerLogLevel {self.passenger_log_level}",
+            "<Directory />",
+            "    Require all denied",
+            "    AllowOverride None",
+            "</Directory>",
+        ]
+        for s in self.sites.values():
+            lines += [
+                "",
+                f"# site {s.name}",
+                f"Listen 127.0.0.1:{s.port}",
+                f"<VirtualHost 127.0.0.1:{s.port}>",
+                f"    ServerName {s.name}.e2e.test",
+                f"    DocumentRoot {s.docroot}",
+                f"    PassengerAppRoot {s.app_root}",
+                "    PassengerAppType wsgi",
+                "    PassengerStartupFile passenger_wsgi.py",
+                f"    PassengerPython {s.python}",
+                f"    PassengerUser {s.user}",
+                f"    PassengerGroup {s.group}",
+                f"    PassengerRestartDir {s.restart_dir}",
+                "    PassengerFriendlyErrorPages off",
+                *(f"    {line}" for line in s.extra.splitlines() if line.strip()),
+                f"    <Directory {s.docroot}>",
+                "        Require all granted",
+                "        Options FollowSymLinks",
+                "    </Directory>",
+                "</VirtualHost>",
+            ]
+        return "\n".join(lines) + "\n"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _write_config(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # Apache workers (www-data) and the app processes (PassengerUser) must reach the
+        # Passenger instance directory under workdir, so the whole chain must be o+x.
+        os.chmod(self.workdir, 0o755)
+        blocked = _world_searchable_chain(self.workdir)
+        if blocked is not None:
+            raise ApacheError(f"{blocked} is not world-searchable (o+x); the Passenger instance "
+                              f"dir under {self.workdir} would be unreachable for "
+                              f"{WEB_USER} and the app user")
+        for d in ("run", "mutex", "passenger-registry"):
+            (self.workdir / d).mkdir(exist_ok=True)
+            os.chmod(self.workdir / d, 0o755)
+        self.conf.write_text(self.config_text())
+
+    def _apachectl(self, action: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([APACHE_BIN, "-f", str(self.conf), "-k", action],
+                              check=False, capture_output=True, text=True, timeout=timeout,
+                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+
+    def start(self, timeout: float = 30) -> None:
+        """Start Apache and wait until every site's port accepts connections."""
+        if not self.sites:
+            raise ValueError("add_site() at least once before start()")
+        if self.running():
+            raise ApacheError(f"already running (pid {self._pid})")
+        self._write_config()
+        self._log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
+        self.pid_file.unlink(missing_ok=True)
+        r = self._apachectl("start")
+        if r.returncode != 0:
+            raise ApacheError(self._failure("apache2 -k start failed", r))
+        try:
+            self._wait_ready(timeout)
+        except ApacheError:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = {s.port for s in self.sites.values()}
+        while True:
+            if self._pid is None and self.pid_file.exists():
+                text = self.pid_file.read_text().strip()
+                if text.isdigit():
+                    self._pid = int(text)
+            for port in list(pending):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        pending.discard(port)
+                except OSError:
+                    pass
+            if self._pid is not None and not pending:
+                return
+            if self._pid is not None and not _alive(self._pid):
+                raise ApacheError(self._failure("apache2 exited during start-up"))
+            if time.monotonic() > deadline:
+                raise ApacheError(self._failure(
+                    f"ports {sorted(pending)} not answering after {timeout} s"))
+            time.sleep(0.1)
+
+    def reload(self, timeout: float = 30) -> None:
+        """Rewrite the config (e.g. after add_site) and restart Apache gracefully."""
+        self._write_config()
+        r = self._apachectl("graceful")
+        if r.returncode != 0:
+            raise ApacheError(self._failure("apache2 -k graceful failed", r))
+        self._wait_ready(timeout)
+
+    def running(self) -> bool:
+        return self._pid is not None and _alive(self._pid)
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop Apache by its pid file and make sure no process it started is left behind.
+
+        Passenger's watchdog is Apache's child and the core and the apps are the watchdog's;
+        they are collected before stopping so that none outlives the test session.
+        """
+        pid = self._pid
+        if pid is None and self.pid_file.exists():
+            text = self.pid_file.read_text().strip()
+            pid = int(text) if text.isdigit() else None
+        if pid is None:
+            return
+        family = _descendants(pid) | {pid} | self._passenger_pids()
+        if _alive(pid):
+            self._apachectl("stop")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_alive(p) for p in family):
+            family |= self._passenger_pids()
+            time.sleep(0.1)
+        leftover = [p for p in family if _alive(p)]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for p in leftover:
+                try:
+                    os.kill(p, sig)
+                except ProcessLookupError:
+                    pass
+            end = time.monotonic() + 3
+            while time.monotonic() < end and any(_alive(p) for p in leftover):
+                time.sleep(0.05)
+            leftover = [p for p in leftover if _alive(p)]
+        self._pid = None
+        if leftover:
+            raise ApacheError(f"processes still alive after SIGKILL: {leftover}")
+
+    def _passenger_pids(self) -> set[int]:
+        """Watchdog and core pids that Passenger records in its instance directory."""
+        pids: set[int] = set()
+        if not self.registry_dir.is_dir():
+            return pids
+        for pidfile in self.registry_dir.glob("passenger.*/*.pid"):
+            try:
+                text = pidfile.read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit():
+                pids.add(int(text))
+        return pids
+
+    # -- diagnostics ---------------------------------------------------------------------------
+    def error_log_text(self, since_start: bool = True) -> str:
+        """Apache's (and Passenger's) error log, by default only what this start() wrote."""
+        if not self.error_log.exists():
+            return ""
+        with open(self.error_log, "rb") as f:
+            if since_start:
+                f.seek(getattr(self, "_log_offset", 0))
+            return f.read().decode("utf-8", "replace")
+
+    def error_log_size(self) -> int:
+        return self.error_log.stat().st_size if self.error_log.exists() else 0
+
+    def error_log_after(self, offset: int) -> str:
+        with open(self.error_log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+
+    def _failure(self, what: str, r: subprocess.CompletedProcess[str] | None = None) -> str:
+        parts = [what]
+        if r is not None:
+            parts.append(f"exit {r.returncode}\nstdout: {r.stdout.strip()}\n"
+                         f"stderr: {r.stderr.strip()}")
+        tail = "\n".join(self.error_log_text().splitlines()[-40:])
+        parts.append(f"--- {self.error_log} (tail) ---\n{tail}")
+        parts.append(f"--- config {self.conf} ---\n{self.conf.read_text()}")
+        return "\n".join(parts)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _alive(pid: int) -> bool:
+    """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: str
+
+
+def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 30) -> Response:
+    """GET without raising on 4xx/5xx (error pages are what these tests look at)."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request("GET", (u.path or "/") + (f"?{u.query}" if u.query else ""),
+                     headers=headers or {})
+        r = conn.getresponse()
+        body = r.read().decode("utf-8", "replace")
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, body)
+    finally:
+        conn.close()
+
+
+def poll(url: str, until, timeout: float = 20, interval: float = 0.3,
+         headers: dict[str, str] | None = None) -> Response:
+    """GET url until until(response) is true; on timeout raise with the last response seen."""
+    deadline = time.monotonic() + timeout
+    last: Response | None = None
+    error: Exception | None = None
+    while True:
+        try:
+            last = http_get(url, headers=headers)
+            error = None
+            if until(last):
+                return last
+        except OSError as e:  # connection reset while Passenger restarts the app, etc.
+            error = e
+        if time.monotonic() > deadline:
+            seen = (f"{last.status} {last.headers}\n{last.body[:2000]}" if last else repr(error))
+            raise AssertionError(f"{url}: condition not met within {timeout} s; last: {seen}")
+        time.sleep(interval)
