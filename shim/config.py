@@ -1,0 +1,380 @@
+"""Reading config.toml: a Config plus every problem found, never an exception.
+
+Compatible with files written for wsgi-shim 0.1.0. Values of [environment] and the contents
+of [secret_files] are never put into a message: the error page is public.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shim.problems import Problem
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+APP_SPEC = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# section -> key -> expected type. [secret_files] and [environment] take any variable name.
+SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "passenger": {
+        "passenger_user": str,
+        "passenger_group": str,
+        "passenger_python": str,
+        # informational: written by `wsgi-shim install` (and 0.1.0's template) for the sysadmins
+        "passenger_app_root": str,
+        "passenger_restart_dir": str,
+        "passenger_app_type": str,
+        "passenger_startup_file": str,
+        "web_doc_root": str,
+    },
+    "wsgi": {"chdir": str, "app": str, "module": str},
+    "secret_files": {},
+    "environment": {},
+    "maintenance": {"page": str, "retry_after": int},
+    "logging": {
+        "enabled": bool,
+        "file": str,
+        "max_bytes": int,
+        "backups": int,
+        "level": str,
+        "capture_output": bool,
+        "catch_errors": bool,
+        "debug_token_file": str,
+        "debug_addresses": list,
+        "redact": list,
+    },
+}
+REQUIRED = [("passenger", "passenger_user"), ("passenger", "passenger_group"),
+            ("passenger", "passenger_python"), ("wsgi", "app")]
+
+
+@dataclass
+class LoggingConfig:
+    enabled: bool = True
+    file: str = "logs/app.log"
+    max_bytes: int = 1_048_576
+    backups: int = 3
+    level: str = "INFO"
+    capture_output: bool = True
+    catch_errors: bool = True
+    debug_token_file: str = ""
+    debug_addresses: list[str] = field(default_factory=list)
+    redact: list[str] = field(default_factory=list)
+    path: Path = Path("logs/app.log")          # resolved against the app root
+    starts_path: Path = Path("logs/starts.jsonl")
+
+
+@dataclass
+class Config:
+    app_root: Path
+    file: Path
+    passenger_user: str = ""
+    passenger_group: str = ""
+    passenger_python: str = ""
+    passenger_app_root: str = ""
+    chdir: str = ""
+    module: str = ""      # "package.module"
+    attribute: str = ""   # "application"
+    secret_files: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    maintenance_page: str = ""
+    retry_after: int = 300
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @property
+    def app_spec(self) -> str:
+        return f"{self.module}.{self.attribute}" if self.module else ""
+
+    @property
+    def chdir_path(self) -> Path:
+        return self.app_root / self.chdir if self.chdir else self.app_root
+
+    @property
+    def maintenance_page_path(self) -> Path | None:
+        return self.app_root / self.maintenance_page if self.maintenance_page else None
+
+    @property
+    def venv(self) -> Path | None:
+        return Path(self.passenger_python).parent.parent if self.passenger_python else None
+
+    def env_vars(self) -> dict[str, str]:
+        """What get_app() adds to os.environ: secret file *paths* and [environment] values."""
+        return {**self.secret_files, **self.environment}
+
+    def secret_values(self) -> list[str]:
+        """Contents of the readable secret files and [environment] values, for redaction only."""
+        values = [v for v in self.environment.values() if len(v) >= 4]
+        for path in self.secret_files.values():
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    text = f.read(65536)
+            except OSError:
+                continue
+            for candidate in (text, text.strip(), *text.splitlines()):
+                candidate = candidate.strip()
+                if len(candidate) >= 4:
+                    values.append(candidate)
+        return sorted(set(values), key=len, reverse=True)
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _line_of(text: str, section: str | None, key: str) -> int | None:
+    """Line number of `key = ...` inside [section] (None = top level), for messages."""
+    current: str | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        m = re.match(r"\[\s*([^\]]+?)\s*\]", stripped)
+        if m and not stripped.startswith("[["):
+            current = m.group(1).strip().strip('"')
+            if section is None and key == current:
+                return number
+            continue
+        if current == section and re.match(rf'"?{re.escape(key)}"?\s*=', stripped):
+            return number
+    return None
+
+
+class _Reader:
+    def __init__(self, file: Path, text: str):
+        self.file = file
+        self.text = text
+        self.problems: list[Problem] = []
+
+    def where(self, section: str | None, key: str | None = None) -> str:
+        name = f"[{section}] {key}" if section and key else (f"[{section}]" if section else key)
+        line = _line_of(self.text, section, key) if key else _line_of(self.text, None, section or "")
+        return f"{self.file}" + (f" line {line}" if line else "") + f", {name}"
+
+    def add(self, code: str, what: str, where: str, fix: str) -> None:
+        self.problems.append(Problem(code, what, where, fix))
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    names = {str: "a string in quotes", int: "a whole number", bool: "true or false",
+             list: "a list like [\"a\", \"b\"]"}
+    return names.get(expected, str(expected))  # type: ignore[call-overload]
+
+
+def _toml_type(value: Any) -> str:
+    return {str: "a string", int: "a number", float: "a number", bool: "true/false",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, list[Problem]]:
+    r = _Reader(file, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message names line and column but not the text, which may hold a password.
+        r.add("config-syntax", f"config.toml is not valid TOML: {exc}.", str(file),
+              "Fix the line named above. Strings need double quotes, e.g. app = \"mysite.wsgi.application\"; "
+              "every [section] header needs both brackets.")
+        return None, r.problems
+    cfg = Config(app_root=app_root, file=file)
+    all_keys = {k: s for s, keys in SCHEMA.items() for k in keys}
+
+    for name, value in data.items():
+        if name in SCHEMA:
+            if not isinstance(value, dict):
+                r.add("config-not-a-section", f"'{name}' must be a section, not {_toml_type(value)}.",
+                      r.where(None, name), f"Write it as a header line [{name}] followed by its keys.")
+                continue
+        elif isinstance(value, dict):
+            r.add("config-unknown-section", f"Unknown section [{name}].{_suggest(name, list(SCHEMA))}",
+                  r.where(name), f"Rename or remove it. Known sections: {', '.join(SCHEMA)}.")
+        else:
+            home = all_keys.get(name)
+            hint = f" It belongs in section [{home}]." if home else _suggest(name, list(all_keys))
+            r.add("config-unknown-key", f"Unknown top-level key '{name}'.{hint}",
+                  r.where(None, name), "Put every key under its [section] header (see README, Configuration).")
+
+    def section(name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+    # Keys of the fixed sections: known, of the right type.
+    values: dict[tuple[str, str], Any] = {}
+    for sname, keys in SCHEMA.items():
+        if not keys:
+            continue
+        for key, value in section(sname).items():
+            if key not in keys:
+                home = all_keys.get(key)
+                hint = (f" It belongs in section [{home}]." if home and home != sname
+                        else _suggest(key, list(keys)))
+                r.add("config-unknown-key", f"Unknown key '{key}' in [{sname}].{hint}",
+                      r.where(sname, key), f"Rename or remove it. Keys of [{sname}]: {', '.join(keys)}.")
+                continue
+            expected = keys[key]
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                r.add("config-wrong-type",
+                      f"[{sname}] {key} must be {_type_name(expected)}, not {_toml_type(value)}.",
+                      r.where(sname, key), f"Write it as {_type_name(expected)}.")
+                continue
+            values[(sname, key)] = value
+
+    for sname, key in REQUIRED:
+        if (sname, key) not in values and not any(
+                p.where.endswith(f"[{sname}] {key}") for p in r.problems):
+            if (sname, key) == ("wsgi", "app") and "wsgi" not in data:
+                what = "config.toml has no [wsgi] section, so wsgi-shim does not know which app to serve."
+            else:
+                what = f"[{sname}] {key} is missing."
+            fixes = {
+                "passenger_user": "Set it to the user the site runs as (the owner of the app root).",
+                "passenger_group": "Set it to the project group the site runs as (PassengerGroup).",
+                "passenger_python": "Set it to the absolute path of the site venv's python, e.g. /path/to/site/venv/bin/python.",
+                "app": "Add [wsgi] app = \"package.module.attribute\", e.g. \"mysite.wsgi.application\" for Django "
+                       "or \"app.app\" for Flask's app.py.",
+            }
+            r.add("config-missing-key", what, f"{file}, [{sname}] {key}", fixes[key])
+
+    cfg.passenger_user = values.get(("passenger", "passenger_user"), "")
+    cfg.passenger_group = values.get(("passenger", "passenger_group"), "")
+    cfg.passenger_python = values.get(("passenger", "passenger_python"), "")
+    cfg.passenger_app_root = values.get(("passenger", "passenger_app_root"), "")
+    if cfg.passenger_python and not os.path.isabs(cfg.passenger_python):
+        r.add("config-python-relative", "[passenger] passenger_python must be an absolute path.",
+              r.where("passenger", "passenger_python"),
+              "Write the full path, e.g. /home/me/site/venv/bin/python (Passenger needs it absolute).")
+    cfg.chdir = values.get(("wsgi", "chdir"), "")
+    _parse_app(r, cfg, values)
+    cfg.maintenance_page = values.get(("maintenance", "page"), "")
+    retry = values.get(("maintenance", "retry_after"), 300)
+    if retry < 0:
+        r.add("config-bad-value", "[maintenance] retry_after must not be negative.",
+              r.where("maintenance", "retry_after"), "Give the number of seconds, e.g. 300.")
+        retry = 300
+    cfg.retry_after = retry
+    _parse_env(r, cfg, data)
+    _parse_logging(r, cfg, values)
+    return cfg, r.problems
+
+
+def _parse_app(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    app = values.get(("wsgi", "app"), "")
+    module = values.get(("wsgi", "module"), "")
+    if not app:
+        return
+    if module:  # 0.1.0's older form: module = "pkg.mod", app = "attr"
+        spec_module, attribute = module, app
+    elif ":" in app:
+        spec_module, _, attribute = app.partition(":")
+    elif "." in app:
+        spec_module, _, attribute = app.rpartition(".")
+    else:
+        r.add("config-app-format", f"[wsgi] app = \"{app}\" names no module.",
+              r.where("wsgi", "app"),
+              "Write \"module.attribute\" or \"module:attribute\", e.g. \"app.app\" for app = Flask(...) "
+              "in app.py, or \"mysite.wsgi.application\" for Django.")
+        return
+    if not APP_SPEC.fullmatch(spec_module) or not re.fullmatch(r"[A-Za-z_]\w*", attribute):
+        r.add("config-app-format", f"[wsgi] app = \"{app}\" is not a valid Python module.attribute name.",
+              r.where("wsgi", "app"),
+              "Use dots between package names and no file suffix: \"mysite.wsgi.application\", "
+              "not \"mysite/wsgi.py\".")
+        return
+    cfg.module, cfg.attribute = spec_module, attribute
+
+
+def _parse_env(r: _Reader, cfg: Config, data: dict[str, Any]) -> None:
+    seen: dict[str, str] = {}
+    for sname in ("secret_files", "environment"):
+        body = data.get(sname, {})
+        if not isinstance(body, dict):
+            continue
+        target = cfg.secret_files if sname == "secret_files" else cfg.environment
+        for key, value in body.items():
+            if not ENV_NAME.fullmatch(key):
+                r.add("config-env-name", f"'{key}' in [{sname}] is not a valid environment variable name.",
+                      r.where(sname, key), "Use letters, digits and _ only, not starting with a digit.")
+                continue
+            if not isinstance(value, str):
+                r.add("config-wrong-type", f"[{sname}] {key} must be a string in quotes, not {_toml_type(value)}.",
+                      r.where(sname, key), "Put the value in double quotes; environment values are strings.")
+                continue
+            if key in seen:
+                r.add("config-env-duplicate", f"{key} is set in both [{seen[key]}] and [{sname}].",
+                      r.where(sname, key), "Keep it in one section only.")
+                continue
+            seen[key] = sname
+            target[key] = value
+
+
+def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    lc = LoggingConfig()
+    for key in SCHEMA["logging"]:
+        if ("logging", key) in values:
+            setattr(lc, key, values[("logging", key)])
+    if lc.level.upper() not in LEVELS:
+        r.add("config-bad-value", f"[logging] level must be one of {', '.join(LEVELS)}.",
+              r.where("logging", "level"), "Write e.g. level = \"INFO\".")
+        lc.level = "INFO"
+    lc.level = lc.level.upper()
+    for key, minimum in (("max_bytes", 4096), ("backups", 0)):
+        if getattr(lc, key) < minimum:
+            r.add("config-bad-value", f"[logging] {key} must be at least {minimum}.",
+                  r.where("logging", key), f"Use a value of {minimum} or more.")
+            setattr(lc, key, getattr(LoggingConfig, key))
+    for key in ("debug_addresses", "redact"):
+        items = getattr(lc, key)
+        if not all(isinstance(i, str) for i in items):
+            r.add("config-wrong-type", f"[logging] {key} must be a list of strings.",
+                  r.where("logging", key), "Quote every entry, e.g. [\"203.0.113.7\"].")
+            setattr(lc, key, [])
+    for address in lc.debug_addresses:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            r.add("config-bad-value", f"[logging] debug_addresses entry '{address}' is not an IP address or network.",
+                  r.where("logging", "debug_addresses"), "Write addresses like \"203.0.113.7\" or \"10.0.0.0/8\".")
+    for pattern in lc.redact:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            r.add("config-bad-value", f"[logging] redact pattern is not a valid regular expression: {exc}.",
+                  r.where("logging", "redact"), "Fix the pattern (Python `re` syntax).")
+    if lc.debug_token_file and not os.path.isabs(lc.debug_token_file):
+        r.add("config-bad-value", "[logging] debug_token_file must be an absolute path.",
+              r.where("logging", "debug_token_file"), "Write the full path of a file only you can read.")
+    lc.path = cfg.app_root / lc.file
+    lc.starts_path = lc.path.parent / "starts.jsonl"
+    cfg.logging = lc
+
+
+def load_config(app_root: Path) -> tuple[Config | None, list[Problem]]:
+    """Read app_root/config.toml. Returns (None, problems) if it cannot be read at all."""
+    file = app_root / "config.toml"
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        return None, [Problem("config-missing", "config.toml does not exist.", str(file),
+                              "Run `wsgi-shim install SITE` to create it, or restore it from your backup.")]
+    except PermissionError:
+        return None, [Problem("config-unreadable", "config.toml cannot be read by the site's user.", str(file),
+                              "Make it readable by its owner: chmod 600 config.toml (it must not be world-readable).")]
+    except IsADirectoryError:
+        return None, [Problem("config-missing", "config.toml is a directory, not a file.", str(file),
+                              "Remove the directory and create the file (`wsgi-shim install` writes a template).")]
+    except OSError as exc:
+        return None, [Problem("config-unreadable", f"config.toml cannot be read: {exc.strerror}.", str(file),
+                              "Check the file system and the file's permissions.")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [Problem("config-encoding", f"config.toml is not UTF-8 text (bad byte at line {line}).",
+                              f"{file} line {line}",
+                              "Save the file as UTF-8 (most editors: 'Save with encoding').")]
+    return parse_config(text, file, app_root)

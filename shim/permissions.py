@@ -1,0 +1,136 @@
+"""Permission rules, in one place, with the reason for each.
+
+On shared hosting every site runs as its owner, so what matters is who *else* can read or
+change a site's files:
+
+* Anyone who can write the venv, the app root or an ancestor directory can make the web
+  server run their code as the site's owner. So nothing on those paths may be writable by
+  "other", nor by a group that is not safe (below). Sticky directories such as /tmp are
+  fine: others may create entries there but cannot replace ours.
+* config.toml, passenger_wsgi.py and secret files may hold secrets or reveal them, so they
+  must not be readable by "other" (nor by an unsafe group).
+* Directories that Apache and Passenger must walk through need the "other" search bit (x).
+
+A group is *safe* when it is not the owner's default (primary) group, or when that default
+group is a user-private group (same name as the user, as `useradd -U` makes). The default
+group of most systems ("users", "staff", "domain users") contains everybody, so granting it
+access is the same as granting it to the world. A project group chosen on purpose is safe.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from pathlib import Path
+
+
+def group_is_safe(gid: int, username: str | None = None) -> bool:
+    """False when gid is `username`'s default group and that group is not user-private."""
+    try:
+        pw = pwd.getpwnam(username) if username else pwd.getpwuid(os.getuid())
+    except KeyError:
+        return True
+    if pw.pw_gid != gid:
+        return True
+    try:
+        return grp.getgrgid(gid).gr_name == pw.pw_name
+    except KeyError:
+        return False
+
+
+def name_of_group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def name_of_user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def writable_by_others(st: os.stat_result, username: str | None = None) -> str:
+    """Why this file or directory is writable by someone else, or "" if it is not."""
+    sticky_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+    if st.st_mode & stat.S_IWOTH and not sticky_dir:
+        return f"writable by everyone (mode {stat.filemode(st.st_mode)})"
+    if st.st_mode & stat.S_IWGRP and not sticky_dir and not group_is_safe(st.st_gid, username):
+        return (f"writable by group '{name_of_group(st.st_gid)}', which is a default group "
+                f"shared with other users (mode {stat.filemode(st.st_mode)})")
+    return ""
+
+
+def readable_by_others(st: os.stat_result, username: str | None = None) -> str:
+    """Why this file can be read by someone other than its owner's project, or ""."""
+    if st.st_mode & stat.S_IROTH:
+        return f"readable by everyone (mode {stat.filemode(st.st_mode)})"
+    if st.st_mode & stat.S_IRGRP and not group_is_safe(st.st_gid, username):
+        return (f"readable by group '{name_of_group(st.st_gid)}', which is a default group "
+                f"shared with other users (mode {stat.filemode(st.st_mode)})")
+    return ""
+
+
+def unsafe_ancestor(path: Path, username: str | None = None) -> tuple[Path, str] | None:
+    """The first directory from / down to path (inclusive) that others could change."""
+    p = Path("/")
+    for part in Path(os.path.abspath(path)).parts[1:]:
+        p = p / part
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        why = writable_by_others(st, username)
+        if why:
+            return p, why
+    return None
+
+
+def unsearchable_ancestor(path: Path) -> Path | None:
+    """The first directory on the way to path that "other" cannot traverse (no o+x)."""
+    p = Path("/")
+    for part in Path(os.path.abspath(path)).parts[1:]:
+        p = p / part
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH:
+            return p
+    return None
+
+
+def private_mode(base: int, gid: int, username: str | None = None, umask: int = 0o022) -> int:
+    """Owner bits from base; group bits (from base, limited by umask) only if the group is safe."""
+    mode = base & 0o700
+    if group_is_safe(gid, username):
+        mode |= (base & 0o070) & ~umask
+    return mode | (base & 0o007)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def create_private_file(path: Path, text: str = "", base: int = 0o660) -> None:
+    """Create a new file (never overwriting): owner rw, group bits only for a safe group."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, text.encode())
+        st = os.fstat(fd)
+        os.fchmod(fd, private_mode(base, st.st_gid, umask=current_umask()))
+    finally:
+        os.close(fd)
+
+
+def create_private_dir(path: Path, base: int = 0o750) -> None:
+    """Create a new directory: owner rwx, group bits only for a safe group, other as in base."""
+    os.mkdir(path, 0o700)
+    st = os.stat(path)
+    os.chmod(path, private_mode(base, st.st_gid, umask=current_umask()))
