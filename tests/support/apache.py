@@ -118,6 +118,18 @@ class ApacheServer:
         self.sites[name] = spec
         return spec.url
 
+    def serve(self, name: str, app_root: str | Path, docroot: str | Path, **kw: object) -> str:
+        """add_site() and make it live now: start() the first time, a graceful reload() after.
+
+        A reload restarts Passenger's core, so every app of this server is respawned.
+        """
+        url = self.add_site(name, app_root, docroot, **kw)  # type: ignore[arg-type]
+        if self.running():
+            self.reload()
+        else:
+            self.start()
+        return url
+
     def site_url(self, name: str) -> str:
         return self.sites[name].url
 

@@ -1,0 +1,65 @@
+"""Fixtures for end-to-end tests through a real Apache 2.4 + Phusion Passenger.
+
+One private Apache serves the whole session (tests.support.apache); each test adds its site with
+`apache.serve(...)`, which starts Apache the first time and reloads it gracefully afterwards.
+Everything Apache writes lives under one fresh directory below E2E_BASE; it must be reachable by
+www-data and the site user, so it cannot be pytest's tmp_path (0700, root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.apache import ApacheServer, apache_available
+
+E2E_BASE = Path(os.environ.get("WSGI_SHIM_E2E_DIR", "/srv/wsgi-shim-tests-e2e"))
+
+
+def _require_real_server() -> None:
+    reason = apache_available()
+    if reason is None:
+        return
+    if os.geteuid() != 0:
+        pytest.skip(f"real Apache + Passenger: {reason}")
+    # As root (CI) a missing Apache is a broken setup, not a reason to pass quietly.
+    pytest.fail(f"real Apache + Passenger unavailable although running as root: {reason}")
+
+
+@pytest.fixture(scope="session")
+def e2e_dir() -> Iterator[Path]:
+    """A fresh world-searchable directory for this session (several sessions may run at once)."""
+    _require_real_server()
+    E2E_BASE.mkdir(parents=True, exist_ok=True)
+    os.chmod(E2E_BASE, 0o755)
+    path = Path(tempfile.mkdtemp(prefix="session-", dir=E2E_BASE))
+    os.chmod(path, 0o755)
+    yield path
+    if not os.environ.get("WSGI_SHIM_E2E_KEEP"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def apache(e2e_dir: Path) -> Iterator[ApacheServer]:
+    """The session's Apache; not started until the first apache.serve(...)."""
+    server = ApacheServer(e2e_dir / "apache")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Attach what Apache and Passenger logged to a failing e2e test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    server = getattr(item, "funcargs", {}).get("apache")
+    if report.failed and isinstance(server, ApacheServer) and server.error_log.exists():
+        tail = "\n".join(server.error_log_text(since_start=False).splitlines()[-80:])
+        report.sections.append(("Apache error log (tail)", tail))

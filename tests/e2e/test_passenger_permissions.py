@@ -1,0 +1,115 @@
+"""Which file modes real Apache + Passenger need: pins the findings `wsgi-shim check` relies on.
+
+Findings (Apache 2.4 + Passenger 6.0.17, PassengerUser = site owner, Passenger core as root):
+- The app root, passenger_wsgi.py, tmp/ and tmp/restart.txt are only ever touched by the app
+  user and by the Passenger core (root). 0700 / 0600 everywhere work, restarts included: the
+  core stats restart.txt as root (seen with strace), so restart.txt needs no world or group bit.
+- The DocumentRoot and every directory above it must be searchable by the web server user
+  (www-data; o+x unless group-owned by it). Apache walks the DocumentRoot before Passenger sees
+  the request: a docroot without o+x turns every app URL into 404 (static files 403), a site
+  directory without o+x above it turns everything into 403 (AH00035 in the error log).
+  Read (o+r) is not needed: 0711 serves both the app and known static files.
+
+These sites are written by hand (a raw passenger_wsgi.py, the system Python) so that the modes
+under test are exactly the ones set here, whatever `wsgi-shim install` chooses.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.apache import ApacheServer, http_get, poll
+
+pytestmark = pytest.mark.realserver
+
+USER, GROUP = "shimsite", "shimproj"
+PYTHON = "/usr/bin/python3"  # readable by everyone; the site venv is not needed here
+
+RAW_APP = """\
+import os
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"pid={os.getpid()} uid={os.getuid()} gid={os.getgid()}".encode()]
+"""
+
+
+def as_site_user(*cmd: str) -> None:
+    # umask 077: whatever the site user creates gets no group or world bits at all.
+    subprocess.run(["runuser", "-u", USER, "-g", GROUP, "--", "sh", "-c", 'umask 077; "$@"',
+                    "sh", *cmd], check=True)
+
+
+def make_raw_site(base: Path, name: str, *, site: int = 0o711, approot: int = 0o700,
+                  startup: int = 0o600, tmp: int = 0o700, docroot: int = 0o711) -> Path:
+    """SITE/{www-approot,www-docroot} owned by the site user, with exactly the given modes."""
+    top = base / name
+    ar, dr = top / "www-approot", top / "www-docroot"
+    (ar / "tmp").mkdir(parents=True)
+    dr.mkdir()
+    (ar / "passenger_wsgi.py").write_text(RAW_APP)
+    (dr / "static.txt").write_text("static file\n")
+    subprocess.run(["chown", "-R", f"{USER}:{GROUP}", str(top)], check=True)
+    for path, mode in ((top, site), (ar, approot), (ar / "passenger_wsgi.py", startup),
+                       (ar / "tmp", tmp), (dr, docroot), (dr / "static.txt", 0o644)):
+        os.chmod(path, mode)
+    # The site user creates restart.txt itself, as `wsgi-shim restart` would: mode 0600.
+    as_site_user("touch", str(ar / "tmp" / "restart.txt"))
+    return top
+
+
+def serve_raw(apache: ApacheServer, top: Path) -> str:
+    return apache.serve(top.name, top / "www-approot", top / "www-docroot",
+                        user=USER, group=GROUP, python=PYTHON)
+
+
+def touch_restart(restart_txt: Path) -> None:
+    """Touch as the site user in a later whole second than the current mtime.
+
+    Passenger compares restart.txt mtimes at one-second resolution, so a touch within the
+    same second as the mtime it last saw is ignored.
+    """
+    while int(time.time()) <= int(restart_txt.stat().st_mtime):
+        time.sleep(0.05)
+    as_site_user("touch", str(restart_txt))
+
+
+def test_private_modes_serve_and_restart(apache: ApacheServer, e2e_dir: Path) -> None:
+    top = make_raw_site(e2e_dir / "raw", "private-modes")
+    restart_txt = top / "www-approot" / "tmp" / "restart.txt"
+    assert restart_txt.stat().st_mode & 0o777 == 0o600
+    url = serve_raw(apache, top)
+
+    first = poll(url + "/", lambda r: r.status == 200, timeout=30)
+    uid, gid = pwd.getpwnam(USER).pw_uid, grp.getgrnam(GROUP).gr_gid
+    assert f"uid={uid} gid={gid}" in first.body, first.body
+    assert http_get(url + "/static.txt").body == "static file\n"
+
+    # Restart noticed although only root and the owner can see tmp/ and restart.txt.
+    touch_restart(restart_txt)
+    after = poll(url + "/", lambda r: r.status == 200 and r.body != first.body, timeout=15)
+    assert after.body.split()[0] != first.body.split()[0]  # a new pid
+
+
+def test_docroot_needs_search_bit_for_web_server(apache: ApacheServer, e2e_dir: Path) -> None:
+    top = make_raw_site(e2e_dir / "raw", "docroot-closed", docroot=0o700)
+    url = serve_raw(apache, top)
+    offset = apache.error_log_size()
+    r = http_get(url + "/")
+    # Apache never hands the request to Passenger: the app is not reached at all.
+    assert r.status == 404, (r.status, r.body[:300])
+    assert http_get(url + "/static.txt").status == 403
+    assert "search permissions are missing" in apache.error_log_after(offset)
+
+
+def test_site_dir_above_docroot_needs_search_bit(apache: ApacheServer, e2e_dir: Path) -> None:
+    top = make_raw_site(e2e_dir / "raw", "site-closed", site=0o750, docroot=0o755)
+    url = serve_raw(apache, top)
+    assert http_get(url + "/").status == 403
+    assert http_get(url + "/static.txt").status == 403
