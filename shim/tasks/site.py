@@ -69,7 +69,8 @@ class Paths:
 
     def shim(self, subcommand: str, *args: str) -> str:
         """`wsgi-shim SUBCOMMAND APPROOT ARGS`: the app root names the site unambiguously,
-        whatever its approot name (wsgi-shim accepts the site directory or its app root)."""
+        whatever its approot name (wsgi-shim accepts the site directory or its app root).
+        SUBCOMMAND may carry a positional word first, e.g. "maint on"."""
         return " ".join([q(self.wsgi_shim), subcommand, q(self.approot), *args])
 
 
@@ -231,7 +232,7 @@ def maint(c, action, site=None, venv=None):
     if action not in ("on", "off", "status"):
         raise Exit(f"maint: expected on, off or status, not {action!r}", code=2)
     p = paths(c, site, venv)
-    run(c, p.shim("maint", action), f"maint {action}", p=p)
+    run(c, p.shim(f"maint {action}"), f"maint {action}", p=p)
 
 
 @task(optional=["wait"], help={
