@@ -43,10 +43,30 @@ def looks_secret(name: str) -> bool:
     return SECRET_NAME.search(name) is not None
 
 
+# Environment variables whose names match SECRET_NAME but that hold public, everyday values
+# (masking PWD would blank every path in every traceback).
+_NOT_SECRET_ENV = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "DBUS_SESSION_BUS_ADDRESS",
+                             "XDG_SESSION_ID", "XDG_SESSION_TYPE", "XDG_SESSION_CLASS",
+                             "XDG_SESSION_DESKTOP", "DESKTOP_SESSION", "AUTH_TYPE",
+                             "SERVER_SIGNATURE", "PASSENGER_SPAWN_WORK_DIR"})
+
+
 def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values of environment variables whose names look secret (e.g. DJANGO_SECRET_KEY)."""
+    """Values of environment variables whose names look secret (e.g. DJANGO_SECRET_KEY).
+
+    A value that is the path of an existing file is skipped: it names where a secret is
+    (GOOGLE_APPLICATION_CREDENTIALS, [secret_files] variables), it is not the secret, and
+    masking it would hide paths in tracebacks.
+    """
     env = os.environ if environ is None else environ
-    return [v for k, v in env.items() if isinstance(v, str) and looks_secret(k)]
+    out = []
+    for k, v in env.items():
+        if not isinstance(v, str) or k in _NOT_SECRET_ENV or not looks_secret(k):
+            continue
+        if v.startswith("/") and " " not in v and os.path.exists(v):
+            continue
+        out.append(v)
+    return out
 
 
 def expand_secret(value: str) -> list[str]:
@@ -130,13 +150,9 @@ def header_secrets(environ: Mapping[str, object]) -> list[str]:
                 _, _, v = part.partition("=")
                 if v.strip():
                     out.append(v.strip().strip('"'))
-        elif key.isupper() and key not in _NOT_SECRET_CGI and looks_secret(key):
+        elif key.isupper() and key not in _NOT_SECRET_ENV and looks_secret(key):
             out.append(value)
     return out
-
-
-# CGI variables whose names match SECRET_NAME but whose values are public and common words.
-_NOT_SECRET_CGI = frozenset({"AUTH_TYPE", "SERVER_SIGNATURE"})
 
 
 def _basic_parts(b64: str) -> list[str]:

@@ -1,0 +1,183 @@
+"""`wsgi-shim install`: create a site's directories and files with safe modes, all or nothing."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from shim.layout import Site
+from shim.permissions import create_private_dir, create_private_file, group_is_safe, private_mode
+from shim.permissions import current_umask
+
+PASSENGER_WSGI = """\
+# Created by wsgi-shim. Passenger loads this file; wsgi-shim checks the site and config.toml,
+# then serves your app, the maintenance page (while tmp/maint.txt exists) or an error page
+# that names every problem and its fix.
+import shim
+
+application = shim.get_app()
+"""
+
+CONFIG_HEADER = """\
+# config.toml for wsgi-shim -- read at every start of the site's app process.
+# After a change run: wsgi-shim check SITE && wsgi-shim restart SITE
+#
+# [passenger]        must match what the sysadmins configured in Apache
+#   passenger_user   = user the app runs as (PassengerUser); owner of the app root
+#   passenger_group  = project group the app runs as (PassengerGroup)
+#   passenger_python = absolute path of the site venv's python (PassengerPython); the venv
+#                      must lie outside the app root and be writable only by you (and your
+#                      project group)
+#   passenger_app_root, passenger_restart_dir, web_doc_root = informational, for the sysadmins
+#
+# [wsgi]
+#   app   = "package.module.attribute" or "package.module:attribute", e.g.
+#           "mysite.wsgi.application" (Django) or "app.app" (Flask's app.py with app = Flask(...))
+#   chdir = directory holding your top-level package, relative to the app root (default: the
+#           app root). It becomes the working directory and the first entry of sys.path.
+#
+# [secret_files]     NAME = "/absolute/path/of/a/file" (mode 600, or 640 with a project group)
+#                    The app gets the *path* in environment variable NAME; read the secret there.
+# [environment]      NAME = "value" -- plain settings put into the app's environment.
+#
+# [maintenance]      page = "maint.html" (custom HTML shown in maintenance mode; relative to the
+#                    app root), retry_after = 300 (seconds, sent as Retry-After)
+#
+# [logging]          the app log you can read (default logs/app.log in the app root):
+#   enabled = true, file = "logs/app.log", max_bytes = 1048576, backups = 3, level = "INFO",
+#   capture_output = true (print(), stderr, warnings, logging), catch_errors = true (a failing
+#   request is logged with an error id; visitors see only the id),
+#   debug_token_file = "" and debug_addresses = [] (who may see tracebacks), redact = [] (regexes)
+#
+# Full reference: README.md, "Configuration".
+
+"""
+
+
+class InstallError(Exception):
+    """A message for the user; nothing was left behind."""
+
+
+@dataclass
+class InstallResult:
+    site: Site
+    created: list[Path]
+    user: str
+    group: str
+    python: str
+    warnings: list[str]
+
+
+def default_python() -> str:
+    if sys.prefix != sys.base_prefix:
+        return str(Path(sys.prefix) / "bin" / "python")
+    return ""
+
+
+def render_config(site: Site, user: str, group: str, python: str, app: str) -> str:
+    import tomli_w  # writes any path with correct quoting and escaping
+
+    data = {
+        "passenger": {
+            "passenger_user": user,
+            "passenger_group": group,
+            "passenger_python": python,
+            "passenger_app_root": str(site.approot),
+            "passenger_restart_dir": str(site.tmp),
+            "web_doc_root": str(site.docroot),
+        },
+        "wsgi": {"app": app, "chdir": "."},
+        "secret_files": {},
+        "environment": {},
+    }
+    return CONFIG_HEADER + tomli_w.dumps(data)
+
+
+def install(site: Site, user: str | None = None, group: str | None = None, python: str | None = None,
+            app: str = "app.application") -> InstallResult:
+    if not site.site.is_absolute():
+        raise InstallError(f"SITE must be an absolute path (starting with /), not '{site.site}'.")
+    for name, value in (("--approot", site.approot_name), ("--docroot", site.docroot_name)):
+        if "/" in value or value in ("", ".", ".."):
+            raise InstallError(f"{name} must be a single directory name inside SITE, not '{value}'.")
+    for path in (site.approot, site.docroot):
+        if os.path.lexists(path):
+            raise InstallError(f"{path} already exists; wsgi-shim install never overwrites anything. "
+                               "Run `wsgi-shim check SITE` to examine an existing site.")
+    me = pwd.getpwuid(os.getuid()).pw_name
+    warnings: list[str] = []
+    created: list[Path] = []
+    umask = current_umask()
+    try:
+        if not site.site.exists():
+            if not site.site.parent.is_dir():
+                raise InstallError(f"{site.site.parent} does not exist; create the site directory first.")
+            os.mkdir(site.site, 0o755 & ~umask | 0o005)
+            created.append(site.site)
+        # Directories Passenger and Apache must traverse: world-searchable, never world-writable.
+        for path in (site.approot, site.tmp, site.docroot):
+            os.mkdir(path, 0o700)
+            created.append(path)
+            os.chmod(path, private_mode(0o775, os.stat(path).st_gid, me, umask) | 0o005)
+        gid = os.stat(site.approot).st_gid
+        group = group or grp.getgrgid(gid).gr_name
+        user = user or me
+        python = python or default_python() or str(site.default_venv / "bin" / "python")
+        create_private_dir(site.default_logs)
+        created.append(site.default_logs)
+        for path, text in ((site.passenger_wsgi, PASSENGER_WSGI),
+                           (site.config_toml, render_config(site, user, group, python, app)),
+                           (site.restart_txt, ""),
+                           (site.maint_txt, "wsgi-shim: maintenance mode is on until this file is removed "
+                                            "(wsgi-shim maint off SITE).\n")):
+            create_private_file(path, text)
+            created.append(path)
+    except BaseException as exc:
+        for path in reversed(created):
+            try:
+                path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+            except OSError:
+                pass
+        if isinstance(exc, InstallError):
+            raise
+        if isinstance(exc, OSError):
+            raise InstallError(f"Could not create {exc.filename or site.site}: {exc.strerror}. "
+                               "Nothing was left behind.") from None
+        raise
+    if not group_is_safe(gid, me):
+        warnings.append(f"The files' group '{grp.getgrgid(gid).gr_name}' is your default group, shared with "
+                        "other users, so it got no access. Use a project group: chgrp -R PROJECT "
+                        f"{site.site} and set passenger_group.")
+    if user != me:
+        warnings.append(f"passenger_user is '{user}' but the files belong to you ({me}); Passenger runs the "
+                        "app as passenger_user, which must be able to read them.")
+    if not default_python() and python == str(site.default_venv / "bin" / "python"):
+        warnings.append(f"Not run from a venv: passenger_python is set to {python}; create that venv "
+                        "(inv venv) and install wsgi-shim into it.")
+    return InstallResult(site, created, user, group, python, warnings)
+
+
+def apache_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def apache_snippet(site: Site, user: str, group: str, python: str) -> str:
+    q = apache_quote
+    return "\n".join([
+        f"# Apache + Passenger settings for {site.site} (for the site's <VirtualHost>)",
+        f"DocumentRoot {q(str(site.docroot))}",
+        f"PassengerAppRoot {q(str(site.approot))}",
+        "PassengerAppType wsgi",
+        "PassengerStartupFile passenger_wsgi.py",
+        f"PassengerPython {q(python)}",
+        f"PassengerUser {user}",
+        f"PassengerGroup {group}",
+        f"PassengerRestartDir {q(str(site.tmp))}",
+        f"<Directory {q(str(site.docroot))}>",
+        "    Require all granted",
+        "</Directory>",
+    ])

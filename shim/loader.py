@@ -1,0 +1,242 @@
+"""get_app(): check the site, then hand Passenger the app, a maintenance page or an error page.
+
+Nothing raised here, by our code or the user's, may reach Passenger: its own page for that is
+the generic "We're sorry, but something went wrong", with details only in a log the site's
+developer cannot read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import grp
+import importlib
+import os
+import pwd
+import sys
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from shim import __version__, control, pages
+from shim.checks import runtime_problems
+from shim.config import Config, load_config
+from shim.layout import Site
+from shim.problems import Problem
+
+PROBE_ENV = "WSGI_SHIM_PROBE"  # set by `wsgi-shim check`: import only, record nothing
+
+
+@dataclass
+class StartResult:
+    state: str  # "app" | "maintenance" | "error"
+    problems: list[Problem] = field(default_factory=list)
+
+
+LAST_START: StartResult | None = None  # read by `wsgi-shim check` through shim/probe.py
+
+
+def process_facts(app_root: Path) -> dict[str, str]:
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = str(os.geteuid())
+    try:
+        group = grp.getgrgid(os.getegid()).gr_name
+    except KeyError:
+        group = str(os.getegid())
+    return {"user": user, "group": group, "python": f"{sys.executable} ({sys.version.split()[0]})",
+            "app root": str(app_root), "pid": str(os.getpid()), "time": pages.now_text(),
+            "wsgi-shim": __version__}
+
+
+def get_app(app_root: str | Path | None = None):
+    try:
+        return _get_app(Path(app_root) if app_root else Path(os.getcwd()))
+    except BaseException as exc:  # noqa: BLE001 - the last line of defence; see module docstring
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        problem = Problem("shim-internal", f"wsgi-shim itself failed: {exc.__class__.__name__}: {exc}.",
+                          "wsgi-shim", "Please report this with the traceback below; meanwhile check "
+                                       "config.toml with `wsgi-shim check SITE`.",
+                          "".join(traceback.format_exception(exc)))
+        return _finish("error", [problem], Path(os.getcwd()), None, None)
+
+
+def _get_app(app_root: Path):
+    probe = os.environ.get(PROBE_ENV) == "1"
+    site = Site.from_approot(app_root)
+    cfg, problems = load_config(app_root)
+    in_maintenance = not probe and site.maint_txt.exists()
+    applog = None
+    if cfg is not None:
+        problems += runtime_problems(cfg, check_identity=not probe)
+        if cfg.logging.enabled and not probe:
+            from shim import applog as applog_module  # only when logging is on
+
+            applog, log_problems = applog_module.setup(cfg.logging, cfg.secret_values())
+            problems += log_problems
+    if in_maintenance:
+        return _finish("maintenance", problems, app_root, cfg, applog)
+    if problems or cfg is None:
+        return _finish("error", problems, app_root, cfg, applog)
+    app, import_problems = import_app(cfg)
+    if import_problems:
+        return _finish("error", import_problems, app_root, cfg, applog)
+    if applog is not None and cfg.logging.catch_errors:
+        from shim import diagnostics
+
+        app = diagnostics.wrap(app, cfg.logging, applog, cfg.secret_values())
+    return _finish("app", [], app_root, cfg, applog, app)
+
+
+def _finish(state, problems, app_root, cfg: Config | None, applog, app=None):
+    global LAST_START
+    LAST_START = StartResult(state, problems)
+    facts = process_facts(app_root)
+    if os.environ.get(PROBE_ENV) != "1":
+        starts = cfg.logging.starts_path if cfg else Site.from_approot(app_root).default_logs / "starts.jsonl"
+        control.record_start(starts, state, problems,
+                             {"user": facts["user"], "group": facts["group"], "python": sys.executable})
+        if applog is not None:
+            applog.startup(state, problems)
+    if state == "app":
+        return app
+    if state == "maintenance":
+        return _maintenance(cfg, app_root)
+    return pages.error_page(problems, facts)
+
+
+def _maintenance(cfg: Config | None, app_root: Path):
+    custom = None
+    page = cfg.maintenance_page_path if cfg else None
+    if page is not None:
+        try:
+            custom = page.read_bytes()
+        except OSError:
+            custom = None  # reported by checks.maintenance_problems; the default page is shown
+    since = ""
+    try:
+        since = datetime.fromtimestamp(
+            os.stat(Site.from_approot(app_root).maint_txt).st_mtime).astimezone().isoformat(timespec="minutes")
+    except OSError:
+        pass
+    return pages.maintenance_page(custom, cfg.retry_after if cfg else 300, since)
+
+
+def import_app(cfg: Config):
+    """Import the app with config's environment, cwd and sys.path; undo all of it on failure."""
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_path = list(sys.path)
+    saved_modules = set(sys.modules)
+    chdir = str(cfg.chdir_path)
+    try:
+        os.environ.update(cfg.env_vars())
+        # Django needs the cwd to be the project (0.1.0 did this too).
+        os.chdir(chdir)
+        sys.path[:] = [chdir] + [p for p in sys.path if p not in ("", chdir)]
+        module = importlib.import_module(cfg.module)
+        try:
+            app = getattr(module, cfg.attribute)
+        except AttributeError:
+            names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n, None))]
+            close = difflib.get_close_matches(cfg.attribute, names, n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            fix = (f"Correct [wsgi] app. Callables in {cfg.module}: {', '.join(names[:12]) or 'none'}.")
+            return None, _rollback(saved_env, saved_cwd, saved_path, saved_modules, [Problem(
+                "app-attribute-missing", f"Module '{cfg.module}' has no attribute '{cfg.attribute}'.{hint}",
+                f"{getattr(module, '__file__', cfg.module)}; {cfg.file}, [wsgi] app", fix)])
+        if not callable(app):
+            return None, _rollback(saved_env, saved_cwd, saved_path, saved_modules, [Problem(
+                "app-not-callable", f"{cfg.app_spec} is {type(app).__name__}, not a WSGI callable.",
+                f"{cfg.file}, [wsgi] app",
+                "Point [wsgi] app at the WSGI application object itself (Flask: the Flask(...) instance; "
+                "Django: wsgi.application).")])
+        return app, []
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure of the user's import
+        problem = describe_import_failure(exc, cfg, secrets=cfg.secret_values())
+        return None, _rollback(saved_env, saved_cwd, saved_path, saved_modules, [problem])
+
+
+def _rollback(env, cwd, path, modules, problems):
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        os.chdir(cwd)
+    except OSError:
+        pass
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        del sys.modules[name]
+    return problems
+
+
+def _user_frame(exc: BaseException) -> str:
+    """file:line of the innermost frame outside importlib and wsgi-shim."""
+    here = os.path.dirname(__file__)
+    where = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<frozen") or frame.filename.startswith(here):
+            continue
+        where = f"{frame.filename} line {frame.lineno}"
+    return where
+
+
+def format_traceback(exc: BaseException, secrets: list[str]) -> str:
+    here = os.path.dirname(__file__)
+    tb = exc.__traceback__
+    while tb is not None and (tb.tb_frame.f_code.co_filename.startswith(here)
+                              or tb.tb_frame.f_code.co_filename.startswith("<frozen")):
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def describe_import_failure(exc: BaseException, cfg: Config, secrets: list[str]) -> Problem:
+    detail = format_traceback(exc, secrets)
+    where = _user_frame(exc) or f"{cfg.file}, [wsgi] app"
+    spec = cfg.app_spec
+    message = str(exc)
+    for secret in secrets:
+        message = message.replace(secret, "[redacted]")
+    if isinstance(exc, ModuleNotFoundError):
+        missing = exc.name or ""
+        if missing and (cfg.module == missing or cfg.module.startswith(missing + ".")):
+            try:
+                entries = sorted(e for e in os.listdir(cfg.chdir_path) if not e.startswith((".", "_")))
+            except OSError:
+                entries = []
+            names = [e[:-3] if e.endswith(".py") else e for e in entries]
+            close = difflib.get_close_matches(missing.split(".")[-1], names, n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            return Problem("app-module-missing",
+                           f"Python cannot find module '{missing}' (from [wsgi] app = \"{spec}\").{hint}",
+                           f"{cfg.file}, [wsgi] app; looked in {cfg.chdir_path}",
+                           "Correct [wsgi] app or [wsgi] chdir (the directory that contains the top-level "
+                           f"package). It holds: {', '.join(entries[:15]) or 'nothing'}.", detail)
+        return Problem("app-dependency-missing",
+                       f"Importing {cfg.module} needs module '{missing}', which is not installed in the site's venv.",
+                       where, f"Install it into the venv Passenger uses: {Path(sys.prefix)}/bin/pip install "
+                              f"<the package that provides '{missing.split('.')[0]}'>.", detail)
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename} line {exc.lineno}" if exc.filename else where
+        return Problem("app-syntax-error", f"{exc.__class__.__name__} in your code: {exc.msg}.", where,
+                       "Fix the line shown; `python -m py_compile FILE` checks a file before you deploy.", detail)
+    if isinstance(exc, PermissionError):
+        return Problem("app-permission", f"Permission denied while importing {cfg.module}: {exc.filename or message}.",
+                       where, "The site's user must be able to read every file of the app (and search every "
+                              "directory): chmod u+r files, u+x directories.", detail)
+    if isinstance(exc, SystemExit):
+        return Problem("app-exit", f"Importing {cfg.module} called sys.exit({exc.code!r}).", where,
+                       "Do not exit at import time; guard script code with if __name__ == \"__main__\":.", detail)
+    if isinstance(exc, ImportError):
+        return Problem("app-import-error", f"ImportError while importing {cfg.module}: {message}", where,
+                       "Check the import named in the traceback: a missing name, a circular import or a "
+                       "package built for another Python.", detail)
+    return Problem("app-exception",
+                   f"{exc.__class__.__name__} raised while importing {cfg.module}: {message}", where,
+                   "Fix the error at the place shown in the traceback (code that runs at import time, e.g. "
+                   "settings or module-level setup).", detail)

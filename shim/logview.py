@@ -1,0 +1,299 @@
+"""`wsgi-shim logs SITE`: read the app log (and its rotated files) as the developer.
+
+    wsgi-shim logs SITE                 the last 50 entries
+    wsgi-shim logs SITE -n 200          the last 200
+    wsgi-shim logs SITE --errors        only errors (request exceptions, failed starts, log errors)
+    wsgi-shim logs SITE --since 2h      entries of the last 2 hours (also 30s, 10m, 1d, 1w or an
+                                        ISO time such as 2026-11-24T09:30; without a zone it is
+                                        local time)
+    wsgi-shim logs SITE --id 3f9a1c2b7d the entry of that error id (from the 500 page)
+    wsgi-shim logs SITE --follow        keep printing new entries (Ctrl-C to stop)
+
+Needs no special rights: the log belongs to the site's user, who is the developer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shim.layout import Site
+
+ENTRY = re.compile(
+    r"^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[(?P<pid>\d+)\] (?P<level>[A-Z]+) "
+    r"(?P<source>\S*?): ?(?P<message>.*)$")
+ERROR_ID = re.compile(r"\berror id ([0-9a-f]{6,32})\b")
+ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
+DEFAULT_LINES = 50
+POLL_SECONDS = 0.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `wsgi-shim logs` (SITE is added by shim.cli)."""
+    parser.add_argument("-f", "--follow", action="store_true",
+                        help="keep printing new entries as they are written (Ctrl-C to stop)")
+    parser.add_argument("--errors", action="store_true",
+                        help="only errors: request exceptions, failed starts, ERROR log records")
+    parser.add_argument("--since", metavar="SPEC",
+                        help="only entries newer than SPEC: 30s, 10m, 2h, 1d, 1w, or an ISO time "
+                             "(2026-11-24T09:30, local time unless it names a zone)")
+    parser.add_argument("-n", "--lines", type=int, metavar="N",
+                        help=f"show the last N entries (default {DEFAULT_LINES}; "
+                             "with --since: all of them)")
+    parser.add_argument("--id", metavar="ERROR_ID", dest="error_id",
+                        help="show the entry of this error id (printed on the 500 page)")
+
+
+# -- reading --------------------------------------------------------------------------------
+
+def log_files(log_path: Path) -> list[Path]:
+    """The log and its rotated files, oldest first: app.log.3, app.log.2, app.log.1, app.log."""
+    rotated = []
+    try:
+        for p in log_path.parent.iterdir():
+            suffix = p.name[len(log_path.name) + 1:]
+            if p.name.startswith(log_path.name + ".") and suffix.isdigit():
+                rotated.append((int(suffix), p))
+    except OSError:
+        pass
+    files = [p for _, p in sorted(rotated, reverse=True)]
+    if log_path.exists():
+        files.append(log_path)
+    return files
+
+
+def parse_entries(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Group log lines into entries: a header line plus its indented continuation lines."""
+    current: dict[str, Any] | None = None
+    for line in lines:
+        line = line.rstrip("\n")
+        m = ENTRY.match(line)
+        if m:
+            if current is not None:
+                yield current
+            current = _entry(m, line)
+        elif current is not None:
+            current["lines"].append(line)
+        elif line.strip():  # text before any header (e.g. a truncated first entry)
+            current = {"time": "", "pid": 0, "level": "", "source": "", "message": line,
+                       "error_id": "", "lines": [line]}
+    if current is not None:
+        yield current
+
+
+def _entry(m: re.Match[str], line: str) -> dict[str, Any]:
+    message = m.group("message")
+    eid = ERROR_ID.search(message) if m.group("level") in ERROR_LEVELS else None
+    return {"time": m.group("time"), "pid": int(m.group("pid")), "level": m.group("level"),
+            "source": m.group("source"), "message": message,
+            "error_id": eid.group(1) if eid else "", "lines": [line]}
+
+
+def entry_text(entry: dict[str, Any]) -> str:
+    return "\n".join(entry["lines"])
+
+
+def entry_epoch(entry: dict[str, Any]) -> float:
+    try:
+        return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def read_entries(log_path: Path) -> Iterator[dict[str, Any]]:
+    """All entries of the log and its rotated files, oldest first. Raises OSError."""
+    for path in log_files(log_path):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                yield from parse_entries(f)
+        except FileNotFoundError:  # rotated away while we read
+            continue
+
+
+def is_error(entry: dict[str, Any]) -> bool:
+    return entry["level"] in ERROR_LEVELS
+
+
+def parse_since(spec: str, now: float | None = None) -> float:
+    """'10m' / '2h' / '1d' / '1w' / '30s' or an ISO time -> epoch seconds. Raises ValueError."""
+    spec = spec.strip()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", spec)
+    if m:
+        factor = {"": 60, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return (time.time() if now is None else now) - float(m.group(1)) * factor
+    try:
+        when = datetime.fromisoformat(spec.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        raise ValueError(f"--since {spec!r}: give a duration like 30s, 10m, 2h, 1d, 1w "
+                         "or an ISO time like 2026-11-24T09:30") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as the developer typed it
+    return when.timestamp()
+
+
+def recent_errors(log_path: Path, limit: int) -> list[dict[str, Any]]:
+    """The last `limit` error entries (newest last), for `wsgi-shim status`. Never raises.
+
+    Each: {"time", "pid", "level", "source", "message", "error_id", "text"}.
+    """
+    found: deque[dict[str, Any]] = deque(maxlen=max(0, limit))
+    try:
+        for e in read_entries(Path(log_path)):
+            if is_error(e):
+                found.append(e)
+    except OSError:
+        return []
+    return [_public(e) for e in found]
+
+
+def find_error(log_path: Path, error_id: str) -> dict[str, Any] | None:
+    """The entry carrying error id `error_id`, or None."""
+    wanted = error_id.strip().lower()
+    for e in read_entries(Path(log_path)):
+        if e["error_id"] == wanted:
+            return _public(e)
+    return None
+
+
+def _public(e: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in e.items() if k != "lines"}
+    out["text"] = entry_text(e)
+    return out
+
+
+# -- the command ----------------------------------------------------------------------------
+
+def log_path_of(site: "Site") -> Path:
+    """The site's app log path from its config.toml ([logging] file), else the default."""
+    try:
+        from shim.config import load_config
+
+        cfg, _ = load_config(site.approot)
+        if cfg is not None:
+            return Path(cfg.logging.path)
+    except Exception:
+        pass
+    return site.default_logs / "app.log"
+
+
+def run(site: "Site", args: argparse.Namespace) -> int:
+    """`wsgi-shim logs`: print entries; 0 when the log was read, 1 when it could not be or an
+    --id was not found, 2 for a bad --since."""
+    out = sys.stdout
+    path = log_path_of(site)
+    try:
+        since = parse_since(args.since) if getattr(args, "since", None) else None
+    except ValueError as exc:
+        print(f"wsgi-shim logs: {exc}", file=sys.stderr)
+        return 2
+    error_id = getattr(args, "error_id", None)
+    errors_only = bool(getattr(args, "errors", False))
+    limit = getattr(args, "lines", None)
+    if limit is None:
+        limit = None if since is not None else DEFAULT_LINES
+    follow = bool(getattr(args, "follow", False))
+
+    if not path.exists() and not log_files(path):
+        print(f"No app log yet at {path}. It is created when the site's app process first starts "
+              "with [logging] enabled; make a request to the site, or check that [logging] enabled "
+              "is true in config.toml.", file=sys.stderr)
+        if not follow:
+            return 1 if error_id else 0
+    try:
+        if error_id:
+            entry = find_error(path, error_id)
+            if entry is None:
+                print(f"No entry with error id {error_id} in {path} or its rotated files. It may "
+                      "have been rotated away (raise [logging] backups or max_bytes to keep more), "
+                      "or the id belongs to another site.", file=sys.stderr)
+                return 1
+            out.write(entry["text"] + "\n")
+            return 0
+        selected: deque[dict[str, Any]] = deque(maxlen=limit if limit and limit > 0 else None)
+        for e in read_entries(path):
+            if _wanted(e, errors_only, since):
+                selected.append(e)
+        if limit == 0:
+            selected.clear()
+        for e in selected:
+            out.write(entry_text(e) + "\n")
+        out.flush()
+        if not selected and not follow:
+            what = "error entries" if errors_only else "entries"
+            print(f"No {what}" + (f" since {args.since}" if since is not None else "")
+                  + f" in {path}.", file=sys.stderr)
+    except PermissionError as exc:
+        print(f"Cannot read the app log: {exc}. It belongs to the site's user (passenger_user in "
+              "config.toml): run `wsgi-shim logs` as that user.", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"Cannot read the app log {path}: {exc}", file=sys.stderr)
+        return 1
+    if follow:
+        return _follow(path, errors_only, out)
+    return 0
+
+
+def _wanted(e: dict[str, Any], errors_only: bool, since: float | None) -> bool:
+    if errors_only and not is_error(e):
+        return False
+    return since is None or entry_epoch(e) >= since
+
+
+def _follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = None) -> int:
+    """Print entries appended from now on; follows the log across rotations."""
+    f = None
+    ident = None
+    pending = ""
+    deadline = None if stop_after is None else time.monotonic() + stop_after
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if f is None:
+                try:
+                    f = open(path, encoding="utf-8", errors="replace")
+                    st = os.fstat(f.fileno())
+                    ident = (st.st_dev, st.st_ino)
+                    if pending == "":
+                        f.seek(0, os.SEEK_END)  # the first time: only what comes next
+                        pending = None  # type: ignore[assignment]
+                except FileNotFoundError:
+                    time.sleep(POLL_SECONDS)
+                    continue
+            chunk = f.read()
+            if chunk:
+                text = (pending or "") + chunk
+                complete, _, rest = text.rpartition("\n")
+                pending = rest  # a line still being written
+                for e in parse_entries(complete.split("\n") if complete else []):
+                    if _wanted(e, errors_only, None):
+                        out.write(entry_text(e) + "\n")
+                out.flush()
+                continue
+            try:
+                st = os.stat(path)
+                rotated = (st.st_dev, st.st_ino) != ident
+            except FileNotFoundError:
+                rotated = True
+            if rotated:  # the rest of the old file was read above; start the new one at 0
+                f.close()
+                f = None
+                pending = pending or None  # type: ignore[assignment]
+                if not path.exists():
+                    time.sleep(POLL_SECONDS)
+                continue
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if f is not None:
+            f.close()
+    return 0
