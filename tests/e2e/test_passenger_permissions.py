@@ -1,16 +1,16 @@
 """Which file modes real Apache + Passenger need: pins the findings `wsgi-shim check` relies on.
 
 Findings (Apache 2.4 + Passenger 6.0.17, PassengerUser = site owner, Passenger core as root):
-- The app root, passenger_wsgi.py, tmp/ and tmp/restart.txt are only ever touched by the app
-  user and by the Passenger core (root). 0700 / 0600 everywhere work, restarts included: the
-  core stats restart.txt as root (seen with strace), so restart.txt needs no world or group bit.
+- The app root, passenger_wsgi.py, tmp/, tmp/restart.txt and the venv are only ever touched by
+  the app user and by the Passenger core (root). 0700 / 0600 everywhere work, restarts included:
+  the core stats restart.txt as root (seen with strace), so it needs no world or group bit.
 - The DocumentRoot and every directory above it must be searchable by the web server user
   (www-data; o+x unless group-owned by it). Apache walks the DocumentRoot before Passenger sees
   the request: a docroot without o+x turns every app URL into 404 (static files 403), a site
   directory without o+x above it turns everything into 403 (AH00035 in the error log).
   Read (o+r) is not needed: 0711 serves both the app and known static files.
 
-These sites are written by hand (a raw passenger_wsgi.py, the system Python) so that the modes
+These sites are written by hand (a raw passenger_wsgi.py, a bare venv) so that the modes
 under test are exactly the ones set here, whatever `wsgi-shim install` chooses.
 """
 
@@ -30,13 +30,13 @@ from tests.support.apache import ApacheServer, http_get, poll
 pytestmark = pytest.mark.realserver
 
 USER, GROUP = "shimsite", "shimproj"
-PYTHON = "/usr/bin/python3"  # readable by everyone; the site venv is not needed here
+PYTHON = "/usr/bin/python3"  # Debian's; the default python3 here is not executable by others
 
 RAW_APP = """\
-import os
+import os, sys
 def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [f"pid={os.getpid()} uid={os.getuid()} gid={os.getgid()}".encode()]
+    return [f"pid={os.getpid()} uid={os.getuid()} gid={os.getgid()} prefix={sys.prefix}".encode()]
 """
 
 
@@ -61,12 +61,14 @@ def make_raw_site(base: Path, name: str, *, site: int = 0o711, approot: int = 0o
         os.chmod(path, mode)
     # The site user creates restart.txt itself, as `wsgi-shim restart` would: mode 0600.
     as_site_user("touch", str(ar / "tmp" / "restart.txt"))
+    # A venv of the site user's own (no pip: fast), 0700 like everything else private.
+    as_site_user(PYTHON, "-m", "venv", "--without-pip", str(top / "venv"))
     return top
 
 
 def serve_raw(apache: ApacheServer, top: Path) -> str:
     return apache.serve(top.name, top / "www-approot", top / "www-docroot",
-                        user=USER, group=GROUP, python=PYTHON)
+                        user=USER, group=GROUP, python=top / "venv" / "bin" / "python")
 
 
 def touch_restart(restart_txt: Path) -> None:
@@ -86,9 +88,10 @@ def test_private_modes_serve_and_restart(apache: ApacheServer, e2e_dir: Path) ->
     assert restart_txt.stat().st_mode & 0o777 == 0o600
     url = serve_raw(apache, top)
 
+    assert (top / "venv").stat().st_mode & 0o777 == 0o700
     first = poll(url + "/", lambda r: r.status == 200, timeout=30)
     uid, gid = pwd.getpwnam(USER).pw_uid, grp.getgrnam(GROUP).gr_gid
-    assert f"uid={uid} gid={gid}" in first.body, first.body
+    assert f"uid={uid} gid={gid} prefix={top / 'venv'}" in first.body, first.body
     assert http_get(url + "/static.txt").body == "static file\n"
 
     # Restart noticed although only root and the owner can see tmp/ and restart.txt.
