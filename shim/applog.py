@@ -79,7 +79,7 @@ def _group_is_safe(gid: int) -> bool:
         return False
     try:
         return group_is_safe(gid, None)
-    except Exception:
+    except (KeyError, OSError, ValueError):
         return False
 
 
@@ -119,7 +119,7 @@ class AppLog:
             if self.redact:
                 text = self.redact(text)
             self._append(text.encode("utf-8", "backslashreplace"))
-        except Exception as exc:  # never into the app; say it once where Passenger logs
+        except Exception as exc:  # noqa: BLE001 - never into the app; said once, to Passenger
             self._report_failure(exc)
 
     def entry(self, level: str, source: str, message: str, epoch: float | None = None,
@@ -143,7 +143,7 @@ class AppLog:
 
         try:
             user = getpass.getuser()
-        except Exception:
+        except (KeyError, OSError):
             user = str(os.getuid())
         level = "ERROR" if state == "error" else ("WARNING" if problems else "INFO")
         text = format_entry(level, "shim", f"process started: state={state} user={user} "
@@ -210,7 +210,7 @@ class AppLog:
         st = os.fstat(fd)
         self._ident = (st.st_dev, st.st_ino)
 
-    def _locked(self) -> "_FileLock":
+    def _locked(self) -> _FileLock:
         return _FileLock(self._lockfd)
 
     def _append(self, data: bytes) -> None:
@@ -261,8 +261,8 @@ class AppLog:
                 stream.write(f"wsgi-shim: cannot write the app log {self.path}: {exc}; "
                              "further log output of this process is lost\n")
                 stream.flush()
-        except Exception:
-            pass
+        except (OSError, ValueError):  # Passenger's stderr is gone too: nowhere left to say it
+            return
 
     def _after_fork(self) -> None:
         # A forked child shares the parent's open file descriptions, and flock locks belong to
@@ -332,7 +332,7 @@ class LogStream(io.TextIOBase):
         return "backslashreplace"
 
     @property
-    def buffer(self) -> "_BinaryToText":
+    def buffer(self) -> _BinaryToText:
         return _BinaryToText(self)
 
     def writable(self) -> bool:
@@ -412,7 +412,7 @@ class AppLogHandler(logging.Handler):
                               record.process)
         except RecursionError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - logging's own contract: handleError, never raise
             self.handleError(record)
 
 
@@ -484,7 +484,7 @@ def _problem(code: str, what: str, where: str, fix: str) -> Problem:
     return Problem(code, what, where, fix)
 
 
-def setup(cfg: "LoggingConfig", secrets: Sequence[str]) -> tuple[AppLog | None, list[Problem]]:
+def setup(cfg: LoggingConfig, secrets: Sequence[str]) -> tuple[AppLog | None, list[Problem]]:
     """Open the app log and (with capture_output) route the process's output into it.
 
     Never raises. Returns (None, problems) when logging is off or the log cannot be opened;
@@ -499,15 +499,17 @@ def setup(cfg: "LoggingConfig", secrets: Sequence[str]) -> tuple[AppLog | None, 
         redactor = Redactor(list(secrets) + secret_env_values(), getattr(cfg, "redact", ()))
         for err in redactor.errors:
             problems.append(_problem(
-                "log-redact-pattern", f"A [logging] redact pattern is unusable and is ignored: {err}.",
+                "log-redact-pattern",
+                f"A [logging] redact pattern is unusable and is ignored: {err}.",
                 "config.toml, [logging] redact", "Fix or remove the pattern (Python `re` syntax)."))
         try:
             applog = AppLog(path, cfg.max_bytes, cfg.backups, redactor)
         except OSError as exc:
             problems.append(_problem(
                 "log-unwritable",
-                f"The app log cannot be opened for writing ({exc.strerror or exc}); the app's output, "
-                "warnings and request errors go to the server's log instead, which you cannot read.",
+                f"The app log cannot be opened for writing ({exc.strerror or exc}); the app's "
+                "output, warnings and request errors go to the server's log instead, which you "
+                "cannot read.",
                 str(path),
                 f"Make {path.parent} a directory owned by the site's user (chmod 700), or set "
                 "[logging] file to a path inside the app root that the site's user can write."))
@@ -518,8 +520,9 @@ def setup(cfg: "LoggingConfig", secrets: Sequence[str]) -> tuple[AppLog | None, 
         else:
             release()
         return applog, problems
-    except Exception as exc:  # a bug here must not take the site down
+    except Exception as exc:  # noqa: BLE001 - a bug here must not take the site down
         problems.append(_problem(
             "log-setup-failed", f"Setting up the app log failed: {type(exc).__name__}: {exc}.",
-            str(path), "Report this as a wsgi-shim bug; meanwhile set [logging] capture_output = false."))
+            str(path),
+            "Report this as a wsgi-shim bug; meanwhile set [logging] capture_output = false."))
         return None, problems

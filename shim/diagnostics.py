@@ -20,6 +20,7 @@ any other iterable is passed through a thin generator.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import sys
@@ -57,14 +58,15 @@ class CatchErrors:
         application = CatchErrors(app, ErrorReporter(applog, redactor))
     """
 
-    def __init__(self, app: WSGIApp, reporter: "ErrorReporter") -> None:
+    def __init__(self, app: WSGIApp, reporter: ErrorReporter) -> None:
         self.app = app
         self.reporter = reporter
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
             body = self.app(environ, start_response)
-        except Exception:
+        except Exception:  # noqa: BLE001 - that is the point of this middleware
             return self.reporter.respond(environ, start_response)
         if type(body) is list or type(body) is tuple:
             return body  # nothing left that can raise
@@ -77,10 +79,10 @@ class CatchErrors:
 class _GuardedBody:
     """The app's response iterable, with exceptions during iteration or close() reported."""
 
-    __slots__ = ("_body", "_environ", "_start_response", "_reporter")
+    __slots__ = ("_body", "_environ", "_reporter", "_start_response")
 
     def __init__(self, body: Iterable[bytes], environ: dict[str, Any],
-                 start_response: Callable[..., Any], reporter: "ErrorReporter") -> None:
+                 start_response: Callable[..., Any], reporter: ErrorReporter) -> None:
         self._body = body
         self._environ = environ
         self._start_response = start_response
@@ -93,7 +95,7 @@ class _GuardedBody:
                 if chunk:
                     sent = True
                 yield chunk
-        except Exception:
+        except Exception:  # noqa: BLE001 - the app's failure, reported
             if sent:  # headers and part of the body are out: all we can do is log and abort
                 error_id = self._reporter.log(self._environ, "while sending the response")
                 raise ResponseAborted(f"app failed mid-response; error id {error_id}") from None
@@ -104,14 +106,14 @@ class _GuardedBody:
         if close is not None:
             try:
                 close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the app's failure, reported
                 self._reporter.log(self._environ, "while closing the response")
 
 
 class ErrorReporter:
     """Everything the error path needs: logging with an error id, opt-in check, the page."""
 
-    def __init__(self, applog: "AppLog | None", redact: Redactor, token: bytes = b"",
+    def __init__(self, applog: AppLog | None, redact: Redactor, token: bytes = b"",
                  networks: Sequence[Any] = ()) -> None:
         self.applog = applog
         self.redact = redact
@@ -123,10 +125,8 @@ class ErrorReporter:
     def log(self, environ: dict[str, Any], when: str = "") -> str:
         """Write the current exception to the app log; return its error id. Never raises."""
         error_id = new_error_id()
-        try:
+        with contextlib.suppress(Exception):  # a failing report must not mask the app's error
             self._write(error_id, self._report_text(environ, error_id, when))
-        except Exception:
-            pass
         return error_id
 
     def _report_text(self, environ: dict[str, Any], error_id: str, when: str) -> tuple[str, str]:
@@ -159,15 +159,12 @@ class ErrorReporter:
         exc_info = sys.exc_info()
         error_id = new_error_id()
         text: tuple[str, str] | None = None
-        try:
+        detail = None
+        with contextlib.suppress(Exception):  # the visitor gets the plain page whatever happens
             text = self._report_text(environ, error_id, "")
             self._write(error_id, text)
-        except Exception:
-            pass
-        try:
+        with contextlib.suppress(Exception):
             detail = text if text is not None and self.opted_in(environ) else None
-        except Exception:
-            detail = None
         body = error_page(error_id, detail).encode("utf-8")
         headers = [("Content-Type", "text/html; charset=utf-8"),
                    ("Content-Length", str(len(body))),
@@ -175,7 +172,7 @@ class ErrorReporter:
                    SHIM_HEADER]
         try:
             start_response("500 Internal Server Error", headers, exc_info)
-        except Exception:
+        except Exception:  # noqa: BLE001 - servers re-raise the app's exception here
             # The server had already sent the app's headers: it cannot take a new status.
             raise ResponseAborted(f"app failed mid-response; error id {error_id}") from None
         finally:
@@ -244,7 +241,8 @@ _PAGE = """<!DOCTYPE html>
 <meta name="robots" content="noindex">
 <title>500 Internal Server Error</title>
 <style>body{{font-family:sans-serif;max-width:50em;margin:3em auto;padding:0 1em;color:#222}}
-code{{background:#f3f3f3;padding:.1em .3em}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style>
+code{{background:#f3f3f3;padding:.1em .3em}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style>
 </head>
 <body>
 <h1>Something went wrong</h1>
@@ -292,12 +290,12 @@ def _read_token(path: str) -> tuple[bytes, str]:
     except ImportError:  # pragma: no cover
         pass
     if len(data) < MIN_TOKEN_LENGTH:
-        return b"", f"holds fewer than {MIN_TOKEN_LENGTH} characters (use e.g. " \
-                    "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        return b"", (f"holds fewer than {MIN_TOKEN_LENGTH} characters (make one with "
+                     "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     return data, ""
 
 
-def wrap(app: WSGIApp, cfg: "LoggingConfig", applog: "AppLog | None",
+def wrap(app: WSGIApp, cfg: LoggingConfig, applog: AppLog | None,
          secrets: Sequence[str]) -> WSGIApp:
     """The app with the exception middleware around it, or the app itself when
     ``[logging] enabled`` or ``catch_errors`` is off. Never raises."""

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +104,7 @@ def entry_text(entry: dict[str, Any]) -> str:
 
 def entry_epoch(entry: dict[str, Any]) -> float:
     try:
-        return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(entry["time"]).timestamp()
     except ValueError:
         return 0.0
 
@@ -172,20 +172,17 @@ def _public(e: dict[str, Any]) -> dict[str, Any]:
 
 # -- the command ----------------------------------------------------------------------------
 
-def log_path_of(site: "Site") -> Path:
+def log_path_of(site: Site) -> Path:
     """The site's app log path from its config.toml ([logging] file), else the default."""
-    try:
-        from shim.config import load_config
+    from shim.config import load_config
 
-        cfg, _ = load_config(site.approot)
-        if cfg is not None:
-            return Path(cfg.logging.path)
-    except Exception:
-        pass
+    cfg, _ = load_config(site.approot)  # never raises; None when config.toml is unusable
+    if cfg is not None:
+        return Path(cfg.logging.path)
     return site.default_logs / "app.log"
 
 
-def run(site: "Site", args: argparse.Namespace) -> int:
+def run(site: Site, args: argparse.Namespace) -> int:
     """`wsgi-shim logs`: print entries; 0 when the log was read, 1 when it could not be or an
     --id was not found, 2 for a bad --since."""
     out = sys.stdout
@@ -253,26 +250,26 @@ def _follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = 
     """Print entries appended from now on; follows the log across rotations."""
     f = None
     ident = None
-    pending = ""
+    pending = ""  # a line still being written
+    first = True
     deadline = None if stop_after is None else time.monotonic() + stop_after
     try:
         while deadline is None or time.monotonic() < deadline:
             if f is None:
                 try:
-                    f = open(path, encoding="utf-8", errors="replace")
-                    st = os.fstat(f.fileno())
-                    ident = (st.st_dev, st.st_ino)
-                    if pending == "":
-                        f.seek(0, os.SEEK_END)  # the first time: only what comes next
-                        pending = None  # type: ignore[assignment]
+                    # kept open across polls, closed in finally
+                    f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
                 except FileNotFoundError:
                     time.sleep(POLL_SECONDS)
                     continue
+                st = os.fstat(f.fileno())
+                ident = (st.st_dev, st.st_ino)
+                if first:  # what was there is already printed; a rotated-in file is read whole
+                    f.seek(0, os.SEEK_END)
+                    first = False
             chunk = f.read()
             if chunk:
-                text = (pending or "") + chunk
-                complete, _, rest = text.rpartition("\n")
-                pending = rest  # a line still being written
+                complete, _, pending = (pending + chunk).rpartition("\n")
                 for e in parse_entries(complete.split("\n") if complete else []):
                     if _wanted(e, errors_only, None):
                         out.write(entry_text(e) + "\n")
@@ -283,12 +280,9 @@ def _follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = 
                 rotated = (st.st_dev, st.st_ino) != ident
             except FileNotFoundError:
                 rotated = True
-            if rotated:  # the rest of the old file was read above; start the new one at 0
+            if rotated:  # the rest of the old file was read above; the new one from its start
                 f.close()
                 f = None
-                pending = pending or None  # type: ignore[assignment]
-                if not path.exists():
-                    time.sleep(POLL_SECONDS)
                 continue
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:

@@ -121,7 +121,7 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._regexes)
 
-    def extended(self, more: Iterable[str]) -> "Redactor":
+    def extended(self, more: Iterable[str]) -> Redactor:
         """A redactor that also masks ``more`` (per-request values such as header contents)."""
         extra = [m for m in more if isinstance(m, str) and len(m.strip()) >= MIN_SECRET_LENGTH]
         if not extra:
@@ -163,7 +163,7 @@ def _basic_parts(b64: str) -> list[str]:
         decoded = base64.b64decode(b64, validate=True).decode("utf-8", "replace")
     except (binascii.Error, ValueError):
         return []
-    user, _, password = decoded.partition(":")
+    _user, _, password = decoded.partition(":")
     return [decoded, password]
 
 
