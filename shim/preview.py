@@ -283,10 +283,28 @@ echo 'oops =' >> {APPROOT}/hello.py; wsgi-shim restart {APPROOT}   # a readable 
 '''
 
 
-def _cli(*args: str) -> int:
-    """Run `wsgi-shim ARGS` with this Python (the demo uses the running environment)."""
+def _cli(python: str, *args: str) -> int:
+    """Run `wsgi-shim ARGS` with PYTHON (the demo site's venv, which sees this wsgi-shim)."""
     code = "import sys; from shim.cli import main; sys.exit(main())"
-    return subprocess.call([sys.executable, "-c", code, *args])
+    return subprocess.call([python, "-c", code, *args], stdin=subprocess.DEVNULL)
+
+
+def _demo_python(dir: Path) -> str | None:
+    """The running venv's python; outside a venv, a venv in DIR that sees this Python's packages
+    (the shim runs sites only from a venv, and this Python has wsgi-shim and waitress)."""
+    if sys.prefix != sys.base_prefix:
+        return sys.executable
+    venv = dir / "venv"
+    print(f"wsgi-shim demo: {sys.executable} is not a venv; creating {venv} on it "
+          "(--system-site-packages, so it sees wsgi-shim)", file=sys.stderr)
+    result = subprocess.run([sys.executable, "-m", "venv", "--without-pip",
+                             "--system-site-packages", str(venv)],
+                            check=False, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        print(f"wsgi-shim demo: creating {venv} failed (exit {result.returncode})",
+              file=sys.stderr)
+        return None
+    return str(venv / "bin" / "python")
 
 
 def demo(dir: Path | None = None, host: str = "127.0.0.1", port: int = 8000) -> int:
@@ -305,7 +323,10 @@ def demo(dir: Path | None = None, host: str = "127.0.0.1", port: int = 8000) -> 
 
         user = getpass.getuser()
         group = grp.getgrgid(os.getgid()).gr_name
-        code = _cli("install", str(dir), "--python", sys.executable, "--app",
+        python = _demo_python(dir)
+        if python is None:
+            return 1
+        code = _cli(python, "install", str(dir), "--python", python, "--app",
                     "hello.application", "--user", user, "--group", group)
         if code != 0:
             print(f"wsgi-shim demo: `wsgi-shim install {dir}` failed (exit {code})",
@@ -316,5 +337,5 @@ def demo(dir: Path | None = None, host: str = "127.0.0.1", port: int = 8000) -> 
         hello.chmod(0o644)
         print(f"wsgi-shim demo: created a demo site in {dir} (app: {hello})", file=sys.stderr)
     if site.maint_txt.exists():
-        _cli("maint", "off", str(site.approot))
+        _cli(sys.executable, "maint", "off", str(site.approot))
     return serve(site, host, port)
