@@ -143,7 +143,8 @@ def parse_since(spec: str, now: float | None = None) -> float:
 def recent_errors(log_path: Path, limit: int) -> list[dict[str, Any]]:
     """The last `limit` error entries (newest last), for `wsgi-shim status`. Never raises.
 
-    Each: {"time", "pid", "level", "source", "message", "error_id", "text"}.
+    Each: {"time", "pid", "level", "source", "message", "error_id", "text"}, plus "id" (=
+    error_id) and "summary" (= message) as `wsgi-shim status` prints them.
     """
     found: deque[dict[str, Any]] = deque(maxlen=max(0, limit))
     try:
@@ -167,6 +168,8 @@ def find_error(log_path: Path, error_id: str) -> dict[str, Any] | None:
 def _public(e: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in e.items() if k != "lines"}
     out["text"] = entry_text(e)
+    out["id"] = e["error_id"]
+    out["summary"] = e["message"]
     return out
 
 
