@@ -45,6 +45,11 @@ DEFAULTS: dict[str, object] = {
     "user": "",
     "group": "",
     "app": "",
+    # SSH (fab -H): how host keys are checked. Fabric alone accepts any key; these tasks check
+    # it against known_hosts (empty: ~/.ssh/known_hosts). strict: unknown hosts are refused;
+    # accept-new: unknown hosts are recorded, changed keys refused; off: Fabric's behaviour.
+    "known_hosts": "",
+    "host_key_policy": "strict",
     # Seconds `restart --wait` waits for the new process by default.
     "restart_wait": 30,
     # The local preview (`serve`, `demo`).

@@ -74,13 +74,65 @@ class Paths:
         return " ".join([q(self.wsgi_shim), subcommand, q(self.approot), *args])
 
 
+def connect(c) -> None:
+    """Over SSH, check the host's key against known_hosts, then connect.
+
+    Fabric on its own accepts any host key; a site deploy should not. Connecting here, before
+    the first command, turns an unknown or changed key, a refused login or an unreachable host
+    into one clear message instead of a traceback.
+    """
+    if not is_remote(c) or c.is_connected:
+        return
+    from paramiko import AutoAddPolicy, RejectPolicy
+    from paramiko.ssh_exception import AuthenticationException, BadHostKeyException, SSHException
+
+    cfg = c.config.get("shim", {})
+    policy = cfg.get("host_key_policy") or "strict"
+    if policy not in ("strict", "accept-new", "off"):
+        raise Exit(f"shim.host_key_policy must be strict, accept-new or off, not {policy!r}",
+                   code=2)
+    known = Path(cfg.get("known_hosts") or "~/.ssh/known_hosts").expanduser()
+    name = c.host if c.port == 22 else f"[{c.host}]:{c.port}"
+    if policy == "accept-new":
+        # Like OpenSSH's StrictHostKeyChecking=accept-new: record unknown hosts, refuse changed.
+        known.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        known.touch(mode=0o600, exist_ok=True)
+        c.client.load_host_keys(str(known))
+        c.client.set_missing_host_key_policy(AutoAddPolicy())
+    elif policy == "strict":
+        if known.is_file():
+            c.client.load_host_keys(str(known))
+        c.client.set_missing_host_key_policy(RejectPolicy())
+    target = f"{c.user}@{c.host}:{c.port}"
+    try:
+        c.open()
+    except BadHostKeyException:
+        raise Exit(f"The host key of {name} is not the one recorded in {known}: refusing to "
+                   f"connect. If the host really changed its key, remove the old entry "
+                   f"(ssh-keygen -R '{name}' -f {known}) and connect again.", code=255) from None
+    except AuthenticationException as exc:
+        raise Exit(f"Could not log in as {target}: {exc}. Check the key (fab -i KEY) and the "
+                   "account's ~/.ssh/authorized_keys.", code=255) from None
+    except SSHException as exc:
+        if "known_hosts" in str(exc):
+            raise Exit(f"{name} is not in {known}, so its identity cannot be checked. Connect "
+                       f"once with ssh (ssh -p {c.port} {target.rsplit(':', 1)[0]}) and compare "
+                       "the fingerprint, or set shim.host_key_policy: accept-new (or "
+                       "shim.known_hosts to another file).", code=255) from None
+        raise Exit(f"SSH to {target} failed: {exc}", code=255) from None
+    except OSError as exc:
+        raise Exit(f"Cannot connect to {target}: {exc.strerror or exc}", code=255) from None
+
+
 def paths(c, site: str | None = None, venv: str | None = None) -> Paths:
+    """The site's paths from flags and the shim config; over SSH, also connects (see connect)."""
     cfg = c.config.get("shim", {})
     site = site or cfg.get("site") or ""
     if not site:
         raise Exit("No site given: set shim.site in invoke.yaml / fabric.yaml (or -f FILE, "
                    "or INVOKE_SHIM_SITE / FABRIC_SHIM_SITE), or pass --site DIR.", code=2)
     venv = venv or cfg.get("venv") or f"{site.rstrip('/')}/venv"
+    connect(c)
     return Paths(site=site, venv=venv.rstrip("/"),
                  approot_name=cfg.get("approot") or "www-approot",
                  docroot_name=cfg.get("docroot") or "www-docroot")
@@ -289,11 +341,12 @@ def status(c, url=None, json=False, site=None, venv=None):
     "follow": "keep printing new lines as they are written (Ctrl-C to stop)",
     "errors": "only errors and tracebacks",
     "since": "only entries since SPEC (e.g. 10m, 2h, 1d, or an ISO time)",
-    "lines": "how many lines to print (wsgi-shim logs -n)",
+    "lines": "show the last N entries (wsgi-shim logs -n)",
+    "id": "show the entry of this error id (printed on the 500 page)",
     "site": SITE_HELP,
     "venv": VENV_HELP,
 })
-def logs(c, follow=False, errors=False, since=None, lines=None, site=None, venv=None):
+def logs(c, follow=False, errors=False, since=None, lines=None, id=None, site=None, venv=None):
     """Show the site's app log (output, warnings, logging and tracebacks) and process starts."""
     p = paths(c, site, venv)
     args: list[str] = []
@@ -305,6 +358,8 @@ def logs(c, follow=False, errors=False, since=None, lines=None, site=None, venv=
         args += ["--since", shlex.quote(str(since))]
     if lines:
         args += ["-n", str(int(lines))]
+    if id:
+        args += ["--id", shlex.quote(str(id))]
     # Over SSH a pty makes Ctrl-C end the remote `--follow` too, not just our side.
     run(c, p.shim("logs", *args), "logs", p=p, pty=bool(follow and is_remote(c)))
 

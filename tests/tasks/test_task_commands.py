@@ -196,8 +196,10 @@ def test_logs_default_and_all_flags():
     c = context()
     site.logs(c)
     site.logs(c, follow=True, errors=True, since="2h", lines="50")
+    site.logs(c, id="e-1a2b")
     assert commands(c) == [f"{SHIM} logs {APPROOT}",
-                           f"{SHIM} logs {APPROOT} --follow --errors --since 2h -n 50"]
+                           f"{SHIM} logs {APPROOT} --follow --errors --since 2h -n 50",
+                           f"{SHIM} logs {APPROOT} --id e-1a2b"]
     # Locally no pty: a pty only matters to stop a remote --follow.
     assert c.run.call_args_list[1].kwargs.get("pty") is False
 
