@@ -60,6 +60,10 @@ DEFAULTS: dict[str, object] = {
     "python_version": "3.11.2",
     "python_prefix": "",
     "python": "",
+    # build-python: where it downloads and builds (empty: its default), and the host's Passenger
+    # version, so it can warn that Passenger < 6.0.19 cannot load apps on Python 3.12+.
+    "python_build_dir": "",
+    "passenger_version": "",
 }
 
 ns = Collection()
