@@ -184,12 +184,13 @@ def _user_frame(exc: BaseException) -> str:
 
 
 def format_traceback(exc: BaseException, secrets: list[str]) -> str:
+    """The traceback without importlib's and wsgi-shim's own frames, secrets masked."""
     here = os.path.dirname(__file__)
-    tb = exc.__traceback__
-    while tb is not None and (tb.tb_frame.f_code.co_filename.startswith(here)
-                              or tb.tb_frame.f_code.co_filename.startswith("<frozen")):
-        tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    noise = (here, "<frozen", os.path.dirname(importlib.__file__))
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if not f.filename.startswith(noise)])
+    text = "".join(te.format())
     for secret in secrets:
         text = text.replace(secret, "[redacted]")
     return text

@@ -1,0 +1,190 @@
+"""Real sites for tests: a shared venv built from /usr/bin/python3, sites made by `wsgi-shim
+install` run as the site's (non-root) user, and requests served the way Passenger serves them."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shim.layout import Site
+from tests.support.accounts import PROJECT_GROUP, SITE_USER, ensure_accounts, gid, uid
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = Path("/srv/wsgi-shim-tests")
+VENV = BASE / "venv"
+HARNESS = BASE / "passenger_harness.py"
+SYSTEM_PYTHON = "/usr/bin/python3"  # other users cannot run the root-only pyenv python (FACTS.md)
+RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
+VENV_PACKAGES = ["tomli-w", "waitress", "flask", "django"]
+
+
+@contextmanager
+def _lock(name: str):
+    BASE.mkdir(mode=0o755, exist_ok=True)
+    with open(BASE / f".{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def run_as(user: str, group: str, cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"/home/{user}", "LANG": "C.UTF-8",
+           **kw.pop("env", {})}
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 600)
+    return subprocess.run([RUNUSER, "-u", user, "-g", group, "--", *cmd], env=env,
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+def run_as_site(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return run_as(SITE_USER, PROJECT_GROUP, cmd, **kw)
+
+
+def _chown_tree(path: Path, user: str = SITE_USER, group: str = PROJECT_GROUP) -> None:
+    for root, dirs, files in os.walk(path):
+        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+            os.lchown(name, uid(user), gid(group))
+
+
+def shared_venv() -> Path:
+    """The site venv all test sites use, with this checkout's wsgi-shim freshly installed."""
+    ensure_accounts()
+    with _lock("venv"):
+        BASE.chmod(0o755)
+        wheels = BASE / "wheels"
+        if wheels.exists():
+            shutil.rmtree(wheels)
+        wheels.mkdir(mode=0o755)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                        "-w", str(wheels), str(REPO)], check=True, capture_output=True)
+        for path in wheels.iterdir():
+            path.chmod(0o644)
+        if not (VENV / ".packages-ok").exists():
+            shutil.rmtree(VENV, ignore_errors=True)
+            VENV.mkdir(mode=0o755)
+            os.chown(VENV, uid(), gid())
+            _checked(run_as_site([SYSTEM_PYTHON, "-m", "venv", str(VENV)]))
+            _checked(run_as_site([str(VENV / "bin/pip"), "install", "-q", *VENV_PACKAGES]))
+            (VENV / ".packages-ok").touch()
+        wheel = next(wheels.glob("*.whl"))
+        _checked(run_as_site([str(VENV / "bin/pip"), "install", "-q", "--no-deps", "--force-reinstall",
+                              str(wheel)]))
+        shutil.copy(REPO / "tests/support/passenger_harness.py", HARNESS)
+        HARNESS.chmod(0o644)
+    return VENV
+
+
+def _checked(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    if proc.returncode != 0:
+        raise RuntimeError(f"{proc.args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def wsgi_shim(*args: str, **kw) -> subprocess.CompletedProcess:
+    """Run the `wsgi-shim` command of the shared venv as the site's user."""
+    return run_as_site([str(VENV / "bin/wsgi-shim"), *args], **kw)
+
+
+HELLO_APP = """\
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+    return [b"hello from the app"]
+"""
+
+
+def write_file(path: Path, text: str, mode: int = 0o640) -> None:
+    """Write a site file as if the site's user had (owner and group set, no world access)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.chown(path, uid(), gid())
+    path.chmod(mode)
+
+
+def update_config(site: Site, changes: dict | None = None, remove: list[tuple[str, ...]] = ()) -> None:
+    import tomli_w
+
+    data = tomllib.loads(site.config_toml.read_text())
+    for section, values in (changes or {}).items():
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:
+            data[section] = values
+    for path in remove:
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target.pop(path[-1], None)
+    mode = site.config_toml.stat().st_mode & 0o777
+    write_file(site.config_toml, tomli_w.dumps(data), mode)
+
+
+def make_site(name: str = "site", app_source: dict[str, str] | None = None, config: dict | None = None,
+              maint: bool = False, app: str = "app.application") -> Site:
+    """A new site installed by `wsgi-shim install` as the site's user, with maintenance off."""
+    venv = shared_venv()
+    (BASE / "sites").mkdir(mode=0o755, exist_ok=True)
+    parent = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=BASE / "sites"))
+    parent.chmod(0o755)
+    os.chown(parent, uid(), gid())
+    site = Site(parent / "site")
+    _checked(wsgi_shim("install", str(site.site), "--group", PROJECT_GROUP, "--app", app,
+                       "--python", str(venv / "bin/python")))
+    for rel, text in (app_source if app_source is not None else {"app.py": HELLO_APP}).items():
+        write_file(site.approot / rel, text)
+    if config:
+        update_config(site, config)
+    if not maint:
+        site.maint_txt.unlink()
+    return site
+
+
+@dataclass
+class Response:
+    status: str | None
+    headers: dict[str, str]
+    body: str
+    request_error: str | None = None
+
+    @property
+    def code(self) -> int:
+        return int(self.status.split()[0]) if self.status else 0
+
+    @property
+    def kind(self) -> str:
+        return self.headers.get("X-Wsgi-Shim", "")
+
+
+@dataclass
+class LoadResult:
+    loader_error: str | None
+    responses: list[Response] = field(default_factory=list)
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def response(self) -> Response:
+        assert self.loader_error is None, f"Passenger would show its generic page:\n{self.loader_error}"
+        return self.responses[0]
+
+
+def load_like_passenger(site: Site, requests: list[dict] | None = None, user: str = SITE_USER,
+                        group: str = PROJECT_GROUP, python: str | None = None,
+                        watch_env: list[str] = ()) -> LoadResult:
+    """Start a fresh app process as Passenger would (as user:group, cwd = app root) and serve."""
+    requests = requests or [{"path": "/"}]
+    python = python or str(VENV / "bin/python")
+    proc = run_as(user, group, [python, str(HARNESS), str(site.approot), json.dumps(requests)],
+                  env={"HARNESS_WATCH": json.dumps(list(watch_env))}, timeout=120)
+    try:
+        raw = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError(f"harness failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from None
+    return LoadResult(raw["loader_error"], [Response(**r) for r in raw["responses"]], raw)
