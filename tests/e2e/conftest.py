@@ -18,7 +18,8 @@ import pytest
 
 from tests.support.apache import ApacheServer, apache_available
 
-E2E_BASE = Path(os.environ.get("WSGI_SHIM_E2E_DIR", "/srv/wsgi-shim-tests-e2e"))
+# Short on purpose: Passenger's Unix socket paths under it must stay below 108 bytes.
+E2E_BASE = Path(os.environ.get("WSGI_SHIM_E2E_DIR", "/srv/wsgi-shim-e2e"))
 
 
 def _require_real_server() -> None:
@@ -37,7 +38,7 @@ def e2e_dir() -> Iterator[Path]:
     _require_real_server()
     E2E_BASE.mkdir(parents=True, exist_ok=True)
     os.chmod(E2E_BASE, 0o755)
-    path = Path(tempfile.mkdtemp(prefix="session-", dir=E2E_BASE))
+    path = Path(tempfile.mkdtemp(prefix="s-", dir=E2E_BASE))
     os.chmod(path, 0o755)
     yield path
     if not os.environ.get("WSGI_SHIM_E2E_KEEP"):

@@ -33,6 +33,12 @@ APACHE_BIN = "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")
 PASSENGER_ROOT = "/usr/lib/ruby/vendor_ruby/phusion_passenger/locations.ini"
 WEB_USER = "www-data"
+# Passenger puts Unix sockets under PassengerInstanceRegistryDir; the longest is
+# REGISTRY/passenger.XXXXXXX/agents.s/watchdog_api, and sun_path holds 107 bytes. Longer paths
+# make Passenger fail to initialize while Apache runs on and answers every request with 404.
+SOCKET_SUFFIX_LEN = len("/passenger.XXXXXXX/agents.s/watchdog_api")
+SUN_PATH_MAX = 107
+PASSENGER_INIT_FAILED = "Passenger could not be initialized"
 
 
 class ApacheError(RuntimeError):
@@ -97,7 +103,7 @@ class ApacheServer:
         self.pid_file = self.workdir / "httpd.pid"
         self.error_log = self.workdir / "error.log"
         self.access_log = self.workdir / "access.log"
-        self.registry_dir = self.workdir / "passenger-registry"
+        self.registry_dir = self.workdir / "pr"  # short: see SOCKET_SUFFIX_LEN
         self._pid: int | None = None
 
     # -- configuration -------------------------------------------------------------------------
@@ -206,7 +212,12 @@ class ApacheServer:
             raise ApacheError(f"{blocked} is not world-searchable (o+x); the Passenger instance "
                               f"dir under {self.workdir} would be unreachable for "
                               f"{WEB_USER} and the app user")
-        for d in ("run", "mutex", "passenger-registry"):
+        longest = len(str(self.registry_dir.resolve())) + SOCKET_SUFFIX_LEN
+        if longest > SUN_PATH_MAX:
+            raise ApacheError(f"{self.workdir} is too deep: Passenger's sockets under it would be "
+                              f"{longest} bytes long, more than a Unix socket path may be "
+                              f"({SUN_PATH_MAX}); give ApacheServer a shorter directory")
+        for d in ("run", "mutex", self.registry_dir.name):
             (self.workdir / d).mkdir(exist_ok=True)
             os.chmod(self.workdir / d, 0o755)
         self.conf.write_text(self.config_text())
@@ -249,6 +260,8 @@ class ApacheServer:
                 except OSError:
                     pass
             if self._pid is not None and not pending:
+                if PASSENGER_INIT_FAILED in self.error_log_text():
+                    raise ApacheError(self._failure("Apache runs, but Passenger did not start"))
                 return
             if self._pid is not None and not _alive(self._pid):
                 raise ApacheError(self._failure("apache2 exited during start-up"))
