@@ -150,11 +150,13 @@ def run(c, command: str, what: str, p: Paths | None = None, **kwargs):
                 if text.strip():
                     print(text.rstrip(), file=sys.stderr)
         code = result.exited or 1
-        hint = ""
-        if code == 127 and p is not None:
-            hint = (f"\n  {p.wsgi_shim} was not found: create the venv (inv venv) and install "
-                    "the shim into it (inv install), or set shim.venv.")
+        hint = f"\n  {not_installed(p)}" if code == 127 and p is not None else ""
         raise Exit(f"{what} failed{where(c)} (exit {code}): {command}{hint}", code=code) from None
+
+
+def not_installed(p: Paths) -> str:
+    return (f"{p.wsgi_shim} was not found: create the venv (inv venv) and install the shim "
+            "into it (inv install), or set shim.venv.")
 
 
 def config_value(c, key: str, given):
@@ -262,7 +264,7 @@ def check(c, site=None, venv=None, json=False):
     p = paths(c, site, venv)
     result = c.run(p.shim("check", *(["--json"] if json else [])), warn=True)
     if result.exited == 127:
-        run(c, f"test -x {q(p.wsgi_shim)}", "looking for wsgi-shim", p=p, hide=True)
+        raise Exit(f"wsgi-shim check failed{where(c)}: {not_installed(p)}", code=127)
     if not result.ok:
         raise Exit(f"the site{where(c)} has problems (listed above)" if result.exited == 1
                    else f"wsgi-shim check failed{where(c)} (exit {result.exited})",
