@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.accounts import ensure_accounts
 from tests.support.apache import ApacheServer, apache_available
 
 # Short on purpose: Passenger's Unix socket paths under it must stay below 108 bytes.
@@ -36,6 +37,7 @@ def _require_real_server() -> None:
 def e2e_dir() -> Iterator[Path]:
     """A fresh world-searchable directory for this session (several sessions may run at once)."""
     _require_real_server()
+    ensure_accounts()  # shimsite (in project group shimproj) owns every test site
     E2E_BASE.mkdir(parents=True, exist_ok=True)
     os.chmod(E2E_BASE, 0o755)
     path = Path(tempfile.mkdtemp(prefix="s-", dir=E2E_BASE))

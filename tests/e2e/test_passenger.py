@@ -1,0 +1,120 @@
+"""wsgi-shim end to end: real Apache + Passenger over HTTP, the CLI run as the site's user.
+
+A site owned by `shimsite` (project group `shimproj`) goes through its life:
+install -> maintenance page -> maint off + restart -> the app -> a broken module -> our error
+page (not Passenger's) -> fixed + restart -> the app again. Then the examples are served.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from shim.layout import Site
+from tests.support.accounts import PROJECT_GROUP, SITE_USER
+from tests.support.apache import ApacheServer, Response, http_get, poll
+from tests.support.sites import make_site, shared_venv, write_file, wsgi_shim
+
+pytestmark = pytest.mark.realserver
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+PASSENGER_GENERIC = "We're sorry, but something went wrong"
+
+HELLO = '''\
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello from the e2e app"]
+'''
+# Same module, broken at import time on line 3 (a different size from HELLO, so Python's
+# mtime+size bytecode check cannot mistake it for the cached good version).
+BROKEN = '''\
+import os
+
+raise RuntimeError("e2e: broken at import time, value=" + os.sep)
+'''
+
+
+def shim_ok(*args: str) -> subprocess.CompletedProcess[str]:
+    """`wsgi-shim ARGS` from the shared venv, run as the site's user; must succeed."""
+    r = wsgi_shim(*args)
+    assert r.returncode == 0, f"wsgi-shim {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def serve(apache: ApacheServer, site: Site) -> str:
+    # make_site puts each site at BASE/sites/NAME-XXXX/site: the parent names it uniquely.
+    return apache.serve(site.site.parent.name, site.approot, site.docroot, user=SITE_USER,
+                        group=PROJECT_GROUP, python=shared_venv() / "bin" / "python")
+
+
+def is_app(marker: str):
+    def check(r: Response) -> bool:
+        return r.status == 200 and "x-wsgi-shim" not in r.headers and marker in r.body
+    return check
+
+
+def shim_page(kind: str):
+    return lambda r: r.headers.get("x-wsgi-shim") == kind
+
+
+def test_site_lifecycle_through_passenger(apache: ApacheServer) -> None:
+    site = make_site("e2e-life", {"hello.py": HELLO}, app="hello.application", maint=True)
+    url = serve(apache, site)
+    module = site.approot / "hello.py"
+
+    # Right after install: tmp/maint.txt exists, so visitors get the maintenance page.
+    assert site.maint_txt.exists()
+    r = http_get(url + "/")
+    assert r.status == 503, (r.status, r.headers, r.body[:500])
+    assert r.headers.get("x-wsgi-shim") == "maintenance"
+    assert r.headers.get("retry-after", "").isdigit()
+
+    # Go live.
+    shim_ok("maint", "off", str(site.site))
+    shim_ok("restart", str(site.site))
+    poll(url + "/", is_app("hello from the e2e app"), timeout=20)
+
+    # A module that raises at import time: our error page, with the exception and file/line.
+    write_file(module, BROKEN)
+    shim_ok("restart", str(site.site))
+    r = poll(url + "/", shim_page("error"), timeout=20)
+    assert r.status == 500
+    assert PASSENGER_GENERIC not in r.body
+    assert "RuntimeError" in r.body and "e2e: broken at import time" in r.body
+    assert f"{module} line 3" in r.body, r.body
+
+    # Fixed and restarted: the app again.
+    write_file(module, HELLO)
+    shim_ok("restart", str(site.site))
+    poll(url + "/", is_app("hello from the e2e app"), timeout=20)
+
+
+def example_files(name: str) -> tuple[dict[str, str], dict]:
+    """An example's code (relative path -> text) and the config sections it asks for."""
+    root = EXAMPLES / name
+    files = {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*"))
+             if p.is_file() and p.name != "config.toml" and "__pycache__" not in p.parts}
+    return files, tomllib.loads((root / "config.toml").read_text())
+
+
+@pytest.mark.parametrize(("example", "marker"), [
+    ("plain_wsgi", "plain_wsgi example"),
+    ("flask_site", "Hello from Flask"),
+    ("django_site", "Hello from Django"),
+])
+def test_example_served_by_passenger(apache: ApacheServer, example: str, marker: str) -> None:
+    files, config = example_files(example)
+    site = make_site(f"e2e-{example.replace('_', '-')}", files, config, maint=True,
+                     app=config["wsgi"]["app"])
+    url = serve(apache, site)
+    shim_ok("maint", "off", str(site.site))
+    shim_ok("restart", str(site.site))
+    r = poll(url + "/", is_app(marker), timeout=30)
+    assert PASSENGER_GENERIC not in r.body
+    if example != "plain_wsgi":
+        health = http_get(url + "/health")
+        assert health.status == 200 and '"ok"' in health.body
