@@ -19,11 +19,12 @@ from shim.redact import (
 
 
 def test_literal_secrets_and_their_lines():
-    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nabc\n-----END PRIVATE KEY-----\n"
+    pem = ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nabc\n"
+           "-----END PRIVATE KEY-----\n")
     r = Redactor(["hunter2hunter2", pem])
     assert r("pw=hunter2hunter2!") == f"pw={MASK}!"
     assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in r("leaked MIIEvQIBADANBgkqhkiG9w0BAQEFAASC")
-    assert r(pem) == MASK + "\n" or MASK in r(pem)
+    assert r(pem) == MASK
 
 
 def test_longest_secret_wins_and_short_values_are_ignored():
