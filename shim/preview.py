@@ -116,9 +116,11 @@ def _identity(passenger: dict) -> dict:
             "home": pw.pw_dir, "name": user}
 
 
-def _mtime(path: Path) -> float | None:
+def _mtime(path: Path) -> int | None:
+    """Whole seconds, as Passenger compares it: a second touch within the same second is
+    ignored there, so it is here (`wsgi-shim restart` always moves it a whole second on)."""
     try:
-        return path.stat().st_mtime
+        return int(path.stat().st_mtime)
     except OSError:
         return None
 
