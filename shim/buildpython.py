@@ -253,8 +253,8 @@ built_version() {
 if [ "$needs_new_passenger" = 1 ]; then
     pv=""
     pv_from=""
-    for pc in passenger-config /usr/bin/passenger-config /usr/sbin/passenger-config \
-              /usr/local/bin/passenger-config; do
+    # The remote shell is non-login: its PATH may lack the sbin and local directories.
+    for pc in passenger-config /usr/sbin/passenger-config /usr/local/bin/passenger-config; do
         if command -v "$pc" >/dev/null 2>&1; then
             pv=$("$pc" --version 2>/dev/null |
                  awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+\.[0-9]+/) { print $i; exit } }')
@@ -493,7 +493,8 @@ esac
 
 [ -x "$python" ] || refuse "no Python at $python. Build one with build-python (it installs into" \
     "shim.python_prefix) or pass --python PATH, e.g. --python /usr/bin/python3."
-want=$("$python" -c 'import os, sys; print("%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.prefix))') ||
+# Compare base installations: a venv made from another venv's python is based on that one's base.
+want=$("$python" -c 'import os, sys; print("%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.base_prefix))') ||
     refuse "$python does not run"
 
 info() {  # "VERSION BASE_PREFIX" of the venv's interpreter, or nothing
