@@ -159,10 +159,31 @@ def collect_problems(site: Site, do_import: bool = True) -> tuple[list[Problem],
             problems += probe_problems(site, cfg.passenger_python, info)
         elif not do_import or not python_ok:
             problems += checks.runtime_problems(cfg, check_identity=False)
+    if cfg is not None:
+        problems += last_start_problems(site, cfg)
     unique: dict[tuple[str, str, str], Problem] = {}
     for p in problems:
         unique.setdefault((p.code, p.what, p.where), p)
     return list(unique.values()), info
+
+
+# What only the real app process can see: who Passenger ran it as and in which venv.
+START_ONLY_CODES = {"user-mismatch", "group-mismatch", "venv-mismatch", "venv-none"}
+
+
+def last_start_problems(site: Site, cfg) -> list[Problem]:
+    """Identity problems the last real start recorded, unless config.toml changed since."""
+    starts = control.read_starts(cfg.logging.starts_path, limit=1)
+    if not starts:
+        return []
+    last = starts[-1]
+    try:
+        if site.config_toml.stat().st_mtime > last.get("epoch", 0):
+            return []
+    except OSError:
+        return []
+    return [Problem(p["code"], p["what"], f"{p['where']} (seen when the site last started, {last.get('time')})",
+                    p["fix"]) for p in last.get("problems", []) if p.get("code") in START_ONLY_CODES]
 
 
 def probe_problems(site: Site, python: str, info: dict) -> list[Problem]:

@@ -55,19 +55,17 @@ def _chown_tree(path: Path, user: str = SITE_USER, group: str = PROJECT_GROUP) -
             os.lchown(name, uid(user), gid(group))
 
 
+_venv_ready = False
+
+
 def shared_venv() -> Path:
     """The site venv all test sites use, with this checkout's wsgi-shim freshly installed."""
+    global _venv_ready
+    if _venv_ready:
+        return VENV
     ensure_accounts()
     with _lock("venv"):
         BASE.chmod(0o755)
-        wheels = BASE / "wheels"
-        if wheels.exists():
-            shutil.rmtree(wheels)
-        wheels.mkdir(mode=0o755)
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                        "-w", str(wheels), str(REPO)], check=True, capture_output=True)
-        for path in wheels.iterdir():
-            path.chmod(0o644)
         if not (VENV / ".packages-ok").exists():
             shutil.rmtree(VENV, ignore_errors=True)
             VENV.mkdir(mode=0o755)
@@ -75,12 +73,34 @@ def shared_venv() -> Path:
             _checked(run_as_site([SYSTEM_PYTHON, "-m", "venv", str(VENV)]))
             _checked(run_as_site([str(VENV / "bin/pip"), "install", "-q", *VENV_PACKAGES]))
             (VENV / ".packages-ok").touch()
-        wheel = next(wheels.glob("*.whl"))
-        _checked(run_as_site([str(VENV / "bin/pip"), "install", "-q", "--no-deps", "--force-reinstall",
-                              str(wheel)]))
+        # Reinstall wsgi-shim only when its sources changed: other test runs may be using the venv.
+        digest = _source_digest()
+        marker = VENV / ".shim-digest"
+        if not marker.exists() or marker.read_text() != digest or not (VENV / "bin/wsgi-shim").exists():
+            wheels = BASE / "wheels"
+            shutil.rmtree(wheels, ignore_errors=True)
+            wheels.mkdir(mode=0o755)
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
+                            str(REPO)], check=True, capture_output=True)
+            for path in wheels.iterdir():
+                path.chmod(0o644)
+            wheel = next(wheels.glob("*.whl"))
+            _checked(run_as_site([str(VENV / "bin/pip"), "install", "-q", "--no-deps", "--force-reinstall",
+                                  str(wheel)]))
+            marker.write_text(digest)
         shutil.copy(REPO / "tests/support/passenger_harness.py", HARNESS)
         HARNESS.chmod(0o644)
+    _venv_ready = True
     return VENV
+
+
+def _source_digest() -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted([*(REPO / "shim").rglob("*.py"), REPO / "pyproject.toml"]):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
 
 
 def _checked(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -92,6 +112,19 @@ def _checked(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 def wsgi_shim(*args: str, **kw) -> subprocess.CompletedProcess:
     """Run the `wsgi-shim` command of the shared venv as the site's user."""
     return run_as_site([str(VENV / "bin/wsgi-shim"), *args], **kw)
+
+
+def small_venv(path: Path) -> Path:
+    """Another venv (stdlib + wsgi-shim only) owned by the site's user, e.g. to break on purpose."""
+    shared_venv()
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True)
+        os.chown(path.parent, uid(), gid())
+    _checked(run_as_site([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(path)]))
+    wheel = next((BASE / "wheels").glob("*.whl"))
+    _checked(run_as_site([str(VENV / "bin/pip"), "install", "-q", "--no-deps", "--target",
+                          next(path.glob("lib/python3*/site-packages")).as_posix(), str(wheel)]))
+    return path
 
 
 HELLO_APP = """\

@@ -1,0 +1,304 @@
+"""The catalogue of realistic mistakes: for each, the page Passenger would serve and
+`wsgi-shim check` both name the cause.
+
+Every case starts from a healthy site made by `wsgi-shim install` as the non-root site user,
+breaks one thing the way people do, then (1) loads passenger_wsgi.py in a fresh process as
+Passenger 6 does, as that user and the project group, and requests "/", and (2) runs
+`wsgi-shim check` as a subprocess, as the same user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shim.layout import Site
+from tests.support.accounts import OTHER_USER, SITE_USER
+from tests.support.sites import (
+    VENV,
+    load_like_passenger,
+    make_site,
+    small_venv,
+    update_config,
+    write_file,
+    wsgi_shim,
+)
+
+pytestmark = pytest.mark.realserver
+
+
+@dataclass
+class Mistake:
+    name: str
+    breaks: Callable[[Site], None]
+    page: str | None          # problem code on the error page (None: Passenger never reaches us)
+    check: str | None         # problem code `wsgi-shim check` reports (None: only the process sees it)
+    says: str = ""            # a phrase the page must contain
+
+
+def cfg(changes=None, remove=()):
+    return lambda site: update_config(site, changes, list(remove))
+
+
+def text_config(text: str):
+    return lambda site: write_file(site.config_toml, text, 0o600)
+
+
+def app_file(text: str, name: str = "app.py", mode: int = 0o640):
+    return lambda site: write_file(site.approot / name, text, mode)
+
+
+def secret(content: str | None, mode: int = 0o600, kind: str = "file", relative: bool = False):
+    def breaks(site: Site) -> None:
+        path = site.site / "secrets" / "db_password"
+        if kind == "file" and content is not None:
+            write_file(path, content, mode)
+        elif kind == "dir":
+            path.mkdir(parents=True)
+        elif kind == "root-owned":
+            write_file(path, content or "x", 0o600)
+            os.chown(path, 0, 0)
+        os.chown(path.parent, *(os.stat(site.site)[4:6])) if path.parent.exists() else None
+        update_config(site, {"secret_files": {"DB_PASSWORD_FILE": "secrets/db_password" if relative
+                                              else str(path)}})
+    return breaks
+
+
+def chmod(rel: str, mode: int):
+    return lambda site: (site.approot / rel).chmod(mode)
+
+
+def other_venv_inside(site: Site) -> None:
+    venv = small_venv(site.approot / "venv")
+    update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
+
+
+def other_venv_writable(site: Site) -> None:
+    venv = small_venv(site.site / "venv2")
+    venv.chmod(0o777)
+    update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
+
+
+CATALOGUE = [
+    # config.toml itself
+    Mistake("config deleted", lambda s: s.config_toml.unlink(), "config-missing", "config-missing"),
+    Mistake("config unquoted string", text_config('[passenger]\npassenger_user = shimsite\n'),
+            "config-syntax", "config-syntax", "line 2"),
+    Mistake("config missing bracket", text_config('[passenger\npassenger_user = "x"\n'),
+            "config-syntax", "config-syntax"),
+    Mistake("config saved as Latin-1", lambda s: s.config_toml.write_bytes(
+        s.config_toml.read_bytes() + '\n[environment]\nCITY = "Zürich"\n'.encode("latin-1")),
+        "config-encoding", "config-encoding"),
+    Mistake("section name typo", lambda s: s.config_toml.write_text(
+        s.config_toml.read_text().replace("[wsgi]", "[wgsi]")), "config-unknown-section",
+        "config-unknown-section", "Did you mean &#x27;wsgi&#x27;?"),
+    Mistake("key name typo", lambda s: s.config_toml.write_text(
+        s.config_toml.read_text().replace('app = "app.application"', 'ap = "app.application"')),
+        "config-unknown-key", "config-unknown-key", "Did you mean &#x27;app&#x27;?"),
+    Mistake("key in wrong section", cfg({"passenger": {"chdir": "."}}), "config-unknown-key",
+            "config-unknown-key", "belongs in section [wsgi]"),
+    Mistake("number instead of string", cfg({"wsgi": {"chdir": 1}}), "config-wrong-type", "config-wrong-type"),
+    Mistake("section written as key", lambda s: s.config_toml.write_text(
+        'wsgi = "app.application"\n' + s.config_toml.read_text().replace("[wsgi]", "[wsgi_old]")),
+        "config-not-a-section", "config-not-a-section"),
+    Mistake("passenger_python missing", cfg(remove=[("passenger", "passenger_python")]),
+            "config-missing-key", "config-missing-key"),
+    Mistake("passenger_python relative", cfg({"passenger": {"passenger_python": "venv/bin/python"}}),
+            "config-python-relative", "config-python-relative"),
+    Mistake("app given as a file path", cfg({"wsgi": {"app": "mysite/wsgi.py"}}),
+            "config-app-format", "config-app-format"),
+    Mistake("app without module", cfg({"wsgi": {"app": "application"}}),
+            "config-app-format", "config-app-format"),
+    Mistake("env name with dash", cfg({"environment": {"MY-SETTING": "1"}}), "config-env-name",
+            "config-env-name"),
+    Mistake("env set twice", cfg({"environment": {"TOKEN_FILE": "x"},
+                                  "secret_files": {"TOKEN_FILE": "/etc/hostname"}}),
+            "config-env-duplicate", "config-env-duplicate"),
+    Mistake("bad log level", cfg({"logging": {"level": "verbose"}}), "config-bad-value", "config-bad-value"),
+    Mistake("config world-readable", lambda s: s.config_toml.chmod(0o644), "config-exposed", "config-exposed"),
+    # venv and identity
+    Mistake("passenger_python is the system python",
+            cfg({"passenger": {"passenger_python": "/usr/bin/python3"}}), "venv-mismatch", "venv-none"),
+    Mistake("venv inside the app root", other_venv_inside, "venv-inside-approot", "venv-inside-approot"),
+    Mistake("venv writable by everyone", other_venv_writable, "venv-writable", "venv-writable"),
+    Mistake("wrong passenger_user", cfg({"passenger": {"passenger_user": OTHER_USER}}),
+            "user-mismatch", "user-mismatch"),
+    Mistake("wrong passenger_group", cfg({"passenger": {"passenger_group": SITE_USER}}),
+            "group-mismatch", "group-mismatch"),
+    Mistake("passenger_user misspelt", cfg({"passenger": {"passenger_user": "shimsit"}}),
+            "user-mismatch", "user-unknown"),
+    Mistake("passenger_group misspelt", cfg({"passenger": {"passenger_group": "shimprj"}}),
+            "group-mismatch", "group-unknown"),
+    Mistake("app root moved", cfg({"passenger": {"passenger_app_root": "/srv/old-site/www-approot"}}),
+            "approot-mismatch", "approot-mismatch"),
+    Mistake("environment overrides the login shell's", cfg({"environment": {"HOME": "/nowhere"}}),
+            "env-conflict", "env-conflict"),
+    # secrets
+    Mistake("secret path relative", secret("s3cret-value", relative=True), "secret-relative", "secret-relative"),
+    Mistake("secret file missing", secret(None), "secret-missing", "secret-missing"),
+    Mistake("secret world-readable", secret("s3cret-value", 0o644), "secret-exposed", "secret-exposed"),
+    Mistake("secret is a directory", secret(None, kind="dir"), "secret-not-file", "secret-not-file"),
+    Mistake("secret owned by root", secret("s3cret-value", kind="root-owned"), "secret-unreadable",
+            "secret-unreadable"),
+    # chdir
+    Mistake("chdir missing", cfg({"wsgi": {"chdir": "src"}}), "chdir-missing", "chdir-missing"),
+    Mistake("chdir is a file", cfg({"wsgi": {"chdir": "app.py"}}), "chdir-not-dir", "chdir-not-dir"),
+    # importing the app
+    Mistake("module name typo", cfg({"wsgi": {"app": "ap.application"}}), "app-module-missing",
+            "app-module-missing", "Did you mean &#x27;app&#x27;?"),
+    Mistake("dependency not installed", app_file("import requests_toolbelt_nope\n"),
+            "app-dependency-missing", "app-dependency-missing", "requests_toolbelt_nope"),
+    Mistake("syntax error", app_file("def application(environ, start_response)\n    pass\n"),
+            "app-syntax-error", "app-syntax-error", "app.py line 1"),
+    Mistake("exception at import", app_file("import os\nDEBUG = os.environ['DJANGO_DEBUG']\n"),
+            "app-exception", "app-exception", "KeyError"),
+    Mistake("attribute typo", cfg({"wsgi": {"app": "app.aplication"}}), "app-attribute-missing",
+            "app-attribute-missing", "Did you mean &#x27;application&#x27;?"),
+    Mistake("app is not callable", app_file('application = "hello"\n'), "app-not-callable", "app-not-callable"),
+    Mistake("sys.exit at import", app_file("import sys\nsys.exit('missing settings')\n"), "app-exit", "app-exit"),
+    Mistake("app file unreadable", lambda s: os.chown(s.approot / "app.py", 0, 0) or
+            (s.approot / "app.py").chmod(0o600), "app-permission", "app-permission"),
+    Mistake("name missing in import", app_file("from os import nonexistent_name\n"), "app-import-error",
+            "app-import-error", "nonexistent_name"),
+    Mistake("hostile exception text", app_file("raise ValueError('<script>alert(1)</script>')\n"),
+            "app-exception", "app-exception", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+]
+
+
+def _venv_python_of(site: Site) -> str | None:
+    """Passenger runs the Python that PassengerPython names: a case's own venv, if it made one."""
+    import tomllib
+
+    try:
+        python = tomllib.loads(site.config_toml.read_text())["passenger"]["passenger_python"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return python if python.startswith(str(site.site)) else None
+
+
+@pytest.mark.parametrize("mistake", CATALOGUE, ids=[m.name for m in CATALOGUE])
+def test_page_and_check_name_the_cause(mistake: Mistake):
+    site = make_site("cat")
+    mistake.breaks(site)
+
+    loaded = load_like_passenger(site, python=_venv_python_of(site))
+    page = loaded.response
+    assert page.code == 500, page
+    assert page.kind == "error"
+    assert f"[{mistake.page}]" in page.body
+    assert "How to fix:" in page.body
+    if mistake.says:
+        assert mistake.says in page.body
+    assert "<script>alert" not in page.body
+
+    checked = wsgi_shim("check", str(site.site))
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert f"[{mistake.check}]" in checked.stdout, checked.stdout
+    assert "Traceback" not in checked.stderr
+
+
+def test_catalogue_is_large_enough():
+    assert len(CATALOGUE) >= 30
+
+
+def test_every_problem_is_listed_not_just_the_first():
+    site = make_site("many")
+    update_config(site, {"wsgi": {"chdir": "missing-dir"}, "environment": {"BAD-NAME": "x"},
+                         "passenger": {"passenger_user": OTHER_USER}})
+    page = load_like_passenger(site).response
+    for code in ("chdir-missing", "config-env-name", "user-mismatch"):
+        assert f"[{code}]" in page.body
+    assert "found 3 problems" in page.body
+    out = wsgi_shim("check", str(site.site)).stdout
+    for code in ("chdir-missing", "config-env-name", "user-mismatch"):
+        assert f"[{code}]" in out
+
+
+def test_check_only_mistakes_that_passenger_would_turn_into_its_generic_page():
+    site = make_site("gen")
+    # passenger_wsgi.py broken: Passenger dies before wsgi-shim runs; check says so.
+    write_file(site.passenger_wsgi, "import shim\napplication = shim.get_app(\n", 0o600)
+    assert load_like_passenger(site).loader_error is not None
+    assert "[wsgi-file-syntax]" in wsgi_shim("check", str(site.site)).stdout
+    # PassengerPython without wsgi-shim installed.
+    venv = small_venv(site.site / "bare")
+    shutil.rmtree(next(venv.glob("lib/python3*/site-packages")) / "shim")
+    write_file(site.passenger_wsgi, (site.passenger_wsgi.read_text() if False else
+                                     "import shim\napplication = shim.get_app()\n"), 0o600)
+    update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
+    assert "No module named 'shim'" in load_like_passenger(site, python=str(venv / "bin/python")).loader_error
+    assert "[shim-not-installed]" in wsgi_shim("check", str(site.site)).stdout
+
+
+def test_check_sees_what_only_the_shell_sees():
+    site = make_site("shell")
+    site.passenger_wsgi.chmod(0o644)
+    site.tmp.chmod(0o700)
+    out = wsgi_shim("check", str(site.site)).stdout
+    assert "[wsgi-file-exposed]" in out
+    assert "[tmp-not-searchable]" in out
+
+
+def test_healthy_site_serves_the_app_itself_and_check_passes():
+    site = make_site("ok", config={"logging": {"catch_errors": False}})
+    loaded = load_like_passenger(site)
+    assert loaded.response.code == 200
+    assert loaded.response.body == "hello from the app"
+    assert loaded.response.kind == ""
+    checked = wsgi_shim("check", str(site.site))
+    assert checked.returncode == 0, checked.stdout
+    assert "would serve its app" in checked.stdout
+
+
+def test_get_app_returns_the_users_callable_itself(tmp_path: Path):
+    site = make_site("ident", config={"logging": {"catch_errors": False}}, app_source={
+        "app.py": "def application(environ, start_response):\n"
+                  "    import passenger_wsgi, sys\n"
+                  "    same = passenger_wsgi.application is sys.modules['app'].application\n"
+                  "    start_response('200 OK', [])\n"
+                  "    return [b'same' if same else b'wrapped']\n"})
+    assert load_like_passenger(site).response.body == "same"
+
+
+def test_failed_start_leaves_no_half_applied_environment():
+    site = make_site("rollback", app_source={"pkg/app.py": "raise RuntimeError('boom')\n"},
+                     config={"wsgi": {"chdir": "pkg", "app": "app.application"},
+                             "environment": {"SHIM_TEST_SETTING": "on"}})
+    loaded = load_like_passenger(site, watch_env=["SHIM_TEST_SETTING"])
+    assert "[app-exception]" in loaded.response.body
+    assert "RuntimeError" in loaded.response.body
+    assert loaded.raw["environ_after"] == {"SHIM_TEST_SETTING": None}
+    assert loaded.raw["cwd_after"] == str(site.approot)
+    assert str(site.approot / "pkg") not in loaded.raw["sys_path_head"]
+
+
+def test_secret_contents_never_reach_the_page():
+    site = make_site("secret", app_source={
+        "app.py": "import os\nvalue = open(os.environ['DB_PASSWORD_FILE']).read().strip()\n"
+                  "raise ValueError('cannot connect with password ' + value)\n"})
+    write_file(site.site / "db_password", "hunter2-very-secret\n", 0o600)
+    update_config(site, {"secret_files": {"DB_PASSWORD_FILE": str(site.site / "db_password")},
+                         "environment": {"API_KEY": "ak-123456-secret"}})
+    page = load_like_passenger(site).response
+    assert "[app-exception]" in page.body
+    assert "hunter2-very-secret" not in page.body
+    assert "[redacted]" in page.body
+    out = wsgi_shim("check", str(site.site))
+    assert "hunter2-very-secret" not in out.stdout + out.stderr
+    # A syntax error on a line holding a password must not show the line's text.
+    write_file(site.config_toml, site.config_toml.read_text() + "\nDB_PASS = hunter3-plain\n", 0o600)
+    page = load_like_passenger(site).response
+    assert "[config-syntax]" in page.body and "hunter3-plain" not in page.body
+
+
+def test_process_facts_on_the_error_page():
+    site = make_site("facts", app_source={"app.py": "raise RuntimeError('x')\n"})
+    body = load_like_passenger(site).response.body
+    for fact in (f"<td>user</td><td>{SITE_USER}</td>", "<td>group</td><td>shimproj</td>",
+                 f"<td>app root</td><td>{site.approot}</td>", str(VENV / "bin/python")):
+        assert fact in body
