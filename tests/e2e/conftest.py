@@ -57,6 +57,14 @@ def apache(e2e_dir: Path) -> Iterator[ApacheServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def site_venv(e2e_dir: Path) -> Path:
+    """The shared site venv (built or refreshed once, before any test starts its clock)."""
+    from tests.support.sites import shared_venv
+
+    return shared_venv()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     """Attach what Apache and Passenger logged to a failing e2e test's report."""

@@ -7,6 +7,7 @@ page (not Passenger's) -> fixed + restart -> the app again. Then the examples ar
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tomllib
 from pathlib import Path
@@ -61,10 +62,17 @@ def shim_page(kind: str):
     return lambda r: r.headers.get("x-wsgi-shim") == kind
 
 
-def test_site_lifecycle_through_passenger(apache: ApacheServer) -> None:
+def http_status(site: Site, url: str) -> tuple[int, dict]:
+    """`wsgi-shim status SITE --url URL --json`: its exit code and what it reports."""
+    r = wsgi_shim("status", str(site.site), "--url", url, "--json")
+    return r.returncode, json.loads(r.stdout)
+
+
+def test_site_lifecycle_through_passenger(apache: ApacheServer, site_venv: Path) -> None:
     site = make_site("e2e-life", {"hello.py": HELLO}, app="hello.application", maint=True)
     url = serve(apache, site)
     module = site.approot / "hello.py"
+    write_file(site.docroot / "robots.txt", "User-agent: *\n", mode=0o644)
 
     # Right after install: tmp/maint.txt exists, so visitors get the maintenance page.
     assert site.maint_txt.exists()
@@ -72,11 +80,21 @@ def test_site_lifecycle_through_passenger(apache: ApacheServer) -> None:
     assert r.status == 503, (r.status, r.headers, r.body[:500])
     assert r.headers.get("x-wsgi-shim") == "maintenance"
     assert r.headers.get("retry-after", "").isdigit()
+    assert PASSENGER_GENERIC not in r.body
+    # Files in the DocumentRoot never reach the app: Apache serves them even in maintenance.
+    assert http_get(url + "/robots.txt").status == 200
+    code, status = http_status(site, url + "/")
+    assert (code, status["http"]["serving"], status["maintenance"]) == (0, "maintenance", True)
 
-    # Go live.
-    shim_ok("maint", "off", str(site.site))
-    shim_ok("restart", str(site.site))
+    # Go live: `restart --wait --url` returns once the new process has recorded its start.
+    shim_ok("maint", "off", str(site.site), "--no-restart")
+    r = shim_ok("restart", str(site.site), "--wait", "20", "--url", url + "/")
+    assert "serving the app" in r.stdout, r.stdout
     poll(url + "/", is_app("hello from the e2e app"), timeout=20)
+    code, status = http_status(site, url + "/")
+    assert (code, status["http"]["serving"], status["last_start"]["state"]) == (0, "app", "app")
+    assert status["last_start"]["user"] == SITE_USER
+    assert status["last_start"]["group"] == PROJECT_GROUP
 
     # A module that raises at import time: our error page, with the exception and file/line.
     write_file(module, BROKEN)
@@ -86,11 +104,25 @@ def test_site_lifecycle_through_passenger(apache: ApacheServer) -> None:
     assert PASSENGER_GENERIC not in r.body
     assert "RuntimeError" in r.body and "e2e: broken at import time" in r.body
     assert f"{module} line 3" in r.body, r.body
+    code, status = http_status(site, url + "/")
+    assert (code, status["http"]["serving"], status["last_start"]["state"]) == (1, "error", "error")
 
     # Fixed and restarted: the app again.
     write_file(module, HELLO)
     shim_ok("restart", str(site.site))
     poll(url + "/", is_app("hello from the e2e app"), timeout=20)
+
+
+def test_config_mistake_shown_on_our_page(apache: ApacheServer, site_venv: Path) -> None:
+    """A typo in config.toml: the visitor-facing page names it; Passenger's page never shows."""
+    site = make_site("e2e-config", {"hello.py": HELLO}, app="hello.application")
+    text = site.config_toml.read_text().replace("[wsgi]", "[wsgi]\nchdirr = \".\"", 1)
+    write_file(site.config_toml, text, mode=site.config_toml.stat().st_mode & 0o777)
+    url = serve(apache, site)
+    r = poll(url + "/", shim_page("error"), timeout=20)
+    assert r.status == 500
+    assert PASSENGER_GENERIC not in r.body
+    assert "chdirr" in r.body
 
 
 def example_files(name: str) -> tuple[dict[str, str], dict]:
@@ -106,7 +138,8 @@ def example_files(name: str) -> tuple[dict[str, str], dict]:
     ("flask_site", "Hello from Flask"),
     ("django_site", "Hello from Django"),
 ])
-def test_example_served_by_passenger(apache: ApacheServer, example: str, marker: str) -> None:
+def test_example_served_by_passenger(apache: ApacheServer, site_venv: Path, example: str,
+                                     marker: str) -> None:
     files, config = example_files(example)
     site = make_site(f"e2e-{example.replace('_', '-')}", files, config, maint=True,
                      app=config["wsgi"]["app"])
