@@ -301,11 +301,14 @@ def tree_problems(site: Site, cfg_user: str | None) -> list[Problem]:
     """Directories: reachable by Passenger, not writable by others; tmp/ and its files sane."""
     problems = []
     approot = site.approot
-    blocked = unsearchable_ancestor(approot)
+    # Apache walks the document root before Passenger sees a request (measured: without o+x on
+    # it or above it every URL is 404 or 403). The app root itself may be private.
+    blocked = unsearchable_ancestor(site.docroot) if site.docroot.is_dir() else None
     if blocked:
         problems.append(Problem(
-            "path-not-searchable", f"{blocked} is not searchable by other users, so the web server cannot reach "
-                                   "the app root.", str(blocked), f"chmod o+x {blocked}"))
+            "docroot-not-searchable", f"{blocked} is not searchable by other users, so Apache cannot reach the "
+                                      "document root and answers 403/404 before Passenger runs.",
+            str(blocked), f"chmod o+x {blocked}"))
     bad = unsafe_ancestor(approot, cfg_user)
     if bad:
         problems.append(Problem(
@@ -315,12 +318,8 @@ def tree_problems(site: Site, cfg_user: str | None) -> list[Problem]:
     st = _stat(tmp)
     if st is None or not stat.S_ISDIR(st.st_mode):
         problems.append(Problem("tmp-missing", "The restart directory tmp/ is missing.", str(tmp),
-                                f"mkdir {tmp} && chmod 755 {tmp} (Passenger watches tmp/restart.txt)."))
+                                f"mkdir {tmp} && chmod 700 {tmp} (Passenger watches tmp/restart.txt)."))
     else:
-        if not st.st_mode & stat.S_IXOTH:
-            problems.append(Problem("tmp-not-searchable", "tmp/ is not searchable by others, so Passenger cannot "
-                                                          "see tmp/restart.txt and restarts are ignored.",
-                                    str(tmp), f"chmod o+x {tmp}"))
         why = writable_by_others(st, cfg_user)
         if why:
             problems.append(Problem("tmp-writable", f"tmp/ is {why}: others could restart the site or put it into "

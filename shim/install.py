@@ -108,6 +108,14 @@ def install(site: Site, user: str | None = None, group: str | None = None, pytho
         if os.path.lexists(path):
             raise InstallError(f"{path} already exists; wsgi-shim install never overwrites anything. "
                                "Run `wsgi-shim check SITE` to examine an existing site.")
+    if site.approot_name == site.docroot_name:
+        raise InstallError("--approot and --docroot must differ: the app's code must not be served as files.")
+    for kind, lookup, value in (("user", pwd.getpwnam, user), ("group", grp.getgrnam, group)):
+        if value:
+            try:
+                lookup(value)
+            except (KeyError, UnicodeEncodeError):
+                raise InstallError(f"There is no {kind} '{value}' on this machine (see `id`).") from None
     me = pwd.getpwuid(os.getuid()).pw_name
     warnings: list[str] = []
     created: list[Path] = []
@@ -116,13 +124,15 @@ def install(site: Site, user: str | None = None, group: str | None = None, pytho
         if not site.site.exists():
             if not site.site.parent.is_dir():
                 raise InstallError(f"{site.site.parent} does not exist; create the site directory first.")
-            os.mkdir(site.site, 0o755 & ~umask | 0o005)
+            os.mkdir(site.site, 0o755 & ~umask | 0o001)
             created.append(site.site)
-        # Directories Passenger and Apache must traverse: world-searchable, never world-writable.
-        for path in (site.approot, site.tmp, site.docroot):
+        # Measured with real Passenger (tests/e2e/test_passenger_permissions.py): the app root and
+        # tmp/ are only touched by the app's user and the Passenger core (root), so they stay
+        # private; Apache (www-data) must search the site directory and the document root.
+        for path, other in ((site.approot, 0), (site.tmp, 0), (site.docroot, 0o005)):
             os.mkdir(path, 0o700)
             created.append(path)
-            os.chmod(path, private_mode(0o775, os.stat(path).st_gid, me, umask) | 0o005)
+            os.chmod(path, private_mode(0o770, os.stat(path).st_gid, me, umask) | other)
         gid = os.stat(site.approot).st_gid
         group = group or grp.getgrgid(gid).gr_name
         user = user or me
@@ -147,6 +157,8 @@ def install(site: Site, user: str | None = None, group: str | None = None, pytho
         if isinstance(exc, OSError):
             raise InstallError(f"Could not create {exc.filename or site.site}: {exc.strerror}. "
                                "Nothing was left behind.") from None
+        if isinstance(exc, Exception):
+            raise InstallError(f"Could not create the site: {exc}. Nothing was left behind.") from None
         raise
     if not group_is_safe(gid, me):
         warnings.append(f"The files' group '{grp.getgrgid(gid).gr_name}' is your default group, shared with "

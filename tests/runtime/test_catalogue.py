@@ -238,10 +238,12 @@ def test_check_only_mistakes_that_passenger_would_turn_into_its_generic_page():
 def test_check_sees_what_only_the_shell_sees():
     site = make_site("shell")
     site.passenger_wsgi.chmod(0o644)
-    site.tmp.chmod(0o700)
+    site.docroot.chmod(0o750)
+    site.tmp.chmod(0o777)
     out = wsgi_shim("check", str(site.site)).stdout
     assert "[wsgi-file-exposed]" in out
-    assert "[tmp-not-searchable]" in out
+    assert "[docroot-not-searchable]" in out
+    assert "[tmp-writable]" in out
 
 
 def test_healthy_site_serves_the_app_itself_and_check_passes():
