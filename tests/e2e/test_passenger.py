@@ -8,16 +8,18 @@ page (not Passenger's) -> fixed + restart -> the app again. Then the examples ar
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from shim.layout import Site
-from tests.support.accounts import PROJECT_GROUP, SITE_USER
+from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
 from tests.support.apache import ApacheServer, Response, http_get, poll
-from tests.support.sites import make_site, shared_venv, write_file, wsgi_shim
+from tests.support.sites import BASE, HELLO_APP, make_site, shared_venv, write_file, wsgi_shim
 
 pytestmark = pytest.mark.realserver
 
@@ -123,6 +125,26 @@ def test_config_mistake_shown_on_our_page(apache: ApacheServer, site_venv: Path)
     assert r.status == 500
     assert PASSENGER_GENERIC not in r.body
     assert "chdirr" in r.body
+
+
+def test_install_apache_snippet_works_verbatim(apache: ApacheServer, site_venv: Path) -> None:
+    """What `install --apache` prints for the sysadmins, pasted into a real VirtualHost."""
+    (BASE / "sites").mkdir(mode=0o755, exist_ok=True)
+    parent = Path(tempfile.mkdtemp(prefix="e2e-snippet-", dir=BASE / "sites"))
+    parent.chmod(0o755)
+    os.chown(parent, uid(), gid())  # the site user creates SITE inside it
+    site = Site(parent / "site")
+    r = shim_ok("install", str(site.site), "--group", PROJECT_GROUP, "--app", "app.application",
+                "--python", str(site_venv / "bin" / "python"), "--apache")
+    snippet = r.stdout[r.stdout.index("# Apache + Passenger settings"):]
+    assert "PassengerUser" in snippet and str(site.approot) in snippet
+    write_file(site.approot / "app.py", HELLO_APP)
+
+    url = apache.add_vhost(parent.name, snippet)
+    apache.apply()
+    assert http_get(url + "/").headers.get("x-wsgi-shim") == "maintenance"
+    shim_ok("maint", "off", str(site.site))
+    poll(url + "/", is_app("hello from the app"), timeout=20)
 
 
 def example_files(name: str) -> tuple[dict[str, str], dict]:

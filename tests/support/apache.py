@@ -49,13 +49,7 @@ class ApacheError(RuntimeError):
 class SiteSpec:
     name: str
     port: int
-    app_root: Path
-    docroot: Path
-    user: str
-    group: str
-    python: str
-    restart_dir: Path
-    extra: str = ""  # more directives for the VirtualHost, e.g. "PassengerMinInstances 1"
+    body: str  # the directives inside its <VirtualHost>
 
     @property
     def url(self) -> str:
@@ -110,30 +104,55 @@ class ApacheServer:
     def add_site(self, name: str, app_root: str | Path, docroot: str | Path, *, user: str,
                  group: str, python: str | Path, restart_dir: str | Path | None = None,
                  port: int | None = None, extra: str = "") -> str:
-        """Declare a site; returns its base URL (http://127.0.0.1:PORT)."""
+        """Declare a site; returns its base URL (http://127.0.0.1:PORT).
+
+        extra: more directives for its VirtualHost, e.g. "PassengerMinInstances 1".
+        """
+        restart_dir = restart_dir or Path(app_root) / "tmp"
+        body = "\n".join([
+            f"ServerName {name}.e2e.test",
+            f"DocumentRoot {docroot}",
+            f"PassengerAppRoot {app_root}",
+            "PassengerAppType wsgi",
+            "PassengerStartupFile passenger_wsgi.py",
+            f"PassengerPython {python}",
+            f"PassengerUser {user}",
+            f"PassengerGroup {group}",
+            f"PassengerRestartDir {restart_dir}",
+            "PassengerFriendlyErrorPages off",
+            extra,
+            f"<Directory {docroot}>",
+            "    Require all granted",
+            "    Options FollowSymLinks",
+            "</Directory>",
+        ])
+        return self.add_vhost(name, body, port)
+
+    def add_vhost(self, name: str, body: str, port: int | None = None) -> str:
+        """Declare a site from VirtualHost directives used verbatim (e.g. a printed snippet)."""
         if name in self.sites:
             raise ValueError(f"site {name!r} already added")
-        app_root = Path(app_root)
         taken = {s.port for s in self.sites.values()}
         while port is None or port in taken:
             port = free_port()
-        spec = SiteSpec(name=name, port=port, app_root=app_root, docroot=Path(docroot),
-                        user=user, group=group, python=str(python),
-                        restart_dir=Path(restart_dir) if restart_dir else app_root / "tmp",
-                        extra=extra)
+        spec = SiteSpec(name=name, port=port, body=body)
         self.sites[name] = spec
         return spec.url
 
-    def serve(self, name: str, app_root: str | Path, docroot: str | Path, **kw: object) -> str:
-        """add_site() and make it live now: start() the first time, a graceful reload() after.
+    def apply(self) -> None:
+        """Make the declared sites live: start() the first time, a graceful reload() after.
 
         A reload restarts Passenger's core, so every app of this server is respawned.
         """
-        url = self.add_site(name, app_root, docroot, **kw)  # type: ignore[arg-type]
         if self.running():
             self.reload()
         else:
             self.start()
+
+    def serve(self, name: str, app_root: str | Path, docroot: str | Path, **kw: object) -> str:
+        """add_site() and apply() at once."""
+        url = self.add_site(name, app_root, docroot, **kw)  # type: ignore[arg-type]
+        self.apply()
         return url
 
     def site_url(self, name: str) -> str:
@@ -177,28 +196,10 @@ class ApacheServer:
             "</Directory>",
         ]
         for s in self.sites.values():
-            lines += [
-                "",
-                f"# site {s.name}",
-                f"Listen 127.0.0.1:{s.port}",
-                f"<VirtualHost 127.0.0.1:{s.port}>",
-                f"    ServerName {s.name}.e2e.test",
-                f"    DocumentRoot {s.docroot}",
-                f"    PassengerAppRoot {s.app_root}",
-                "    PassengerAppType wsgi",
-                "    PassengerStartupFile passenger_wsgi.py",
-                f"    PassengerPython {s.python}",
-                f"    PassengerUser {s.user}",
-                f"    PassengerGroup {s.group}",
-                f"    PassengerRestartDir {s.restart_dir}",
-                "    PassengerFriendlyErrorPages off",
-                *(f"    {line}" for line in s.extra.splitlines() if line.strip()),
-                f"    <Directory {s.docroot}>",
-                "        Require all granted",
-                "        Options FollowSymLinks",
-                "    </Directory>",
-                "</VirtualHost>",
-            ]
+            lines += ["", f"# site {s.name}", f"Listen 127.0.0.1:{s.port}",
+                      f"<VirtualHost 127.0.0.1:{s.port}>",
+                      *(f"    {line}" for line in s.body.splitlines() if line.strip()),
+                      "</VirtualHost>"]
         return "\n".join(lines) + "\n"
 
     # -- lifecycle -----------------------------------------------------------------------------
