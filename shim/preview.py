@@ -157,9 +157,16 @@ class Supervisor:
             env.update(HOME=who["home"], USER=who["name"], LOGNAME=who["name"])
             kwargs = {"user": who["user"], "group": who["group"],
                       "extra_groups": who["extra_groups"]}
-        self.child = subprocess.Popen(
-            [python, "-c", CHILD, "app", str(self.sock.fileno()), str(startup)],
-            cwd=self.site.approot, env=env, pass_fds=(self.sock.fileno(),), **kwargs)
+        try:
+            self.child = subprocess.Popen(
+                [python, "-c", CHILD, "app", str(self.sock.fileno()), str(startup)],
+                cwd=self.site.approot, env=env, pass_fds=(self.sock.fileno(),), **kwargs)
+        except OSError as exc:
+            # e.g. passenger_python not executable by passenger_user: Passenger fails too.
+            say(f"cannot start the app process with {python}: {exc}; serving an error page "
+                "until tmp/restart.txt changes")
+            self.start_error_page()
+            return
         self.failed = False
         as_user = f" as {who['name']}" if who else ""
         say(f"app process {self.child.pid} started{as_user}: {python} loading "
@@ -313,6 +320,7 @@ def demo(dir: Path | None = None, host: str = "127.0.0.1", port: int = 8000) -> 
     """Create (or reuse) a demo site in DIR (default: a new temporary directory) and serve it."""
     if dir is None:
         dir = Path(tempfile.mkdtemp(prefix="wsgi-shim-demo-"))
+        dir.chmod(0o755)  # as a real site directory: reachable by the web server's user
     dir = Path(dir).absolute()
     site = Site(dir)
     if site.passenger_wsgi.is_file():

@@ -1,0 +1,255 @@
+"""The preview (`wsgi-shim serve`, `wsgi-shim demo`, `inv serve`, `inv demo`) as a real server:
+started as a subprocess, asked over HTTP, driven through restart.txt and maint.txt."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.apache import poll
+from tests.support.sites import make_site, update_config, write_file, wsgi_shim
+from tests.tasks.conftest import REPO, command_env, inv, preview
+
+WSGI_SHIM = [sys.executable, "-m", "shim.cli"]
+
+# Reports what Passenger's loader would have set up for it.
+PROBE_APP = """\
+import json, os, pwd, sys
+
+STARTED_PID = os.getpid()
+
+
+def application(environ, start_response):
+    body = json.dumps({
+        "pid": STARTED_PID,
+        "cwd": os.getcwd(),
+        "path": sys.path[:3],
+        "module": "passenger_wsgi" in sys.modules,
+        "startup_file": getattr(sys.modules.get("passenger_wsgi"), "__file__", None),
+        "user": pwd.getpwuid(os.getuid()).pw_name,
+        "python": sys.executable,
+        "version": "v1",
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+"""
+
+
+def app_json(server) -> dict:
+    response = server.get()
+    assert response.status == 200, response.body
+    return json.loads(response.body)
+
+
+def serve_cmd(site, port: int) -> list[str]:
+    return [*WSGI_SHIM, "serve", str(site.site), "--port", str(port)]
+
+
+# --- a real site (owned by the test site user; the app runs as that user) -------------------
+
+
+@pytest.mark.realserver
+def test_serve_loads_passenger_wsgi_as_passenger_does(port, tmp_path):
+    site = make_site("preview-load", {"app.py": PROBE_APP})
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
+        seen = app_json(server)
+    assert seen["cwd"] == str(site.approot)
+    assert str(site.approot) in seen["path"][:2]
+    assert seen["module"] is True
+    assert Path(site.approot, seen["startup_file"]) == site.passenger_wsgi
+    # As root, the app runs as passenger_user with passenger_python, as under Passenger.
+    assert seen["user"] == "shimsite"
+    assert seen["python"] == "/srv/wsgi-shim-tests/venv/bin/python"
+    starts = (site.approot / "logs" / "starts.jsonl").read_text().splitlines()
+    assert json.loads(starts[-1])["state"] == "app"
+
+
+@pytest.mark.realserver
+def test_maint_on_and_restart_shows_the_maintenance_page_then_the_app_again(port, tmp_path):
+    site = make_site("preview-maint")
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
+        assert server.get().body == "hello from the app"
+        assert wsgi_shim("maint", "on", str(site.site)).returncode == 0
+        page = poll(server.url, lambda r: r.status == 503, timeout=15)
+        assert page.headers.get("x-wsgi-shim") == "maintenance"
+        assert "retry-after" in page.headers
+        assert wsgi_shim("maint", "off", str(site.site)).returncode == 0
+        back = poll(server.url, lambda r: r.status == 200, timeout=15)
+        assert back.body == "hello from the app"
+        assert "x-wsgi-shim" not in back.headers
+        assert "restart.txt changed: restarting the app process" in server.output()
+
+
+@pytest.mark.realserver
+def test_touching_restart_txt_loads_new_code_and_deleting_it_does_nothing(port, tmp_path):
+    site = make_site("preview-restart", {"app.py": PROBE_APP})
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
+        first = app_json(server)
+        write_file(site.approot / "app.py", PROBE_APP.replace('"v1"', '"v2"'))
+        time.sleep(1.0)
+        assert app_json(server)["pid"] == first["pid"], "restarted without restart.txt"
+        assert wsgi_shim("restart", str(site.site)).returncode == 0
+        poll(server.url, lambda r: r.status == 200 and '"v2"' in r.body, timeout=15)
+        second = app_json(server)
+        assert second["pid"] != first["pid"]
+        # As Passenger: a deleted restart.txt triggers nothing.
+        site.restart_txt.unlink()
+        time.sleep(1.0)
+        assert app_json(server)["pid"] == second["pid"]
+
+
+@pytest.mark.realserver
+def test_a_start_up_mistake_shows_the_shims_error_page(port, tmp_path):
+    site = make_site("preview-error")
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
+        update_config(site, {"wsgi": {"app": "nosuchmodule.application"}})
+        assert wsgi_shim("restart", str(site.site)).returncode == 0
+        page = poll(server.url, lambda r: r.status == 500, timeout=15)
+        assert page.headers.get("x-wsgi-shim") == "error"
+        assert "nosuchmodule" in page.body
+
+
+@pytest.mark.realserver
+def test_a_broken_passenger_wsgi_gets_passengers_generic_page_until_fixed(port, tmp_path):
+    site = make_site("preview-broken")
+    good = site.passenger_wsgi.read_text()
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
+        write_file(site.passenger_wsgi, "import shim\napplication = shim.get_app(\n")
+        assert wsgi_shim("restart", str(site.site)).returncode == 0
+        page = poll(server.url, lambda r: r.status == 500, timeout=15)
+        assert "something went wrong" in page.body
+        assert "SyntaxError" in server.output()
+        write_file(site.passenger_wsgi, good)
+        assert wsgi_shim("restart", str(site.site)).returncode == 0
+        assert poll(server.url, lambda r: r.status == 200, timeout=15).body == "hello from the app"
+
+
+@pytest.mark.realserver
+def test_inv_serve_runs_the_site_venvs_preview(port, tmp_path, own_repo):
+    site = make_site("preview-inv")
+    cmd = [sys.executable, "-m", "invoke", "serve", "--site", str(site.site),
+           "--venv", "/srv/wsgi-shim-tests/venv", "--port", str(port)]
+    with preview(cmd, port, tmp_path / "serve.log", cwd=own_repo) as server:
+        assert server.get().body == "hello from the app"
+    assert "/srv/wsgi-shim-tests/venv/bin/python loading" in server.output()
+
+
+# --- without a real site: as whoever runs the tests ---------------------------------------------
+
+
+def fake_site(root: Path, python: str) -> Path:
+    approot = root / "www-approot"
+    (approot / "tmp").mkdir(parents=True)
+    (approot / "passenger_wsgi.py").write_text(
+        "import sys\n\n\ndef application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [sys.executable.encode()]\n")
+    (approot / "config.toml").write_text(f'[passenger]\npassenger_python = "{python}"\n')
+    return root
+
+
+def test_missing_passenger_python_falls_back_to_this_python_with_a_warning(port, tmp_path):
+    root = fake_site(tmp_path / "site", "/nonexistent/bin/python")
+    with preview([*WSGI_SHIM, "serve", str(root), "--port", str(port)], port,
+                 tmp_path / "serve.log") as server:
+        assert server.get().body == sys.executable
+    assert "WARNING: passenger_python '/nonexistent/bin/python'" in server.output()
+
+
+def test_serve_refuses_a_directory_that_is_not_a_site(tmp_path):
+    result = subprocess.run([*WSGI_SHIM, "serve", str(tmp_path), "--port", "1"],
+                            env=command_env(), capture_output=True, text=True, check=False,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "not a site" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_reports_a_busy_port(tmp_path):
+    root = fake_site(tmp_path / "site", sys.executable)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = busy.getsockname()[1]
+        result = subprocess.run([*WSGI_SHIM, "serve", str(root), "--port", str(taken)],
+                                env=command_env(), capture_output=True, text=True, check=False,
+                                timeout=60)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{taken}" in result.stderr
+
+
+def test_demo_serves_a_hello_app_and_honours_maintenance(port, tmp_path):
+    demo_dir = tmp_path / "demo"
+    with preview([*WSGI_SHIM, "demo", str(demo_dir), "--port", str(port)], port,
+                 tmp_path / "demo.log") as server:
+        hello = server.get()
+        assert hello.status == 200, server.output()
+        assert "Hello from the wsgi-shim demo" in hello.body
+        maint = subprocess.run([*WSGI_SHIM, "maint", "on", str(demo_dir)], env=command_env(),
+                               capture_output=True, text=True, check=False, timeout=60)
+        assert maint.returncode == 0, maint.stderr
+        page = poll(server.url, lambda r: r.status == 503, timeout=15)
+        assert page.headers.get("x-wsgi-shim") == "maintenance"
+    assert (demo_dir / "www-approot" / "hello.py").is_file()
+
+
+def test_inv_demo_from_the_repo_root(port, tmp_path):
+    """The README's first command for newcomers."""
+    cmd = [sys.executable, "-m", "invoke", "demo", "--dir", str(tmp_path / "demo"),
+           "--port", str(port)]
+    with preview(cmd, port, tmp_path / "demo.log", cwd=REPO) as server:
+        assert "Hello from the wsgi-shim demo" in server.get().body
+
+
+def test_inv_list_and_fab_list_show_every_task():
+    expected = {"build-python", "venv", "install", "check", "maint", "restart", "status", "logs",
+                "serve", "demo"}
+    for tool in ("invoke", "fabric"):
+        result = subprocess.run([sys.executable, "-m", tool, "--list"], cwd=REPO,
+                                env=command_env(), capture_output=True, text=True, check=False,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+        listed = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()}
+        assert expected <= listed, (tool, result.stdout)
+
+
+def test_own_repo_settings_come_from_invoke_yaml_env_and_f_file(own_repo, tmp_path):
+    (own_repo / "invoke.yaml").write_text("shim:\n  site: /from/invoke-yaml\n")
+    (own_repo / "fabric.yaml").write_text("shim:\n  site: /from/fabric-yaml\n  venv: /v\n")
+    runtime = tmp_path / "runtime.yaml"
+    runtime.write_text("shim:\n  site: /from/f-file\n")
+
+    def dry(tool: str, *args: str, **env: str) -> str:
+        result = subprocess.run([sys.executable, "-m", tool, "--dry", *args], cwd=own_repo,
+                                env=command_env(**env), capture_output=True, text=True,
+                                check=False, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().replace("\x1b[1;37m", "").replace("\x1b[0m", "")
+
+    shim = "venv/bin/wsgi-shim"
+    assert dry("invoke", "check") == f"/from/invoke-yaml/{shim} check /from/invoke-yaml/www-approot"
+    assert dry("invoke", "maint", "on", INVOKE_SHIM_SITE="/env") == (
+        f"/env/{shim} maint on /env/www-approot")
+    assert dry("invoke", "-f", str(runtime), "status", INVOKE_SHIM_SITE="/env") == (
+        f"/from/f-file/{shim} status /from/f-file/www-approot")
+    # fab reads fabric.yaml and FABRIC_*, not invoke.yaml.
+    assert dry("fabric", "restart") == "/v/bin/wsgi-shim restart /from/fabric-yaml/www-approot"
+    assert dry("fabric", "restart", FABRIC_SHIM_URL="http://x/") == (
+        "/v/bin/wsgi-shim restart /from/fabric-yaml/www-approot --url http://x/")
+    # A flag beats every file; the venv still comes from fabric.yaml.
+    assert dry("fabric", "-f", str(runtime), "check", "--site", "/flag") == (
+        "/v/bin/wsgi-shim check /flag/www-approot")
+
+
+def test_a_task_without_a_site_says_how_to_set_one(own_repo):
+    result = inv("check", cwd=own_repo)
+    assert result.returncode == 2
+    assert "No site given" in result.stderr
+    assert "Traceback" not in result.stderr
+
