@@ -14,10 +14,12 @@ import hashlib
 import http.server
 import io
 import os
+import pwd
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,6 +30,7 @@ from invoke.exceptions import Exit
 
 from shim import buildpython
 from shim.tasks import python as pytasks
+from tests.support.accounts import SITE_USER
 
 REPO = Path(__file__).resolve().parents[2]
 # The fake build wraps the interpreter running the tests, so its version is "the" version.
@@ -84,11 +87,13 @@ def _add(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def make_fake_tarball(directory: Path, version: str = VERSION) -> tuple[Path, Path, str]:
+def make_fake_tarball(directory: Path, version: str = VERSION,
+                      python: str = sys.executable) -> tuple[Path, Path, str]:
     """A Python-VERSION.tgz whose build is fake but real make/sh/tar work; returns
-    (tarball, calls file, sha256). The calls file lists the build steps that ran."""
+    (tarball, calls file, sha256). The calls file lists the build steps that ran. The
+    "built" pythonX.Y runs PYTHON, which must be that version."""
     calls = directory / "calls.txt"
-    script = (FAKE_BUILD.replace("@CALLS@", str(calls)).replace("@PYTHON@", sys.executable)
+    script = (FAKE_BUILD.replace("@CALLS@", str(calls)).replace("@PYTHON@", python)
               .replace("@SHORT@", version.rsplit(".", 1)[0]))
     tarball = directory / f"Python-{version}.tgz"
     with tarfile.open(tarball, "w:gz") as tar:
@@ -512,6 +517,57 @@ def test_inv_command_line_parses_every_flag(fake):
         cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, check=False)
     assert proc.returncode == 2 and "sha256 mismatch" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+# --- over real SSH: fab -H user@host ------------------------------------------------------
+
+
+@pytest.mark.realserver
+def test_fab_builds_and_makes_the_venv_on_the_remote_host(sshd, own_repo):
+    """As the site user over a non-login SSH shell: the same script, remote paths, remote ~."""
+    system_python = "/usr/bin/python3"  # the site user cannot run root's interpreter
+    version = subprocess.run([system_python, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    root = Path("/srv/wsgi-shim-tests")
+    root.mkdir(mode=0o755, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="build-python-", dir=root))
+    user = pwd.getpwnam(SITE_USER)
+    try:
+        base.chmod(0o755)
+        os.chown(base, user.pw_uid, user.pw_gid)
+        tarball, _, sha = make_fake_tarball(base, version, python=system_python)
+        site = base / "site"
+        (site / "www-approot").mkdir(parents=True)
+        for path in (site, site / "www-approot"):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        host = sshd.host(SITE_USER)
+        env = sshd.fab_env(PYTHONPATH=str(REPO))
+        short = version.rsplit(".", 1)[0]
+        flags = ["--version", version, "--source", str(tarball), "--sha256", sha,
+                 "--site", str(site), "--jobs", "2"]
+        proc = sshd.fab("-H", host, "build-python", *flags, cwd=own_repo, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr + sshd.log_text()
+        out = proc.stdout
+        assert "[7/7] smoke test" in out and "done in" in out
+        python = site / f"python-{version}" / "bin" / f"python{short}"
+        assert python.stat().st_uid == user.pw_uid  # built by the site user, not by us
+        log = Path(user.pw_dir) / ".cache/wsgi-shim/build-python" / f"python-{version}.log"
+        assert f"build log: {log}" in out and log.exists()  # the remote user's ~
+        proc = sshd.fab("-H", host, "build-python", *flags, cwd=own_repo, env=env)
+        assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stdout
+
+        proc = sshd.fab("-H", host, "venv", "--site", str(site), "--no-upgrade-pip",
+                        cwd=own_repo, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"venv: {site}/venv" in proc.stdout
+        assert (site / "venv" / "bin" / "python").exists()
+        assert (site / "venv").stat().st_uid == user.pw_uid
+        proc = sshd.fab("-H", host, "venv", "--site", str(site), "--path",
+                        str(site / "www-approot" / "venv"), cwd=own_repo, env=env)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "inside the app root" in proc.stdout
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- the real thing ------------------------------------------------------------------------
