@@ -33,6 +33,32 @@ def _require_real_server() -> None:
     pytest.fail(f"real Apache + Passenger unavailable although running as root: {reason}")
 
 
+def _reap_abandoned_sessions() -> None:
+    """Stop the Apache of sessions whose pytest died (killed, not interrupted) and remove them."""
+    for old in E2E_BASE.glob("s-*"):
+        try:
+            owner = int((old / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if _pid_alive(owner):
+            continue  # another test session running right now
+        try:
+            ApacheServer(old / "apache").stop()
+        except Exception as exc:  # noqa: BLE001 - never fail this session for an old one
+            print(f"e2e: could not stop the Apache of abandoned {old}: {exc}")
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
 def e2e_dir() -> Iterator[Path]:
     """A fresh world-searchable directory for this session (several sessions may run at once)."""
@@ -40,8 +66,10 @@ def e2e_dir() -> Iterator[Path]:
     ensure_accounts()  # shimsite (in project group shimproj) owns every test site
     E2E_BASE.mkdir(parents=True, exist_ok=True)
     os.chmod(E2E_BASE, 0o755)
+    _reap_abandoned_sessions()
     path = Path(tempfile.mkdtemp(prefix="s-", dir=E2E_BASE))
     os.chmod(path, 0o755)
+    (path / "owner.pid").write_text(str(os.getpid()))
     yield path
     if not os.environ.get("WSGI_SHIM_E2E_KEEP"):
         shutil.rmtree(path, ignore_errors=True)
