@@ -184,7 +184,8 @@ def maintenance_problems(cfg: Config) -> list[Problem]:
     except OSError as exc:
         return [Problem("maint-page-unreadable", f"The custom maintenance page cannot be read: {exc.strerror}.",
                         f"{cfg.file}, [maintenance] page = {page}",
-                        "Create the file or correct the path; the default page is shown meanwhile.")]
+                        "Create the file or correct the path; the default page is shown meanwhile.",
+                        severity="warning")]
     return []
 
 

@@ -223,18 +223,22 @@ def cmd_check(args) -> int:
     site = _site(args)
     problems, info = collect_problems(site, not args.no_import)
     if args.json:
-        print(json.dumps({"site": str(site.site), "approot": str(site.approot), "ok": not problems,
+        print(json.dumps({"site": str(site.site), "approot": str(site.approot),
+                          "ok": not any(p.blocking for p in problems),
                           "maintenance": info["maintenance"], "problems": [p.as_dict() for p in problems]},
                          indent=2))
-        return 1 if problems else 0
+        return 1 if any(p.blocking for p in problems) else 0
+    errors = [p for p in problems if p.blocking]
     for p in problems:
         print(p.as_text() + "\n")
     state = "ON (visitors see the maintenance page)" if info["maintenance"] else "off"
-    if problems:
-        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found in {site.approot}. "
+    warned = len(problems) - len(errors)
+    warnings = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
+    if errors:
+        print(f"{len(errors)} problem{'s' if len(errors) != 1 else ''}{warnings} found in {site.approot}. "
               f"Maintenance mode: {state}.")
         return 1
-    print(f"OK: {site.approot} would serve its app. Maintenance mode: {state}.")
+    print(f"OK: {site.approot} would serve its app{warnings}. Maintenance mode: {state}.")
     return 0
 
 

@@ -78,16 +78,16 @@ def _get_app(app_root: Path):
             problems += log_problems
     if in_maintenance:
         return _finish("maintenance", problems, app_root, cfg, applog)
-    if problems or cfg is None:
+    if cfg is None or any(p.blocking for p in problems):
         return _finish("error", problems, app_root, cfg, applog)
     app, import_problems = import_app(cfg)
     if import_problems:
-        return _finish("error", import_problems, app_root, cfg, applog)
+        return _finish("error", problems + import_problems, app_root, cfg, applog)
     if applog is not None and cfg.logging.catch_errors:
         from shim import diagnostics
 
         app = diagnostics.wrap(app, cfg.logging, applog, cfg.secret_values())
-    return _finish("app", [], app_root, cfg, applog, app)
+    return _finish("app", problems, app_root, cfg, applog, app)
 
 
 def _finish(state, problems, app_root, cfg: Config | None, applog, app=None):

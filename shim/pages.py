@@ -46,7 +46,8 @@ class StaticPage:
 def problem_html(problem: Problem) -> str:
     e = html.escape
     detail = f"\n<pre>{e(problem.detail)}</pre>" if problem.detail else ""
-    return (f"<li><strong>{e(problem.what)}</strong> <code>[{e(problem.code)}]</code>\n"
+    label = "" if problem.blocking else f"{e(problem.severity.capitalize())}: "
+    return (f"<li>{label}<strong>{e(problem.what)}</strong> <code>[{e(problem.code)}]</code>\n"
             f"<div class=\"where\">Where: {e(problem.where)}</div>\n"
             f"<div class=\"fix\">How to fix: {e(problem.fix)}</div>{detail}</li>")
 
@@ -54,7 +55,7 @@ def problem_html(problem: Problem) -> str:
 def error_page(problems: list[Problem], facts: dict[str, str]) -> StaticPage:
     """The start-up error page: every problem with what, where and how to fix it."""
     e = html.escape
-    count = len(problems)
+    count = sum(p.blocking for p in problems)
     items = "\n".join(problem_html(p) for p in problems)
     rows = "\n".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in facts.items())
     body = (f"<h1>This site could not start</h1>\n"

@@ -16,12 +16,18 @@ class Problem:
     where: str       # file, config key or path it concerns
     fix: str         # what to do about it
     detail: str = ""  # optional extra text (a traceback); never a secret's contents
+    severity: str = "error"  # "warning": reported, but the site still serves (e.g. no app log)
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error"
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
 
     def as_text(self) -> str:
-        lines = [f"[{self.code}] {self.what}", f"    where: {self.where}", f"    fix:   {self.fix}"]
+        label = "" if self.severity == "error" else f"{self.severity}: "
+        lines = [f"{label}[{self.code}] {self.what}", f"    where: {self.where}", f"    fix:   {self.fix}"]
         if self.detail:
             lines += ["    " + line for line in self.detail.rstrip().splitlines()]
         return "\n".join(lines)
