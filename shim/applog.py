@@ -139,12 +139,12 @@ class AppLog:
 
     def startup(self, state: str, problems: list[Problem]) -> None:
         """Record one process start and every problem the checks found (what/where/fix)."""
-        import getpass
+        import pwd
 
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = str(os.getuid())
+        try:  # the real uid: $USER may still name whoever started the server
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = str(os.geteuid())
         level = "ERROR" if state == "error" else ("WARNING" if problems else "INFO")
         text = format_entry(level, "shim", f"process started: state={state} user={user} "
                             f"gid={os.getgid()} python={sys.executable} "
