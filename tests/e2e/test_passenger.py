@@ -127,6 +127,17 @@ def test_config_mistake_shown_on_our_page(apache: ApacheServer, site_venv: Path)
     assert "chdirr" in r.body
 
 
+def test_apache_group_differs_from_config(apache: ApacheServer, site_venv: Path) -> None:
+    """Only a real Passenger runs the app as Apache's PassengerGroup: config.toml says otherwise."""
+    site = make_site("e2e-group", {"app.py": HELLO_APP})
+    url = apache.serve(site.site.parent.name, site.approot, site.docroot, user=SITE_USER,
+                       group=SITE_USER,  # the user's private group, not the project group
+                       python=site_venv / "bin" / "python")
+    r = poll(url + "/", shim_page("error"), timeout=20)
+    assert "[group-mismatch]" in r.body and "PassengerGroup" in r.body, r.body
+    assert PASSENGER_GENERIC not in r.body
+
+
 def test_install_apache_snippet_works_verbatim(apache: ApacheServer, site_venv: Path) -> None:
     """What `install --apache` prints for the sysadmins, pasted into a real VirtualHost."""
     (BASE / "sites").mkdir(mode=0o755, exist_ok=True)

@@ -98,6 +98,7 @@ class ApacheServer:
         self.error_log = self.workdir / "error.log"
         self.access_log = self.workdir / "access.log"
         self.registry_dir = self.workdir / "pr"  # short: see SOCKET_SUFFIX_LEN
+        self.tmp_dir = self.workdir / "tmp"
         self._pid: int | None = None
 
     # -- configuration -------------------------------------------------------------------------
@@ -221,12 +222,16 @@ class ApacheServer:
         for d in ("run", "mutex", self.registry_dir.name):
             (self.workdir / d).mkdir(exist_ok=True)
             os.chmod(self.workdir / d, 0o755)
+        self.tmp_dir.mkdir(exist_ok=True)
+        os.chmod(self.tmp_dir, 0o1777)  # like /tmp: apps inherit TMPDIR
         self.conf.write_text(self.config_text())
 
     def _apachectl(self, action: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        # TMPDIR: Passenger writes spawn error reports (passenger-error-*.html) there.
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "TMPDIR": str(self.tmp_dir)}
         return subprocess.run([APACHE_BIN, "-f", str(self.conf), "-k", action],
                               check=False, capture_output=True, text=True, timeout=timeout,
-                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+                              env=env)
 
     def start(self, timeout: float = 30) -> None:
         """Start Apache and wait until every site's port accepts connections."""
