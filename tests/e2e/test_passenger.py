@@ -2,7 +2,10 @@
 
 A site owned by `shimsite` (project group `shimproj`) goes through its life:
 install -> maintenance page -> maint off + restart -> the app -> a broken module -> our error
-page (not Passenger's) -> fixed + restart -> the app again. Then the examples are served.
+page (not Passenger's) -> fixed + restart -> the app again, with `wsgi-shim status --url` and
+`restart --wait` checked against what Passenger really serves. Also: a config.toml typo and an
+Apache PassengerGroup that differs from config.toml show our page; the snippet `install
+--apache` prints works verbatim in a VirtualHost; the examples serve their own pages.
 """
 
 from __future__ import annotations
