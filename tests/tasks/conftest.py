@@ -4,9 +4,11 @@ tasks.py / fabfile.py), and the preview server as a subprocess."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.accounts import SITE_USER, ensure_accounts, is_root
+from tests.support.accounts import SITE_USER, ensure_accounts, gid, is_root, uid
 from tests.support.apache import http_get
 from tests.support.sshd import SshServer, free_port, sshd_available
 
@@ -46,6 +48,52 @@ def inv(*args: str, cwd: Path, env: dict[str, str] | None = None,
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd,
                           env=env or command_env(), stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def tasks_venv() -> Path:
+    """A developer's environment as the README sets it up, for the site's user:
+    pip install 'wsgi-shim[tasks]' (this checkout's wheel) into a venv of its own."""
+    from tests.support.sites import BASE, SYSTEM_PYTHON, _lock, run_as_site, shared_venv
+
+    shared_venv()  # builds this checkout's wheel into BASE/wheels
+    wheel = next((BASE / "wheels").glob("*.whl"))
+    venv = BASE / "tasks-venv"
+    with _lock("tasks-venv"):
+        if not (venv / ".packages-ok").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            venv.mkdir(mode=0o755)
+            os.chown(venv, uid(SITE_USER), gid())
+            for cmd in ([SYSTEM_PYTHON, "-m", "venv", str(venv)],
+                        [str(venv / "bin/pip"), "install", "-q", f"{wheel}[tasks]"]):
+                done = run_as_site(cmd)
+                assert done.returncode == 0, done.stdout + done.stderr
+            (venv / ".packages-ok").touch()
+        done = run_as_site([str(venv / "bin/pip"), "install", "-q", "--no-deps",
+                            "--force-reinstall", str(wheel)])
+        assert done.returncode == 0, done.stdout + done.stderr
+    return venv
+
+
+@pytest.fixture
+def site_repo(tasks_venv: Path) -> Path:
+    """The site user's own repository with the two-line tasks.py and fabfile.py."""
+    from tests.support.sites import BASE
+
+    (BASE / "repos").mkdir(mode=0o755, exist_ok=True)
+    repo = Path(tempfile.mkdtemp(prefix="repo-", dir=BASE / "repos"))
+    for name in ("tasks.py", "fabfile.py"):
+        (repo / name).write_text(TASKS_PY)
+    for path in (repo, repo / "tasks.py", repo / "fabfile.py"):
+        os.chown(path, uid(SITE_USER), gid())
+    return repo
+
+
+def inv_as_site(repo: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`inv ARGS` run by the site's user from that user's tasks venv."""
+    from tests.support.sites import BASE, run_as_site
+
+    return run_as_site([str(BASE / "tasks-venv/bin/inv"), *args], cwd=repo, env=env)
 
 
 @pytest.fixture(scope="session")
