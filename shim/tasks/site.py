@@ -336,7 +336,15 @@ def status(c, url=None, json=False, site=None, venv=None):
         args += ["--url", shlex.quote(url)]
     if json:
         args.append("--json")
-    run(c, p.shim("status", *args), "status", p=p)
+    result = c.run(p.shim("status", *args), warn=True)
+    if result.exited == 127:
+        raise Exit(f"wsgi-shim status failed{where(c)}: {not_installed(p)}", code=127)
+    if result.exited == 1:
+        raise Exit(f"the site{where(c)} is not serving its app or the maintenance page "
+                   "(see above)", code=1)
+    if not result.ok:
+        raise Exit(f"wsgi-shim status failed{where(c)} (exit {result.exited})",
+                   code=result.exited or 1)
 
 
 @task(help={

@@ -192,6 +192,14 @@ def test_status_with_url_and_json():
     assert only_command(c) == f"{SHIM} status {APPROOT} --url https://example.org/ --json"
 
 
+def test_status_of_a_site_not_serving_its_app_exits_1_with_a_message():
+    c = context({f"{SHIM} status {APPROOT}": Result(exited=1)})
+    with pytest.raises(Exit) as info:
+        site.status(c)
+    assert info.value.code == 1
+    assert "not serving its app" in info.value.message
+
+
 def test_logs_default_and_all_flags():
     c = context()
     site.logs(c)

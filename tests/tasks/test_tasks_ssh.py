@@ -93,7 +93,7 @@ def test_status_of_a_site_showing_its_error_page_exits_non_zero(sshd, own_repo, 
         result = fab(sshd, own_repo, "status", "--url", server.url, "--site", str(site.site))
     assert result.returncode == 1
     assert "serving error" in result.stdout
-    assert "status failed on 127.0.0.1 (exit 1)" in result.stderr
+    assert "the site on 127.0.0.1 is not serving its app" in result.stderr
 
 
 def test_two_hosts_at_once(sshd, own_repo):
