@@ -310,3 +310,37 @@ def test_logs_id_finds_the_entry_through_the_cli(tmp_path):
     assert "RuntimeError: view failed" in r.stdout and "noise" not in r.stdout
     r = logs("--id", "0000000000")
     assert r.returncode == 1 and "No entry with error id 0000000000" in r.stderr
+
+
+def test_flask_errors_reach_the_log_and_propagated_ones_get_the_error_id_page(tmp_path):
+    """Flask answers view errors itself (its own 500) and logs them: with capture on that
+    traceback lands in the app log. With PROPAGATE_EXCEPTIONS the shim's error-id page is used."""
+    import logging
+
+    flask = pytest.importorskip("flask")
+    from shim import applog
+
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    try:
+        cfg = LoggingConfig(path=tmp_path / "app.log")
+        log, _ = applog.setup(cfg, [])
+        app = flask.Flask("flaskdemo")
+
+        @app.route("/boom")
+        def boom():
+            raise LookupError("flask view failed")
+
+        wrapped = diagnostics.wrap(app, cfg, log, [])
+        sr, page = call(wrapped, environ())
+        assert sr.status.startswith("500") and "X-Wsgi-Shim" not in sr.headers  # Flask's page
+        assert "LookupError: flask view failed" in log.path.read_text()
+
+        app.config["PROPAGATE_EXCEPTIONS"] = True
+        sr, page = call(wrapped, environ())
+        assert sr.headers["X-Wsgi-Shim"] == "app-error"
+        assert "LookupError: flask view failed" in find_error(log.path, error_id_of(page))["text"]
+    finally:
+        applog.release()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
