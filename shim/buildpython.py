@@ -200,6 +200,7 @@ fail() {  # fail STEP CODE [HINT]
         tail -n 40 "$log" | sed 's/^/    | /'
     fi
     say "full build log: $log"
+    if [ -d "$tree" ]; then say "build tree kept for a look: $tree (the next run removes it)"; fi
     if [ -n "${3:-}" ]; then say "hint: $3"; fi
     exit 1
 }
@@ -462,7 +463,12 @@ _VENV = r"""
 me=venv
 venv=$(abspath "$venv")
 approot=$(abspath "$approot")
-python=$(abspath "$python")
+case $python in
+    */* | "~"*) python=$(abspath "$python") ;;
+    *)  # a bare name: this host's PATH decides
+        found=$(command -v "$python") || refuse "no '$python' on this host's PATH; pass --python PATH"
+        python=$found ;;
+esac
 
 # Physical path, also for a path whose tail does not exist yet: resolve the longest existing
 # ancestor with cd -P (symlinks!) and append the rest.

@@ -298,6 +298,7 @@ def test_failed_step_prints_the_log_tail_and_the_log_path(fake, step, message):
     assert f"    | {message}" in out
     assert f"full build log: {fake.log}" in out
     assert "hint: " in out
+    assert f"build tree kept for a look: {fake.workdir}/python-{VERSION}-build" in out
     assert message in fake.log.read_text()
     assert not fake.python.exists()
     if step == "make":

@@ -240,3 +240,14 @@ def test_site_is_required():
     with pytest.raises(Exit) as exc:
         pytasks.venv(mock())
     assert exc.value.code == 2 and "shim.site" in str(exc.value.message)
+
+
+def test_python_given_by_name_is_looked_up_on_the_hosts_path(site, capfd):
+    name = os.path.basename(BASE)
+    pytasks.venv(context(site), python=name, upgrade_pip=False)
+    out = capfd.readouterr().out
+    assert "creating" in out and f"/{name}" in out
+    with pytest.raises(Exit) as exc:
+        pytasks.venv(context(site), python="no-such-python9", path=str(site / "v2"))
+    assert exc.value.code == 2
+    assert "no 'no-such-python9' on this host's PATH" in capfd.readouterr().out
