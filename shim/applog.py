@@ -105,8 +105,11 @@ class AppLog:
         self._failed = False
         self._open_dir()
         self._lockfd = self._open_file(self.lock_path, os.O_RDWR)
-        with self._locked():
+        fcntl.flock(self._lockfd, fcntl.LOCK_EX)
+        try:
             self._reopen()
+        finally:
+            fcntl.flock(self._lockfd, fcntl.LOCK_UN)
         _register_fork_handler(self)
 
     # -- public ------------------------------------------------------------------------------
@@ -210,9 +213,6 @@ class AppLog:
         st = os.fstat(fd)
         self._ident = (st.st_dev, st.st_ino)
 
-    def _locked(self) -> _FileLock:
-        return _FileLock(self._lockfd)
-
     def _append(self, data: bytes) -> None:
         if self.max_bytes and len(data) > self.max_bytes:
             keep = max(0, self.max_bytes - len(TRUNCATED))
@@ -221,14 +221,15 @@ class AppLog:
         with self._tlock:
             if self._fd < 0:
                 return  # closed
-            with self._locked():
+            fcntl.flock(self._lockfd, fcntl.LOCK_EX)
+            try:
                 try:
                     st = os.stat(self.path)
                     current = (st.st_dev, st.st_ino) == self._ident
                 except FileNotFoundError:
                     current = False
                 if not current:  # another process rotated (or someone removed the file)
-                    self._reopen()
+                    self._recover()
                     st = os.fstat(self._fd)
                 if self.max_bytes and st.st_size and st.st_size + len(data) > self.max_bytes:
                     self._rotate()
@@ -236,6 +237,22 @@ class AppLog:
                 while view:
                     n = os.write(self._fd, view)
                     view = view[n:]
+            finally:
+                # _recover() may have swapped the lock file: unlock the one held now.
+                fcntl.flock(self._lockfd, fcntl.LOCK_UN)
+
+    def _recover(self) -> None:
+        """Reopen the current log; if the developer removed the whole directory, recreate it
+        (and the lock file, so every process ends up locking the same new one)."""
+        try:
+            self._reopen()
+        except FileNotFoundError:
+            self._open_dir()
+            old = self._lockfd
+            self._lockfd = self._open_file(self.lock_path, os.O_RDWR)
+            fcntl.flock(self._lockfd, fcntl.LOCK_EX)
+            os.close(old)  # releases the old (unlinked) lock
+            self._reopen()
 
     def _rotate(self) -> None:
         """app.log -> app.log.1 -> ... -> app.log.N (oldest dropped); caller holds the locks."""
@@ -259,7 +276,7 @@ class AppLog:
             stream = _ORIGINAL.get("stderr") or sys.__stderr__
             if stream is not None:
                 stream.write(f"wsgi-shim: cannot write the app log {self.path}: {exc}; "
-                             "further log output of this process is lost\n")
+                             "this process's log output is lost while that lasts\n")
                 stream.flush()
         except (OSError, ValueError):  # Passenger's stderr is gone too: nowhere left to say it
             return
@@ -275,19 +292,6 @@ class AppLog:
         except OSError:
             self._lockfd = -1
             self._fd = -1
-
-
-class _FileLock:
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def __enter__(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
 _FORK_LOGS: list[AppLog] = []

@@ -286,3 +286,16 @@ def test_unwritable_after_start_is_reported_once_and_never_raises(tmp_path, caps
     log.write("two")
     err = capsys.readouterr().err
     assert err.count("cannot write the app log") <= 1
+
+
+def test_log_directory_removed_while_running_is_recreated(tmp_path):
+    import shutil
+
+    log = AppLog(tmp_path / "logs" / "app.log", max_bytes=4096, backups=1)
+    log.write("before")
+    shutil.rmtree(tmp_path / "logs")
+    log.write("after")
+    assert (tmp_path / "logs" / "app.log").read_text() == "after\n"
+    assert stat.S_IMODE(os.stat(tmp_path / "logs").st_mode) in (0o700, 0o750)
+    other = AppLog(tmp_path / "logs" / "app.log", max_bytes=4096, backups=1)
+    assert os.fstat(other._lockfd).st_ino == os.fstat(log._lockfd).st_ino  # same lock again
