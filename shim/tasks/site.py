@@ -8,6 +8,7 @@ absolute path. The work itself is done by ``wsgi-shim`` (shim/cli.py).
 
 from __future__ import annotations
 
+import atexit
 import shlex
 import shutil
 import sys
@@ -166,9 +167,16 @@ def config_value(c, key: str, given):
 # --- install -----------------------------------------------------------------------------
 
 
+_built: dict[str, Path] = {}
+
+
 def build_wheel(c, source: str) -> Path:
-    """Build the shim's wheel from a local checkout, always on this machine (c.local over SSH)."""
+    """Build the shim's wheel from a local checkout, always on this machine (c.local over SSH);
+    once per run, however many hosts (-H a,b) it is installed on."""
+    if source in _built and _built[source].is_file():
+        return _built[source]
     out = Path(tempfile.mkdtemp(prefix="wsgi-shim-wheel-"))
+    atexit.register(shutil.rmtree, out, True)
     local = c.local if is_remote(c) else c.run
     cmd = (f"{q(sys.executable)} -m pip wheel --no-deps --disable-pip-version-check -q "
            f"-w {q(str(out))} {q(source)}")
@@ -180,6 +188,7 @@ def build_wheel(c, source: str) -> Path:
     wheels = sorted(out.glob("*.whl"))
     if not wheels:
         raise Exit(f"building the wheel produced no .whl in {out}", code=1)
+    _built[source] = wheels[-1]
     return wheels[-1]
 
 
