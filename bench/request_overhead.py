@@ -7,9 +7,10 @@ A trivial WSGI app is served bare and wrapped by shim.diagnostics (catch_errors 
 log open, stdout/stderr/logging captured, exactly as shim.loader sets it up), each by its own
 waitress server process on loopback. One keep-alive HTTP client sends the same number of
 requests to each, in short alternating rounds so drift in machine load hits both alike; the
-median round gives the per-request time. Then the in-process cost of one call is measured with timeit
-(no network), for a list body and for a generator body (which passes through the middleware's
-thin generator).
+median of the paired round ratios is the headline figure, and each server's own CPU time per
+request (from /proc) is shown beside it because it is barely moved by other load. Then the
+in-process cost of one call is measured with timeit (no network), for a list body and for a
+generator body (which passes through the middleware's thin generator).
 
 Target: wrapped / bare <= 1.05 over HTTP (issue 4).
 """
