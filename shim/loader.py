@@ -155,7 +155,10 @@ def import_app(cfg: Config):
                 "Django: wsgi.application).")])
         return app, []
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure of the user's import
-        problem = describe_import_failure(exc, cfg, secrets=cfg.secret_values())
+        from shim.redact import Redactor, secret_env_values  # only on this failure path
+
+        redact = Redactor(cfg.secret_values() + secret_env_values(), cfg.logging.redact)
+        problem = describe_import_failure(exc, cfg, redact)
         return None, _rollback(saved_env, saved_cwd, saved_path, saved_modules, [problem])
 
 
@@ -183,26 +186,22 @@ def _user_frame(exc: BaseException) -> str:
     return where
 
 
-def format_traceback(exc: BaseException, secrets: list[str]) -> str:
+def format_traceback(exc: BaseException, redact) -> str:
     """The traceback without importlib's and wsgi-shim's own frames, secrets masked."""
     here = os.path.dirname(__file__)
     noise = (here, "<frozen", os.path.dirname(importlib.__file__))
     te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
     te.stack = traceback.StackSummary.from_list(
         [f for f in te.stack if not f.filename.startswith(noise)])
-    text = "".join(te.format())
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    return text
+    return redact("".join(te.format()))
 
 
-def describe_import_failure(exc: BaseException, cfg: Config, secrets: list[str]) -> Problem:
-    detail = format_traceback(exc, secrets)
+def describe_import_failure(exc: BaseException, cfg: Config, redact) -> Problem:
+    """Which kind of failure, where in the user's code, and the fix; secrets masked by redact."""
+    detail = format_traceback(exc, redact)
     where = _user_frame(exc) or f"{cfg.file}, [wsgi] app"
     spec = cfg.app_spec
-    message = str(exc)
-    for secret in secrets:
-        message = message.replace(secret, "[redacted]")
+    message = redact(str(exc))
     if isinstance(exc, ModuleNotFoundError):
         missing = exc.name or ""
         if missing and (cfg.module == missing or cfg.module.startswith(missing + ".")):

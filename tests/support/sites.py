@@ -121,9 +121,9 @@ def small_venv(path: Path) -> Path:
         path.parent.mkdir(parents=True)
         os.chown(path.parent, uid(), gid())
     _checked(run_as_site([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(path)]))
-    wheel = next((BASE / "wheels").glob("*.whl"))
-    _checked(run_as_site([str(VENV / "bin/pip"), "install", "-q", "--no-deps", "--target",
-                          next(path.glob("lib/python3*/site-packages")).as_posix(), str(wheel)]))
+    # The runtime needs only the standard library: the shim package itself is enough.
+    source = next(VENV.glob("lib/python3*/site-packages")) / "shim"
+    _checked(run_as_site(["cp", "-r", str(source), str(next(path.glob("lib/python3*/site-packages")))]))
     return path
 
 
