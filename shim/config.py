@@ -234,7 +234,8 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
             fixes = {
                 "passenger_user": "Set it to the user the site runs as (the owner of the app root).",
                 "passenger_group": "Set it to the project group the site runs as (PassengerGroup).",
-                "passenger_python": "Set it to the absolute path of the site venv's python, e.g. /path/to/site/venv/bin/python.",
+                "passenger_python": "Set it to the absolute path of the site venv's python, e.g. "
+                                    "/path/to/site/venv/bin/python.",
                 "app": "Add [wsgi] app = \"package.module.attribute\", e.g. \"mysite.wsgi.application\" for Django "
                        "or \"app.app\" for Flask's app.py.",
             }
