@@ -580,7 +580,7 @@ done
 
 pyver=$("$venv/bin/python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
 pipver=$("$venv/bin/python" -m pip --version 2>/dev/null | awk '{print $2}')
-say "venv: $venv"
+say "ready: $venv"
 say "  python: $venv/bin/python (Python $pyver, from $python)"
 say "  pip:    ${pipver:-not installed}"
 say "  write-protected: no group/other write permission inside it"

@@ -560,7 +560,7 @@ def test_fab_builds_and_makes_the_venv_on_the_remote_host(sshd, own_repo):
         proc = sshd.fab("-H", host, "venv", "--site", str(site), "--no-upgrade-pip",
                         cwd=own_repo, env=env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert f"venv: {site}/venv" in proc.stdout
+        assert f"ready: {site}/venv" in proc.stdout
         assert (site / "venv" / "bin" / "python").exists()
         assert (site / "venv").stat().st_uid == user.pw_uid
         proc = sshd.fab("-H", host, "venv", "--site", str(site), "--path",
@@ -608,7 +608,7 @@ def test_real_build_of_cpython_3_11_2_then_venv_then_no_op(tmp_path, capfd):
     pytasks.venv(c)
     out = capfd.readouterr().out
     venv_python = site / "venv" / "bin" / "python"
-    assert f"venv: {site / 'venv'}" in out
+    assert f"ready: {site / 'venv'}" in out
     probe = subprocess.run(
         [str(venv_python), "-c", "import sys, ssl, sqlite3; print(sys.prefix, sys.base_prefix)"],
         capture_output=True, text=True, check=False)

@@ -58,7 +58,7 @@ def test_creates_a_write_protected_venv_beside_the_app_root(site, capfd):
         os.umask(old)
     venv = site / "venv"
     assert f"creating {venv} from {BASE}" in out
-    assert f"venv: {venv}" in out
+    assert f"ready: {venv}" in out
     assert f'passenger_python = "{venv}/bin/python"' in out
     assert (venv / "pyvenv.cfg").is_file()
     assert loose_paths(venv) == []
