@@ -314,7 +314,7 @@ def cmd_restart(args) -> int:
                 _get(args.url, timeout=max(1.0, deadline - time.monotonic()))
             except OSError:
                 pass
-        new = [r for r in control.read_starts(starts) if r.get("epoch", 0) >= before - 0.5]
+        new = [r for r in control.read_starts(starts) if r.get("epoch", 0) > before]
         if new:
             record = new[-1]
             print("restarted: " + _describe_start(record))
