@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from tests.support.apache import ApacheError, ApacheServer, _alive, _descendants
 pytestmark = pytest.mark.realserver
 
 
-def _add(server: ApacheServer, top: Path, **kw: str) -> str:
+def _add(server: ApacheServer, top: Path, **kw: object) -> str:
     return server.add_site(top.name, top / "www-approot", top / "www-docroot", user=USER,
                            group=GROUP, python=top / "venv" / "bin" / "python", **kw)
 
@@ -20,8 +21,9 @@ def _add(server: ApacheServer, top: Path, **kw: str) -> str:
 def test_stop_leaves_no_apache_passenger_or_app_process(e2e_dir: Path) -> None:
     top = make_raw_site(e2e_dir / "raw", "stray-check")
     server = ApacheServer(e2e_dir / "ha")
-    url = _add(server, top)
+    _add(server, top)
     server.start()
+    url = server.url  # after start(): a busy port would have been replaced
     try:
         poll(url + "/", lambda r: r.status == 200, timeout=30)
         master = server._pid
@@ -56,3 +58,25 @@ def test_too_deep_workdir_is_refused_before_starting(e2e_dir: Path) -> None:
     with pytest.raises(ApacheError, match="too deep"):
         server.start()
     assert not server.pid_file.exists()
+
+
+def test_busy_port_is_replaced_at_start_and_at_reload(e2e_dir: Path) -> None:
+    top = make_raw_site(e2e_dir / "raw", "busy-port")
+    server = ApacheServer(e2e_dir / "hp")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        busy = squatter.getsockname()[1]
+        _add(server, top, port=busy)
+        server.start()
+        try:
+            assert server.sites[top.name].port != busy
+            poll(server.site_url(top.name) + "/", lambda r: r.status == 200, timeout=30)
+            # The same at a graceful reload, where a failed bind stops Apache altogether.
+            url = server.serve("second", top / "www-approot", top / "www-docroot", user=USER,
+                               group=GROUP, python=top / "venv" / "bin" / "python", port=busy)
+            assert not url.endswith(f":{busy}")
+            poll(url + "/", lambda r: r.status == 200, timeout=30)
+            poll(server.site_url(top.name) + "/", lambda r: r.status == 200, timeout=30)
+        finally:
+            server.stop()

@@ -18,8 +18,11 @@ packages apache2 + libapache2-mod-passenger.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
+import random
+import re
 import signal
 import socket
 import subprocess
@@ -39,6 +42,8 @@ WEB_USER = "www-data"
 SOCKET_SUFFIX_LEN = len("/passenger.XXXXXXX/agents.s/watchdog_api")
 SUN_PATH_MAX = 107
 PASSENGER_INIT_FAILED = "Passenger could not be initialized"
+# Logged by Apache's master once a (re)start has read the config and Passenger's core is up.
+READY_MARK = "resuming normal operations"
 
 
 class ApacheError(RuntimeError):
@@ -56,11 +61,25 @@ class SiteSpec:
         return f"http://127.0.0.1:{self.port}"
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (the kernel picks it; tiny race before Apache binds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Below Linux's ephemeral range (32768-60999), so that no outgoing connection of another
+# process takes the port between our check and Apache's bind (seen with kernel-picked ports).
+PORT_RANGE = (20000, 32000)
+BUSY_PORT = re.compile(r"could not bind to address \[?[\d.:]*?\]?:(\d+)")
+
+
+def free_port(taken: set[int] | frozenset[int] = frozenset()) -> int:
+    """A loopback port nobody listens on right now."""
+    for _ in range(500):
+        port = random.randrange(*PORT_RANGE)
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ApacheError(f"no free port in {PORT_RANGE}")
 
 
 def apache_available() -> str | None:
@@ -134,8 +153,8 @@ class ApacheServer:
         if name in self.sites:
             raise ValueError(f"site {name!r} already added")
         taken = {s.port for s in self.sites.values()}
-        while port is None or port in taken:
-            port = free_port()
+        if port is None or port in taken:
+            port = free_port(taken)
         spec = SiteSpec(name=name, port=port, body=body)
         self.sites[name] = spec
         return spec.url
@@ -152,9 +171,17 @@ class ApacheServer:
 
     def serve(self, name: str, app_root: str | Path, docroot: str | Path, **kw: object) -> str:
         """add_site() and apply() at once."""
-        url = self.add_site(name, app_root, docroot, **kw)  # type: ignore[arg-type]
-        self.apply()
-        return url
+        self.add_site(name, app_root, docroot, **kw)  # type: ignore[arg-type]
+        was_running = self.running()
+        try:
+            self.apply()
+        except ApacheError:
+            # Take the site out again so that one bad site does not fail every later test.
+            del self.sites[name]
+            if was_running and not self.running() and self.sites:
+                self.start()
+            raise
+        return self.site_url(name)  # the port may have been re-picked
 
     def site_url(self, name: str) -> str:
         return self.sites[name].url
@@ -233,23 +260,43 @@ class ApacheServer:
                               check=False, capture_output=True, text=True, timeout=timeout,
                               env=env)
 
-    def start(self, timeout: float = 30) -> None:
-        """Start Apache and wait until every site's port accepts connections."""
+    def start(self, timeout: float = 30, attempts: int = 5) -> None:
+        """Start Apache and wait until every site's port accepts connections.
+
+        A port taken by someone else meanwhile is replaced by another one (see site_url()).
+        """
         if not self.sites:
             raise ValueError("add_site() at least once before start()")
         if self.running():
             raise ApacheError(f"already running (pid {self._pid})")
-        self._write_config()
-        self._log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
-        self.pid_file.unlink(missing_ok=True)
-        r = self._apachectl("start")
-        if r.returncode != 0:
-            raise ApacheError(self._failure("apache2 -k start failed", r))
+        for attempt in range(attempts):
+            self._write_config()
+            self._log_offset = self.error_log_size()
+            self._ready_offset = self._log_offset
+            self.pid_file.unlink(missing_ok=True)
+            r = self._apachectl("start")
+            if r.returncode == 0:
+                break
+            if attempt + 1 == attempts or not self._repick_busy_port(r.stderr + r.stdout):
+                raise ApacheError(self._failure("apache2 -k start failed", r))
         try:
             self._wait_ready(timeout)
         except ApacheError:
             self.stop()
             raise
+
+    def _repick_busy_port(self, text: str) -> bool:
+        """Give the site whose port Apache could not bind a new one; False if that was not it."""
+        m = BUSY_PORT.search(text)
+        if not m:
+            return False
+        busy = int(m.group(1))
+        for name, spec in self.sites.items():
+            if spec.port == busy:
+                taken = {s.port for s in self.sites.values()} | {busy}
+                self.sites[name] = dataclasses.replace(spec, port=free_port(taken))
+                return True
+        return False
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -266,9 +313,11 @@ class ApacheServer:
                 except OSError:
                     pass
             if self._pid is not None and not pending:
-                if PASSENGER_INIT_FAILED in self.error_log_text():
+                fresh = self.error_log_after(self._ready_offset)
+                if PASSENGER_INIT_FAILED in fresh:
                     raise ApacheError(self._failure("Apache runs, but Passenger did not start"))
-                return
+                if READY_MARK in fresh:
+                    return
             if self._pid is not None and not _alive(self._pid):
                 raise ApacheError(self._failure("apache2 exited during start-up"))
             if time.monotonic() > deadline:
@@ -279,10 +328,19 @@ class ApacheServer:
     def reload(self, timeout: float = 30) -> None:
         """Rewrite the config (e.g. after add_site) and restart Apache gracefully."""
         self._write_config()
+        self._ready_offset = self.error_log_size()
         r = self._apachectl("graceful")
         if r.returncode != 0:
             raise ApacheError(self._failure("apache2 -k graceful failed", r))
-        self._wait_ready(timeout)
+        # Ports of existing sites answer throughout; wait for the new generation itself.
+        try:
+            self._wait_ready(timeout)
+        except ApacheError:
+            # A port that cannot be bound makes the master exit: start afresh on another port.
+            if self.running() or not self._repick_busy_port(self.error_log_after(self._ready_offset)):
+                raise
+            self.stop()
+            self.start(timeout)
 
     def running(self) -> bool:
         return self._pid is not None and _alive(self._pid)
@@ -291,7 +349,8 @@ class ApacheServer:
         """Stop Apache by its pid file and make sure no process it started is left behind.
 
         Passenger's watchdog is Apache's child and the core and the apps are the watchdog's;
-        they are collected before stopping so that none outlives the test session.
+        they are collected before stopping so that none outlives the test session. Each is
+        remembered with its start time, so a recycled pid is never signalled.
         """
         pid = self._pid
         if pid is None and self.pid_file.exists():
@@ -299,27 +358,28 @@ class ApacheServer:
             pid = int(text) if text.isdigit() else None
         if pid is None:
             return
-        family = _descendants(pid) | {pid} | self._passenger_pids()
+        family = _identities(_descendants(pid) | {pid} | self._passenger_pids())
         if _alive(pid):
             self._apachectl("stop")
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_alive(p) for p in family):
-            family |= self._passenger_pids()
+        while time.monotonic() < deadline and any(_same(p, t) for p, t in family.items()):
+            family.update(_identities(self._passenger_pids()))
             time.sleep(0.1)
-        leftover = [p for p in family if _alive(p)]
+        leftover = {p: t for p, t in family.items() if _same(p, t)}
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            for p in leftover:
-                try:
-                    os.kill(p, sig)
-                except ProcessLookupError:
-                    pass
+            for p, t in leftover.items():
+                if _same(p, t):
+                    try:
+                        os.kill(p, sig)
+                    except ProcessLookupError:
+                        pass
             end = time.monotonic() + 3
-            while time.monotonic() < end and any(_alive(p) for p in leftover):
+            while time.monotonic() < end and any(_same(p, t) for p, t in leftover.items()):
                 time.sleep(0.05)
-            leftover = [p for p in leftover if _alive(p)]
+            leftover = {p: t for p, t in leftover.items() if _same(p, t)}
         self._pid = None
         if leftover:
-            raise ApacheError(f"processes still alive after SIGKILL: {leftover}")
+            raise ApacheError(f"processes still alive after SIGKILL: {sorted(leftover)}")
 
     def _passenger_pids(self) -> set[int]:
         """Watchdog and core pids that Passenger records in its instance directory."""
@@ -349,6 +409,8 @@ class ApacheServer:
         return self.error_log.stat().st_size if self.error_log.exists() else 0
 
     def error_log_after(self, offset: int) -> str:
+        if not self.error_log.exists():
+            return ""
         with open(self.error_log, "rb") as f:
             f.seek(offset)
             return f.read().decode("utf-8", "replace")
@@ -379,6 +441,25 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (with the pid, a unique identity)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _identities(pids: set[int]) -> dict[int, int]:
+    found = {p: _start_time(p) for p in pids if _alive(p)}
+    return {p: t for p, t in found.items() if t is not None}
+
+
+def _same(pid: int, start_time: int) -> bool:
+    """Still alive and still the very process we saw (not a new one with a recycled pid)."""
+    return _alive(pid) and _start_time(pid) == start_time
 
 
 def _descendants(root: int) -> set[int]:
