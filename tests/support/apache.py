@@ -1,16 +1,18 @@
 """A private, real Apache 2.4 + mod_passenger instance for end-to-end tests.
 
     server = ApacheServer(workdir)               # every file it writes lives under workdir
-    url = server.add_site("demo", app_root=..., docroot=..., user="shimsite",
-                          group="shimproj", python="/srv/.../venv/bin/python")
-    server.start()
-    status, headers, body = http_get(url + "/")
-    ...
+    url = server.serve("demo", app_root, docroot, user="shimsite", group="shimproj",
+                       python="/srv/.../venv/bin/python")  # starts, or reloads gracefully
+    r = http_get(url + "/")                      # Response(status, headers, body); no raise on 5xx
+    r = poll(url + "/", lambda r: r.status == 200, timeout=20)
+    server.error_log_text()                      # Apache's and Passenger's log since start()
     server.stop()                                # Apache, Passenger watchdog/core and apps gone
 
 Each site gets its own loopback port (one Listen + one VirtualHost), so a test addresses a site
 by URL alone, without Host headers. The system's own Apache configuration is never read or
-touched: the config names only modules from /usr/lib/apache2/modules.
+touched: the config names only modules from /usr/lib/apache2/modules. The workdir and the
+directories above it must be searchable by others (www-data and the app user reach Passenger's
+sockets there) and short (Unix socket paths); both are checked before starting.
 
 Needs root (Passenger switches to PassengerUser only when its core runs as root) and the Debian
 packages apache2 + libapache2-mod-passenger.
@@ -103,7 +105,7 @@ def _world_searchable_chain(path: Path) -> Path | None:
 
 
 class ApacheServer:
-    """One private Apache; sites are added before start() (or followed by reload())."""
+    """One private Apache: add_site()/add_vhost(), then start(); later sites via serve()/apply()."""
 
     def __init__(self, workdir: str | Path, stat_throttle_rate: int = 1,
                  log_level: str = "warn", passenger_log_level: int = 3) -> None:
@@ -119,6 +121,8 @@ class ApacheServer:
         self.registry_dir = self.workdir / "pr"  # short: see SOCKET_SUFFIX_LEN
         self.tmp_dir = self.workdir / "tmp"
         self._pid: int | None = None
+        self._log_offset = 0  # error log size when start() began
+        self._ready_offset = 0  # ... when the latest start() or reload() began
 
     # -- configuration -------------------------------------------------------------------------
     def add_site(self, name: str, app_root: str | Path, docroot: str | Path, *, user: str,
@@ -131,17 +135,17 @@ class ApacheServer:
         restart_dir = restart_dir or Path(app_root) / "tmp"
         body = "\n".join([
             f"ServerName {name}.e2e.test",
-            f"DocumentRoot {docroot}",
-            f"PassengerAppRoot {app_root}",
+            f'DocumentRoot "{docroot}"',
+            f'PassengerAppRoot "{app_root}"',
             "PassengerAppType wsgi",
             "PassengerStartupFile passenger_wsgi.py",
-            f"PassengerPython {python}",
+            f'PassengerPython "{python}"',
             f"PassengerUser {user}",
             f"PassengerGroup {group}",
-            f"PassengerRestartDir {restart_dir}",
+            f'PassengerRestartDir "{restart_dir}"',
             "PassengerFriendlyErrorPages off",
             extra,
-            f"<Directory {docroot}>",
+            f'<Directory "{docroot}">',
             "    Require all granted",
             "    Options FollowSymLinks",
             "</Directory>",
@@ -402,7 +406,7 @@ class ApacheServer:
             return ""
         with open(self.error_log, "rb") as f:
             if since_start:
-                f.seek(getattr(self, "_log_offset", 0))
+                f.seek(self._log_offset)
             return f.read().decode("utf-8", "replace")
 
     def error_log_size(self) -> int:
