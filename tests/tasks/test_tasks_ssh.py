@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -133,9 +134,13 @@ def test_install_copies_the_wheel_up_and_creates_the_site(sshd, own_repo):
     config = tomllib.loads((approot / "config.toml").read_text())
     assert config["passenger"]["passenger_python"] == str(venv / "bin/python")
 
-    again = fab(sshd, own_repo, "install", "--site", str(site_dir), "--venv", str(venv))
+    # Again, on two hosts at once: the existing site is left alone on each.
+    hosts = f"{sshd.host(SITE_USER, '127.0.0.1')},{sshd.host(SITE_USER, '127.0.0.2')}"
+    again = fab(sshd, own_repo, "install", "--site", str(site_dir), "--venv", str(venv),
+                hosts=hosts)
     assert again.returncode == 0, again.stderr
-    assert "exists; left as it is" in again.stdout
+    assert again.stdout.count("exists; left as it is") == 2
+    assert "to 127.0.0.1:" in again.stdout and "to 127.0.0.2:" in again.stdout
 
 
 def test_install_without_a_venv_says_to_make_one(sshd, own_repo):
@@ -185,6 +190,18 @@ def test_accept_new_records_an_unknown_host(sshd, own_repo, tmp_path):
     again = fab(sshd, own_repo, "maint", "status", "--site", str(site.site),
                 FABRIC_SHIM_KNOWN_HOSTS=str(known))
     assert again.returncode == 0, again.stderr
+
+
+def test_hashed_known_hosts_entries_are_understood(sshd, own_repo, tmp_path):
+    known = tmp_path / "known_hosts"
+    shutil.copy(sshd.known_hosts, known)
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known)], check=True,
+                   capture_output=True)
+    assert "127.0.0.1" not in known.read_text()  # hashed, as Debian's ssh writes them
+    site = make_site("ssh-hashed")
+    result = fab(sshd, own_repo, "maint", "status", "--site", str(site.site),
+                 FABRIC_SHIM_KNOWN_HOSTS=str(known))
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_changed_host_key_is_refused(sshd, own_repo, tmp_path):
