@@ -3,7 +3,8 @@
 Findings (Apache 2.4 + Passenger 6.0.17, PassengerUser = site owner, Passenger core as root):
 - The app root, passenger_wsgi.py, tmp/, tmp/restart.txt and the venv are only ever touched by
   the app user and by the Passenger core (root). 0700 / 0600 everywhere work, restarts included:
-  the core stats restart.txt as root (seen with strace), so it needs no world or group bit.
+  a thread of the Passenger core (uid 0) stats restart.txt (seen with strace; pinned below with a
+  tmp/ only root can enter), so restart.txt needs no group or world bit at all.
 - The DocumentRoot and every directory above it must be searchable by the web server user
   (www-data; o+x unless group-owned by it). Apache walks the DocumentRoot before Passenger sees
   the request: a docroot without o+x turns every app URL into 404 (static files 403), a site
@@ -17,7 +18,9 @@ under test are exactly the ones set here, whatever `wsgi-shim install` chooses.
 from __future__ import annotations
 
 import grp
+import os
 import pwd
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,22 @@ def test_private_modes_serve_and_restart(apache: ApacheServer, e2e_dir: Path) ->
 
     # Restart noticed although only root and the owner can see tmp/ and restart.txt.
     touch_restart(restart_txt)
+    after = poll(url + "/", lambda r: r.status == 200 and r.body != first.body, timeout=15)
+    assert after.body.split()[0] != first.body.split()[0]  # a new pid
+
+
+def test_restart_txt_is_watched_by_root(apache: ApacheServer, e2e_dir: Path) -> None:
+    """Who stats restart.txt: with tmp/ owned by root and mode 0700 neither www-data nor the app
+    user can see it, yet the restart is noticed, so it is the Passenger core, running as root."""
+    top = make_raw_site(e2e_dir / "raw", "root-only-tmp")
+    tmp = top / "www-approot" / "tmp"
+    os.chown(tmp, 0, 0)
+    os.chown(tmp / "restart.txt", 0, 0)
+    url = serve_raw(apache, top)
+    first = poll(url + "/", lambda r: r.status == 200, timeout=30)
+    while int(time.time()) <= int((tmp / "restart.txt").stat().st_mtime):
+        time.sleep(0.05)
+    (tmp / "restart.txt").touch()
     after = poll(url + "/", lambda r: r.status == 200 and r.body != first.body, timeout=15)
     assert after.body.split()[0] != first.body.split()[0]  # a new pid
 
