@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import tomllib
@@ -17,7 +18,7 @@ import pytest
 
 from tests.support.accounts import SITE_USER, gid, uid
 from tests.support.sites import BASE, SYSTEM_PYTHON, make_site, run_as_site, update_config
-from tests.tasks.conftest import command_env, preview
+from tests.tasks.conftest import command_env, preview, stop_session
 from tests.tasks.test_preview import serve_cmd
 
 pytestmark = pytest.mark.realserver
@@ -232,3 +233,30 @@ def test_fab_from_the_repo_root_too(sshd):
     assert result.returncode == 0, result.stderr
     assert "maintenance mode is off" in result.stdout
 
+
+
+def test_logs_follow_streams_and_stops_with_the_connection(sshd, own_repo, port, tmp_path):
+    site = make_site("ssh-logs")
+    env = command_env(FABRIC_SHIM_KNOWN_HOSTS=str(sshd.known_hosts), FABRIC_SHIM_VENV=VENV)
+    out = tmp_path / "fab.log"
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log"):
+        with open(out, "wb") as sink:
+            follower = subprocess.Popen(
+                [sys.executable, "-m", "fabric", "-i", str(sshd.client_key), "-H",
+                 sshd.host(SITE_USER), "logs", "--follow", "--site", str(site.site)],
+                cwd=own_repo, env=env, stdin=subprocess.DEVNULL, stdout=sink,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 30
+            while "process started" not in out.read_text(errors="replace"):
+                assert follower.poll() is None, out.read_text()
+                assert time.monotonic() < deadline, out.read_text()
+                time.sleep(0.2)
+        finally:
+            stop_session(follower)
+    # The pty made the remote `wsgi-shim logs --follow` end with the connection.
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-u", SITE_USER, "-f", "wsgi-shim logs"],
+                         capture_output=True, check=False).returncode == 0:
+        assert time.monotonic() < deadline, "remote logs --follow outlived the connection"
+        time.sleep(0.2)
