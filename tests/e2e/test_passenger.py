@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -187,3 +188,23 @@ def test_example_served_by_passenger(apache: ApacheServer, site_venv: Path, exam
     if example != "plain_wsgi":
         health = http_get(url + "/health")
         assert health.status == 200 and '"ok"' in health.body
+
+
+def test_restart_wait_with_production_stat_throttle(e2e_dir: Path, site_venv: Path) -> None:
+    """Passenger's default PassengerStatThrottleRate (10 s) delays noticing restart.txt;
+    `restart --wait --url` must keep asking until the new process has started."""
+    site = make_site("e2e-throttle", {"app.py": HELLO_APP})
+    server = ApacheServer(e2e_dir / "prod", stat_throttle_rate=None)
+    url = server.serve("throttle", site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP,
+                       python=site_venv / "bin" / "python")
+    try:
+        assert "PassengerStatThrottleRate" not in server.conf.read_text()
+        first = poll(url + "/", is_app("hello from the app"), timeout=20)
+        assert first.status == 200
+        before = time.monotonic()
+        r = shim_ok("restart", str(site.site), "--wait", "30", "--url", url + "/")
+        assert "serving the app" in r.stdout, r.stdout
+        took = time.monotonic() - before
+        assert took < 25, took
+    finally:
+        server.stop()

@@ -107,7 +107,7 @@ def _world_searchable_chain(path: Path) -> Path | None:
 class ApacheServer:
     """One private Apache: add_site()/add_vhost(), then start(); later sites via serve()/apply()."""
 
-    def __init__(self, workdir: str | Path, stat_throttle_rate: int = 1,
+    def __init__(self, workdir: str | Path, stat_throttle_rate: int | None = 1,
                  log_level: str = "warn", passenger_log_level: int = 3) -> None:
         self.workdir = Path(workdir)
         self.stat_throttle_rate = stat_throttle_rate
@@ -219,8 +219,9 @@ class ApacheServer:
             "PassengerDisableSecurityUpdateCheck on",
             "PassengerDisableAnonymousTelemetry on",
             f"PassengerInstanceRegistryDir {self.registry_dir}",
-            # Server level only (a VirtualHost rejects it); production default is 10 s.
-            f"PassengerStatThrottleRate {self.stat_throttle_rate}",
+            # Server level only (a VirtualHost rejects it); None keeps Passenger's default, 10 s.
+            *([f"PassengerStatThrottleRate {self.stat_throttle_rate}"]
+              if self.stat_throttle_rate is not None else []),
             f"PassengerLogLevel {self.passenger_log_level}",
             "<Directory />",
             "    Require all denied",
