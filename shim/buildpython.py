@@ -232,8 +232,8 @@ sha256_of() {
     elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | awk '{print $1}'
     elif command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 "$1" | awk '{print $NF}'
     elif command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import hashlib, sys; print(hashlib.file_digest(open(sys.argv[1], "rb"), "sha256").hexdigest())' "$1" 2>/dev/null ||
-        python3 -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"
+        python3 -c 'import hashlib, sys
+print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"
     else die "no sha256 tool on this host (sha256sum, shasum, openssl or python3)"
     fi
 }
@@ -389,11 +389,11 @@ srcdir=$1
 cd "$srcdir" || die "cannot enter $srcdir"
 
 # --- 4-6. configure, make, make install -------------------------------------------------------
-opts="--prefix=$prefix"
-if [ "$optimize" = 1 ]; then opts="$opts --enable-optimizations --with-lto"; fi
-step "configure $opts"
+set -- --prefix="$prefix"
+if [ "$optimize" = 1 ]; then set -- "$@" --enable-optimizations --with-lto; fi
+step "configure $*"
 hint="configure checks the compiler and libraries: the log's last lines say what it missed" \
-    run configure ./configure $opts
+    run configure ./configure "$@"
 step "make -j$jobs (the long part: minutes)"
 hint="a compiler error: the log says where; a killed compiler often means too many --jobs" \
     run make make -j"$jobs"
@@ -500,11 +500,12 @@ esac
 [ -x "$python" ] || refuse "no Python at $python. Build one with build-python (it installs into" \
     "shim.python_prefix) or pass --python PATH, e.g. --python /usr/bin/python3."
 # Compare base installations: a venv made from another venv's python is based on that one's base.
-want=$("$python" -c 'import os, sys; print("%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.base_prefix))') ||
+base_py='import os, sys; print("%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.base_prefix))'
+want=$("$python" -c "$base_py") ||
     refuse "$python does not run"
 
 info() {  # "VERSION BASE_PREFIX" of the venv's interpreter, or nothing
-    "$venv/bin/python" -c 'import os, sys; print("%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.base_prefix))' 2>/dev/null
+    "$venv/bin/python" -c "$base_py" 2>/dev/null
 }
 protect() {  # no group/other write anywhere in the venv; report what changed
     loose=$(find "$venv" \( -perm -020 -o -perm -002 \) ! -type l -print 2>/dev/null | wc -l | tr -d ' ')
