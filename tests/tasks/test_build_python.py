@@ -626,3 +626,10 @@ def test_real_build_of_cpython_3_11_2_then_venv_then_no_op(tmp_path, capfd):
     with capfd.disabled():
         print(f"\nreal CPython 3.11.2 build: {build_seconds:.0f} s; second run: "
               f"{again_seconds:.2f} s")
+
+
+def test_digest_without_sha256sum_falls_back_to_python3(fake, tmp_path):
+    path = restricted_path(tmp_path, {"sha256sum", "shasum", "openssl"})
+    proc = build(fake, sha256="0" * 64, env={"PATH": path})
+    assert proc.returncode == 2, proc.stdout
+    assert f"got      {fake.sha}" in proc.stdout
