@@ -152,6 +152,10 @@ class Supervisor:
         who = _identity(passenger)
         env = dict(os.environ, PYTHONUNBUFFERED="1", WSGI_SHIM_PREVIEW="1",
                    WSGI_SHIM_PREVIEW_WAITRESS=self.spare_waitress())
+        # Passenger does not get the developer's PYTHONPATH; an app that only imports with it
+        # would fail there, so it should fail here too.
+        for name in ("PYTHONPATH", "PYTHONHOME"):
+            env.pop(name, None)
         kwargs: dict = {}
         if who:
             env.update(HOME=who["home"], USER=who["name"], LOGNAME=who["name"])
@@ -313,6 +317,10 @@ def _demo_python(dir: Path) -> str | None:
         print(f"wsgi-shim demo: creating {venv} failed (exit {result.returncode})",
               file=sys.stderr)
         return None
+    # The running wsgi-shim may be importable only through sys.path tweaks (PYTHONPATH, a
+    # checkout): point the demo venv at the very package this is.
+    site_packages = next((venv / "lib").glob("python3*/site-packages"))
+    (site_packages / "wsgi_shim_demo.pth").write_text(str(Path(__file__).parent.parent) + "\n")
     return str(venv / "bin" / "python")
 
 
