@@ -397,6 +397,7 @@ def serve(c, host=None, port=None, site=None, venv=None):
 
     Runs the app with the site's passenger_python on waitress, restarts it when tmp/restart.txt
     is touched and shows the maintenance page while tmp/maint.txt exists. Ctrl-C stops it.
+    Under `fab -H host` it runs on the host; reach it with ssh -L PORT:127.0.0.1:PORT host.
     """
     p = paths(c, site, venv)
     host = config_value(c, "host", host) or "127.0.0.1"
