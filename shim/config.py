@@ -109,8 +109,11 @@ class Config:
         return {**self.secret_files, **self.environment}
 
     def secret_values(self) -> list[str]:
-        """Contents of the readable secret files and [environment] values, for redaction only."""
-        values = [v for v in self.environment.values() if len(v) >= 4]
+        """Contents of the readable secret files, and [environment] values under secret-looking
+        names (DB_PASSWORD, API_TOKEN...), for redaction only."""
+        from shim.redact import looks_secret
+
+        values = [v for k, v in self.environment.items() if len(v) >= 4 and looks_secret(k)]
         for path in self.secret_files.values():
             try:
                 with open(path, encoding="utf-8", errors="replace") as f:
@@ -183,6 +186,7 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
         return None, r.problems
     cfg = Config(app_root=app_root, file=file)
     all_keys = {k: s for s, keys in SCHEMA.items() for k in keys}
+    _drop_nul_strings(r, data, [])
 
     for name, value in data.items():
         if name in SCHEMA:
@@ -261,6 +265,19 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
     _parse_env(r, cfg, data)
     _parse_logging(r, cfg, values)
     return cfg, r.problems
+
+
+def _drop_nul_strings(r: _Reader, table: dict[str, Any], path: list[str]) -> None:
+    """A NUL character cannot be in a path or an environment value: report it, drop the key."""
+    for key, value in list(table.items()):
+        if isinstance(value, dict):
+            _drop_nul_strings(r, value, path + [key])
+        elif (isinstance(value, str) and "\0" in value) or (
+                isinstance(value, list) and any(isinstance(v, str) and "\0" in v for v in value)):
+            section = path[0] if path else None
+            r.add("config-bad-value", f"{'[' + section + '] ' if section else ''}{key} contains a NUL character.",
+                  r.where(section, key), "Remove the \\u0000 escape or the invisible character from the value.")
+            del table[key]
 
 
 def _parse_app(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:

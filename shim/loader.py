@@ -20,7 +20,7 @@ from pathlib import Path
 
 from shim import __version__, control, pages
 from shim.checks import runtime_problems
-from shim.config import Config, load_config
+from shim.config import Config, LoggingConfig, load_config
 from shim.layout import Site
 from shim.problems import Problem
 
@@ -50,9 +50,18 @@ def process_facts(app_root: Path) -> dict[str, str]:
             "wsgi-shim": __version__}
 
 
+def default_logging(app_root: Path) -> LoggingConfig:
+    """Where the log goes when config.toml cannot be read: its default place."""
+    cfg = LoggingConfig()
+    cfg.path = app_root / cfg.file
+    cfg.starts_path = cfg.path.parent / "starts.jsonl"
+    return cfg
+
+
 def get_app(app_root: str | Path | None = None):
+    root = Path(app_root) if app_root else Path(os.getcwd())
     try:
-        return _get_app(Path(app_root) if app_root else Path(os.getcwd()))
+        return _get_app(root)
     except BaseException as exc:  # noqa: BLE001 - the last line of defence; see module docstring
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -60,7 +69,7 @@ def get_app(app_root: str | Path | None = None):
                           "wsgi-shim", "Please report this with the traceback below; meanwhile check "
                                        "config.toml with `wsgi-shim check SITE`.",
                           "".join(traceback.format_exception(exc)))
-        return _finish("error", [problem], Path(os.getcwd()), None, None)
+        return _finish("error", [problem], root, None, None)
 
 
 def _get_app(app_root: Path):
@@ -71,11 +80,12 @@ def _get_app(app_root: Path):
     applog = None
     if cfg is not None:
         problems += runtime_problems(cfg, check_identity=not probe)
-        if cfg.logging.enabled and not probe:
-            from shim import applog as applog_module  # only when logging is on
+    logging_cfg = cfg.logging if cfg is not None else default_logging(app_root)
+    if logging_cfg.enabled and not probe:
+        from shim import applog as applog_module  # only when logging is on
 
-            applog, log_problems = applog_module.setup(cfg.logging, cfg.secret_values())
-            problems += log_problems
+        applog, log_problems = applog_module.setup(logging_cfg, cfg.secret_values() if cfg else [])
+        problems += log_problems
     if in_maintenance:
         return _finish("maintenance", problems, app_root, cfg, applog)
     if cfg is None or any(p.blocking for p in problems):
@@ -83,8 +93,8 @@ def _get_app(app_root: Path):
     app, import_problems = import_app(cfg)
     if import_problems:
         return _finish("error", problems + import_problems, app_root, cfg, applog)
-    if applog is not None and cfg.logging.catch_errors:
-        from shim import diagnostics
+    if cfg.logging.enabled and cfg.logging.catch_errors:
+        from shim import diagnostics  # without a log it still gives visitors the error-id page
 
         app = diagnostics.wrap(app, cfg.logging, applog, cfg.secret_values())
     return _finish("app", problems, app_root, cfg, applog, app)
@@ -95,7 +105,7 @@ def _finish(state, problems, app_root, cfg: Config | None, applog, app=None):
     LAST_START = StartResult(state, problems)
     facts = process_facts(app_root)
     if os.environ.get(PROBE_ENV) != "1":
-        starts = cfg.logging.starts_path if cfg else Site.from_approot(app_root).default_logs / "starts.jsonl"
+        starts = (cfg.logging if cfg else default_logging(app_root)).starts_path
         control.record_start(starts, state, problems,
                              {"user": facts["user"], "group": facts["group"], "python": sys.executable})
         if applog is not None:

@@ -304,3 +304,13 @@ def test_process_facts_on_the_error_page():
     for fact in (f"<td>user</td><td>{SITE_USER}</td>", "<td>group</td><td>shimproj</td>",
                  f"<td>app root</td><td>{site.approot}</td>", str(VENV / "bin/python")):
         assert fact in body
+
+
+def test_start_up_problems_reach_the_app_log_even_with_a_broken_config():
+    site = make_site("brokenlog")
+    write_file(site.config_toml, "[passenger\n", 0o600)
+    load_like_passenger(site)
+    log = site.default_logs / "app.log"
+    assert "[config-syntax]" in log.read_text()
+    out = wsgi_shim("logs", str(site.site), "--errors")
+    assert "[config-syntax]" in out.stdout

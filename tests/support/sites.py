@@ -76,7 +76,9 @@ def shared_venv() -> Path:
         # Reinstall wsgi-shim only when its sources changed: other test runs may be using the venv.
         digest = _source_digest()
         marker = VENV / ".shim-digest"
-        if not marker.exists() or marker.read_text() != digest or not (VENV / "bin/wsgi-shim").exists():
+        wheel_built = any((BASE / "wheels").glob("*.whl"))
+        if not marker.exists() or marker.read_text() != digest or not (VENV / "bin/wsgi-shim").exists() \
+                or not wheel_built:
             wheels = BASE / "wheels"
             shutil.rmtree(wheels, ignore_errors=True)
             wheels.mkdir(mode=0o755)
