@@ -17,6 +17,8 @@ from pathlib import Path
 from shim.config import Config
 from shim.layout import Site
 from shim.permissions import (
+    name_of_group,
+    name_of_user,
     readable_by_others,
     unsafe_ancestor,
     unsearchable_ancestor,
@@ -74,14 +76,7 @@ def venv_problems(cfg: Config, prefix: str | None = None, base_prefix: str | Non
 def identity_problems(cfg: Config) -> list[Problem]:
     """The process runs as passenger_user and passenger_group (checked inside the app process)."""
     problems: list[Problem] = []
-    try:
-        user = pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        user = str(os.geteuid())
-    try:
-        group = grp.getgrgid(os.getegid()).gr_name
-    except KeyError:
-        group = str(os.getegid())
+    user, group = name_of_user(os.geteuid()), name_of_group(os.getegid())
     if cfg.passenger_user and user != cfg.passenger_user:
         problems.append(Problem(
             "user-mismatch", f"The site runs as user '{user}', but config.toml says passenger_user = "

@@ -8,10 +8,8 @@ developer cannot read.
 from __future__ import annotations
 
 import difflib
-import grp
 import importlib
 import os
-import pwd
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from shim import __version__, control, pages
 from shim.checks import runtime_problems
 from shim.config import Config, LoggingConfig, load_config
 from shim.layout import Site
+from shim.permissions import name_of_group, name_of_user
 from shim.problems import Problem
 
 PROBE_ENV = "WSGI_SHIM_PROBE"  # set by `wsgi-shim check`: import only, record nothing
@@ -37,15 +36,8 @@ LAST_START: StartResult | None = None  # read by `wsgi-shim check` through shim/
 
 
 def process_facts(app_root: Path) -> dict[str, str]:
-    try:
-        user = pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        user = str(os.geteuid())
-    try:
-        group = grp.getgrgid(os.getegid()).gr_name
-    except KeyError:
-        group = str(os.getegid())
-    return {"user": user, "group": group, "python": f"{sys.executable} ({sys.version.split()[0]})",
+    return {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
+            "python": f"{sys.executable} ({sys.version.split()[0]})",
             "app root": str(app_root), "pid": str(os.getpid()), "time": pages.now_text(),
             "wsgi-shim": __version__}
 

@@ -75,15 +75,20 @@ def readable_by_others(st: os.stat_result, username: str | None = None) -> str:
     return ""
 
 
-def unsafe_ancestor(path: Path, username: str | None = None) -> tuple[Path, str] | None:
-    """The first directory from / down to path (inclusive) that others could change."""
+def _ancestors(path: Path):
+    """(directory, stat) from / down to path inclusive; stops at the first that cannot be stat'ed."""
     p = Path("/")
     for part in Path(os.path.abspath(path)).parts[1:]:
         p = p / part
         try:
-            st = os.stat(p)
+            yield p, os.stat(p)
         except OSError:
-            return None
+            return
+
+
+def unsafe_ancestor(path: Path, username: str | None = None) -> tuple[Path, str] | None:
+    """The first directory from / down to path (inclusive) that others could change."""
+    for p, st in _ancestors(path):
         why = writable_by_others(st, username)
         if why:
             return p, why
@@ -92,13 +97,7 @@ def unsafe_ancestor(path: Path, username: str | None = None) -> tuple[Path, str]
 
 def unsearchable_ancestor(path: Path) -> Path | None:
     """The first directory on the way to path that "other" cannot traverse (no o+x)."""
-    p = Path("/")
-    for part in Path(os.path.abspath(path)).parts[1:]:
-        p = p / part
-        try:
-            st = os.stat(p)
-        except OSError:
-            return None
+    for p, st in _ancestors(path):
         if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH:
             return p
     return None
