@@ -57,7 +57,14 @@ def tasks_venv() -> Path:
     from tests.support.sites import BASE, SYSTEM_PYTHON, _lock, run_as_site, shared_venv
 
     shared_venv()  # builds this checkout's wheel into BASE/wheels
-    wheel = next((BASE / "wheels").glob("*.whl"))
+    # Other test sessions may be rebuilding BASE/wheels: take a copy under their lock.
+    with _lock("venv"):
+        built = next((BASE / "wheels").glob("*.whl"))
+        wheels = Path(tempfile.mkdtemp(prefix="tasks-wheel-", dir=BASE))
+        wheel = wheels / built.name
+        shutil.copy(built, wheel)
+    wheels.chmod(0o755)
+    wheel.chmod(0o644)
     venv = BASE / "tasks-venv"
     with _lock("tasks-venv"):
         if not (venv / ".packages-ok").exists():
@@ -72,6 +79,7 @@ def tasks_venv() -> Path:
         done = run_as_site([str(venv / "bin/pip"), "install", "-q", "--no-deps",
                             "--force-reinstall", str(wheel)])
         assert done.returncode == 0, done.stdout + done.stderr
+    shutil.rmtree(wheels, ignore_errors=True)
     return venv
 
 
