@@ -6,8 +6,6 @@ of [secret_files] are never put into a message: the error page is public.
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import os
 import re
 import tomllib
@@ -128,6 +126,8 @@ class Config:
 
 
 def _suggest(word: str, choices: list[str]) -> str:
+    import difflib  # only when something is misspelt
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
 
@@ -351,6 +351,8 @@ def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) 
             r.add("config-wrong-type", f"[logging] {key} must be a list of strings.",
                   r.where("logging", key), "Quote every entry, e.g. [\"203.0.113.7\"].")
             setattr(lc, key, [])
+    if lc.debug_addresses:
+        import ipaddress  # only when addresses are configured
     for address in lc.debug_addresses:
         try:
             ipaddress.ip_network(address, strict=False)

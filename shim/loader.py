@@ -7,7 +7,6 @@ developer cannot read.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
@@ -142,6 +141,8 @@ def import_app(cfg: Config):
         try:
             app = getattr(module, cfg.attribute)
         except AttributeError:
+            import difflib
+
             names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n, None))]
             close = difflib.get_close_matches(cfg.attribute, names, n=1, cutoff=0.6)
             hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -212,6 +213,8 @@ def describe_import_failure(exc: BaseException, cfg: Config, redact) -> Problem:
             except OSError:
                 entries = []
             names = [e[:-3] if e.endswith(".py") else e for e in entries]
+            import difflib
+
             close = difflib.get_close_matches(missing.split(".")[-1], names, n=1, cutoff=0.6)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             return Problem("app-module-missing",
