@@ -182,8 +182,9 @@ def last_start_problems(site: Site, cfg) -> list[Problem]:
             return []
     except OSError:
         return []
-    return [Problem(p["code"], p["what"], f"{p['where']} (seen when the site last started, {last.get('time')})",
-                    p["fix"]) for p in last.get("problems", []) if p.get("code") in START_ONLY_CODES]
+    seen = f" (seen when the site last started, {last.get('time')})"
+    return [Problem.from_dict({**p, "where": p.get("where", "") + seen})
+            for p in last.get("problems", []) if p.get("code") in START_ONLY_CODES]
 
 
 def probe_problems(site: Site, python: str, info: dict) -> list[Problem]:
@@ -216,7 +217,7 @@ def probe_problems(site: Site, python: str, info: dict) -> list[Problem]:
             return [Problem("wsgi-file-no-app", "passenger_wsgi.py defines no callable `application`.",
                             str(site.passenger_wsgi), "It must end with: application = shim.get_app()")]
         return []
-    return [Problem(**p) for p in result["problems"]]
+    return [Problem.from_dict(p) for p in result["problems"]]
 
 
 def cmd_check(args) -> int:
@@ -288,7 +289,7 @@ def _describe_start(record: dict) -> str:
              + {"app": "the app", "maintenance": "the maintenance page",
                 "error": "the error page"}.get(record.get("state"), str(record.get("state")))]
     for p in record.get("problems", []):
-        lines.append(Problem(**p).as_text())
+        lines.append(Problem.from_dict(p).as_text())
     return "\n".join(lines)
 
 

@@ -22,6 +22,12 @@ class Problem:
     def blocking(self) -> bool:
         return self.severity == "error"
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Problem":
+        """From JSON written by any wsgi-shim version (start records, the probe): unknown keys ignored."""
+        known = ("code", "what", "where", "fix", "detail", "severity")
+        return cls(**{k: str(data[k]) for k in known if k in data})
+
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
 
