@@ -56,7 +56,7 @@ DEFAULTS: dict[str, object] = {
     "host": "127.0.0.1",
     "port": 8000,
     # Python the site runs on (build-python / venv tasks): version to build, where to install it,
-    # and the interpreter a venv is made from (empty: <python_prefix>/bin/python3).
+    # and the interpreter a venv is made from (empty: <python_prefix>/bin/pythonX.Y).
     "python_version": "3.11.2",
     "python_prefix": "",
     "python": "",
