@@ -323,6 +323,15 @@ def cmd_restart(args) -> int:
         time.sleep(0.5)
     hint = "" if args.url else " No request reached the site: pass --url so wsgi-shim can make one."
     print(f"wsgi-shim restart: no new process started within {args.wait:g} s.{hint}", file=sys.stderr)
+    if args.url:
+        try:
+            status, headers, _ = _get(args.url)
+            print(f"{args.url} answers {status}, serving {classify_response(status, headers)}", file=sys.stderr)
+        except OSError as exc:
+            print(f"{args.url} is unreachable: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+    old = control.read_starts(starts, limit=1)
+    if old:
+        print("last start (before this restart): " + _describe_start(old[-1]), file=sys.stderr)
     return 1
 
 

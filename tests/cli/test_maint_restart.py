@@ -1,0 +1,116 @@
+"""`wsgi-shim maint`, `restart` and `status` as subprocesses, on a site served as Passenger does."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from tests.support.sites import load_like_passenger, make_site, wsgi_shim
+
+pytestmark = pytest.mark.realserver
+
+
+def test_maint_on_off_status_and_the_page():
+    site = make_site("maint")
+    assert "maintenance mode is off" in wsgi_shim("maint", "status", str(site.site)).stdout
+    out = wsgi_shim("maint", "on", str(site.site))
+    assert out.returncode == 0 and "maintenance mode is now on" in out.stdout
+    assert "was already on" in wsgi_shim("maint", "on", str(site.site)).stdout
+    page = load_like_passenger(site).response
+    assert (page.code, page.kind, page.headers["Retry-After"]) == (503, "maintenance", "300")
+    assert wsgi_shim("maint", "off", str(site.site)).returncode == 0
+    assert load_like_passenger(site).response.body == "hello from the app"
+
+
+def test_maintenance_wins_even_over_a_broken_config_and_custom_page_is_served():
+    site = make_site("maint2")
+    (site.approot / "down.html").write_text("<h1>Back at 5pm</h1>")
+    os.chown(site.approot / "down.html", *os.stat(site.config_toml)[4:6])
+    from tests.support.sites import update_config
+
+    update_config(site, {"maintenance": {"page": "down.html", "retry_after": 60}})
+    wsgi_shim("maint", "on", str(site.site))
+    page = load_like_passenger(site).response
+    assert page.body == "<h1>Back at 5pm</h1>" and page.headers["Retry-After"] == "60"
+    site.config_toml.write_text("this is [not toml")
+    page = load_like_passenger(site).response
+    assert page.code == 503 and page.kind == "maintenance"
+
+
+def test_restart_keeps_mode_and_two_restarts_in_one_second_both_count():
+    site = make_site("restart")
+    site.restart_txt.chmod(0o600)
+    before = site.restart_txt.stat().st_mtime
+    assert wsgi_shim("restart", str(site.site)).returncode == 0
+    first = site.restart_txt.stat().st_mtime
+    assert wsgi_shim("restart", str(site.site)).returncode == 0
+    second = site.restart_txt.stat().st_mtime
+    # Passenger compares whole seconds: each restart must move the mtime to a new second.
+    assert int(before) < int(first) < int(second)
+    assert stat.S_IMODE(site.restart_txt.stat().st_mode) == 0o600
+    site.restart_txt.unlink()
+    assert wsgi_shim("restart", str(site.site)).returncode == 0
+    assert stat.S_IMODE(site.restart_txt.stat().st_mode) & 0o007 == 0
+
+
+def test_restart_wait_reports_the_new_process_state():
+    site = make_site("wait")
+    out = wsgi_shim("restart", str(site.site), "--wait", "2")
+    assert out.returncode == 1
+    assert "no new process started within 2 s" in out.stderr and "--url" in out.stderr
+
+
+def test_status_reports_last_start_and_pending_restart():
+    site = make_site("status", app_source={"app.py": "raise RuntimeError('nope')\n"})
+    out = wsgi_shim("status", str(site.site))
+    assert "none recorded" in out.stdout and out.returncode == 1
+    load_like_passenger(site)
+    out = wsgi_shim("status", str(site.site), "--json")
+    data = json.loads(out.stdout)
+    assert data["last_start"]["state"] == "error"
+    assert data["last_start"]["problems"][0]["code"] == "app-exception"
+    assert out.returncode == 1
+    (site.approot / "app.py").write_text("def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n")
+    wsgi_shim("restart", str(site.site))
+    assert json.loads(wsgi_shim("status", str(site.site), "--json").stdout)["restart_pending"] is True
+    load_like_passenger(site)
+    out = wsgi_shim("status", str(site.site))
+    assert "serving the app" in out.stdout and out.returncode == 0
+
+
+def test_commands_on_a_directory_that_is_no_site(tmp_path):
+    for args in (("maint", "on"), ("restart",)):
+        out = wsgi_shim(*args, "/srv")
+        assert out.returncode == 1 and "does not exist; is /srv a site?" in out.stderr
+    out = wsgi_shim("check", "/srv")
+    assert out.returncode == 1 and "[approot-missing]" in out.stdout
+
+
+def test_restart_wait_timeout_shows_what_the_url_serves():
+    import http.server
+    import threading
+
+    class Maintenance(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(503)
+            self.send_header("X-Wsgi-Shim", "maintenance")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Maintenance)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        site = make_site("waiturl")
+        load_like_passenger(site)  # an earlier start, shown as context
+        url = f"http://127.0.0.1:{server.server_port}/"
+        out = wsgi_shim("restart", str(site.site), "--wait", "2", "--url", url)
+        assert out.returncode == 1
+        assert f"{url} answers 503, serving maintenance" in out.stderr
+        assert "last start (before this restart):" in out.stderr and "serving the app" in out.stderr
+    finally:
+        server.shutdown()
