@@ -1,7 +1,7 @@
 """Fixtures for end-to-end tests through a real Apache 2.4 + Phusion Passenger.
 
 One private Apache serves the whole session (tests.support.apache); each test adds its site with
-`apache.serve(...)`, which starts Apache the first time and reloads it gracefully afterwards.
+`apache.serve(...)`, which starts Apache the first time and restarts it (SIGHUP) afterwards.
 Everything Apache writes lives under one fresh directory below E2E_BASE; it must be reachable by
 www-data and the site user, so it cannot be pytest's tmp_path (0700, root).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,19 +35,44 @@ def _require_real_server() -> None:
 
 
 def _reap_abandoned_sessions() -> None:
-    """Stop the Apache of sessions whose pytest died (killed, not interrupted) and remove them."""
-    for old in E2E_BASE.glob("s-*"):
+    """Stop the Apache of sessions whose pytest died (killed, not interrupted) and remove them.
+
+    Also Apaches still running with the config of a session directory already removed.
+    """
+    sessions = set(E2E_BASE.glob("s-*")) | _sessions_with_running_apache()
+    for old in sessions:
         try:
             owner = int((old / "owner.pid").read_text())
         except (OSError, ValueError):
-            continue
-        if _pid_alive(owner):
+            owner = None
+        if owner is not None and _pid_alive(owner):
             continue  # another test session running right now
+        if owner is None and old.exists() and time.time() - old.stat().st_mtime < 60:
+            continue  # just being created by another session
         try:
             ApacheServer(old / "apache").stop()
         except Exception as exc:  # noqa: BLE001 - never fail this session for an old one
             print(f"e2e: could not stop the Apache of abandoned {old}: {exc}")
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _sessions_with_running_apache() -> set[Path]:
+    """Session directories named in the -f argument of a running apache2."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        for arg in args:
+            conf = Path(arg)
+            if conf.name == "httpd.conf" and conf.parent.name == "apache" and \
+                    conf.parent.parent.parent == E2E_BASE and conf.parent.parent.name.startswith("s-"):
+                found.add(conf.parent.parent)
+    return found
 
 
 def _pid_alive(pid: int) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from pathlib import Path
 
@@ -72,7 +74,7 @@ def test_busy_port_is_replaced_at_start_and_at_reload(e2e_dir: Path) -> None:
         try:
             assert server.sites[top.name].port != busy
             poll(server.site_url(top.name) + "/", lambda r: r.status == 200, timeout=30)
-            # The same at a graceful reload, where a failed bind stops Apache altogether.
+            # The same at a reload, where a failed bind stops Apache altogether.
             url = server.serve("second", top / "www-approot", top / "www-docroot", user=USER,
                                group=GROUP, python=top / "venv" / "bin" / "python", port=busy)
             assert not url.endswith(f":{busy}")
@@ -80,3 +82,22 @@ def test_busy_port_is_replaced_at_start_and_at_reload(e2e_dir: Path) -> None:
             poll(server.site_url(top.name) + "/", lambda r: r.status == 200, timeout=30)
         finally:
             server.stop()
+
+
+def test_stop_after_master_crash_leaves_nothing(e2e_dir: Path) -> None:
+    """A crashed master leaves workers (holding the ports) and Passenger behind: stop() finds
+    them by the config file they were started with."""
+    top = make_raw_site(e2e_dir / "raw", "crash")
+    server = ApacheServer(e2e_dir / "hc")
+    _add(server, top)
+    server.start()
+    try:
+        poll(server.url + "/", lambda r: r.status == 200, timeout=30)
+        master = server._pid
+        assert master is not None
+        family = _descendants(master)
+        os.kill(master, signal.SIGKILL)
+        server.pid_file.unlink()
+    finally:
+        server.stop()
+    assert family and not [p for p in family if _alive(p)]
