@@ -203,8 +203,8 @@ def probe_problems(site: Site, python: str, info: dict) -> list[Problem]:
         return [Problem("probe-failed", f"Could not run the site's Python to import the app: {exc}.",
                         python, "Check passenger_python and that the venv works: PYTHON -c 'import shim'.")]
     info["probe"] = result
-    if "loader_error" in result:
-        if result.get("missing_module") == "shim":
+    if "loader_error" in result or not result.get("shim_imported", True):
+        if result.get("missing_module") == "shim" or not result.get("shim_imported", True):
             return [Problem("shim-not-installed", "wsgi-shim is not installed in the venv passenger_python names, "
                                                   "so passenger_wsgi.py fails at `import shim`.", python,
                             f"{Path(python).parent}/pip install wsgi-shim (or `inv install`).")]

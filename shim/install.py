@@ -17,9 +17,26 @@ PASSENGER_WSGI = """\
 # Created by wsgi-shim. Passenger loads this file; wsgi-shim checks the site and config.toml,
 # then serves your app, the maintenance page (while tmp/maint.txt exists) or an error page
 # that names every problem and its fix.
-import shim
+try:
+    import shim
+except ImportError as exc:  # PassengerPython names a Python without wsgi-shim: say so, not "We're sorry"
+    import html
+    import sys
 
-application = shim.get_app()
+    _page = ("<!DOCTYPE html><title>Site error</title><h1>This site could not start</h1>"
+             "<p>wsgi-shim is not installed in the Python that Passenger runs: <code>%s</code> "
+             "(%s).</p><p>How to fix: make PassengerPython and [passenger] passenger_python name "
+             "the site venv's python, or install wsgi-shim into this one: "
+             "<code>%s -m pip install wsgi-shim</code>. [shim-not-installed]</p>"
+             % tuple(html.escape(str(v)) for v in (sys.executable, exc, sys.executable))).encode()
+
+    def application(environ, start_response):
+        start_response("500 Internal Server Error", [("Content-Type", "text/html; charset=utf-8"),
+                                                     ("Content-Length", str(len(_page))),
+                                                     ("X-Wsgi-Shim", "error")])
+        return [_page]
+else:
+    application = shim.get_app()
 """
 
 CONFIG_HEADER = """\

@@ -33,6 +33,7 @@ def main(app_root: str) -> dict:
         result["loaded"] = True
         result["callable"] = callable(getattr(module, "application", None))
         loader = sys.modules.get("shim.loader")
+        result["shim_imported"] = "shim" in sys.modules
         start = getattr(loader, "LAST_START", None)
         if start is not None:
             result["state"] = start.state

@@ -210,11 +210,9 @@ def test_restart_wait_with_production_stat_throttle(e2e_dir: Path, site_venv: Pa
         server.stop()
 
 
-@pytest.mark.xfail(reason="passenger_wsgi.py imports shim unguarded: a PassengerPython without "
-                          "wsgi-shim installed gets Passenger's generic page", strict=False)
 def test_passenger_python_without_shim(apache: ApacheServer, site_venv: Path) -> None:
     """Apache's PassengerPython names an interpreter that lacks wsgi-shim (a common slip: the
-    system python3 instead of the site venv's). Ideally passenger_wsgi.py says so itself."""
+    system python3 instead of the site venv's). The generated passenger_wsgi.py says so itself."""
     site = make_site("e2e-nopkg", {"app.py": HELLO_APP})
     url = apache.serve(site.site.parent.name, site.approot, site.docroot, user=SITE_USER,
                        group=PROJECT_GROUP, python="/usr/bin/python3")

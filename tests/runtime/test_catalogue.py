@@ -228,10 +228,17 @@ def test_check_only_mistakes_that_passenger_would_turn_into_its_generic_page():
     # PassengerPython without wsgi-shim installed.
     venv = small_venv(site.site / "bare")
     shutil.rmtree(next(venv.glob("lib/python3*/site-packages")) / "shim")
-    write_file(site.passenger_wsgi, (site.passenger_wsgi.read_text() if False else
-                                     "import shim\napplication = shim.get_app()\n"), 0o600)
+    write_file(site.passenger_wsgi, "import shim\napplication = shim.get_app()\n", 0o600)
     update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
     assert "No module named 'shim'" in load_like_passenger(site, python=str(venv / "bin/python")).loader_error
+    assert "[shim-not-installed]" in wsgi_shim("check", str(site.site)).stdout
+    # The passenger_wsgi.py that install generates says so itself, instead of Passenger's page.
+    from shim.install import PASSENGER_WSGI
+
+    write_file(site.passenger_wsgi, PASSENGER_WSGI, 0o600)
+    page = load_like_passenger(site, python=str(venv / "bin/python")).response
+    assert page.code == 500 and page.kind == "error"
+    assert "[shim-not-installed]" in page.body and f"{venv}/bin/python" in page.body
     assert "[shim-not-installed]" in wsgi_shim("check", str(site.site)).stdout
 
 

@@ -138,7 +138,11 @@ def application(environ, start_response):
 
 def write_file(path: Path, text: str, mode: int = 0o640) -> None:
     """Write a site file as if the site's user had (owner and group set, no world access)."""
+    missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
+    for directory in missing:  # new package directories belong to the site's user too
+        os.chown(directory, uid(), gid())
+        directory.chmod(0o750)
     path.write_text(text)
     os.chown(path, uid(), gid())
     path.chmod(mode)
@@ -162,11 +166,28 @@ def update_config(site: Site, changes: dict | None = None, remove: list[tuple[st
     write_file(site.config_toml, tomli_w.dumps(data), mode)
 
 
+_cleaned = False
+
+
+def _remove_old_sites(hours: float = 6) -> None:
+    """Sites of earlier runs pile up under BASE/sites: remove those older than a few hours."""
+    global _cleaned
+    if _cleaned:
+        return
+    _cleaned = True
+    import time
+
+    for path in (BASE / "sites").iterdir():
+        if time.time() - path.stat().st_mtime > hours * 3600:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def make_site(name: str = "site", app_source: dict[str, str] | None = None, config: dict | None = None,
               maint: bool = False, app: str = "app.application") -> Site:
     """A new site installed by `wsgi-shim install` as the site's user, with maintenance off."""
     venv = shared_venv()
     (BASE / "sites").mkdir(mode=0o755, exist_ok=True)
+    _remove_old_sites()
     parent = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=BASE / "sites"))
     parent.chmod(0o755)
     os.chown(parent, uid(), gid())
