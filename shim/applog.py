@@ -42,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shim.permissions import group_is_safe
 from shim.problems import Problem
 from shim.redact import Redactor, secret_env_values
 
@@ -74,13 +75,9 @@ def format_entry(level: str, source: str, message: str, epoch: float | None = No
 
 def _group_is_safe(gid: int) -> bool:
     try:
-        from shim.permissions import group_is_safe
-    except ImportError:  # pragma: no cover - permissions.py ships with the package
-        return False
-    try:
         return group_is_safe(gid, None)
     except (KeyError, OSError, ValueError):
-        return False
+        return False  # when in doubt, no group access
 
 
 class AppLog:
