@@ -71,23 +71,24 @@ def _get_app(app_root: Path):
     applog = None
     if cfg is not None:
         problems += runtime_problems(cfg, check_identity=not probe)
+    secrets = cfg.secret_values() if cfg is not None else []  # read once, for redaction only
     logging_cfg = cfg.logging if cfg is not None else default_logging(app_root)
     if logging_cfg.enabled and not probe:
         from shim import applog as applog_module  # only when logging is on
 
-        applog, log_problems = applog_module.setup(logging_cfg, cfg.secret_values() if cfg else [])
+        applog, log_problems = applog_module.setup(logging_cfg, secrets)
         problems += log_problems
     if in_maintenance:
         return _finish("maintenance", problems, app_root, cfg, applog)
     if cfg is None or any(p.blocking for p in problems):
         return _finish("error", problems, app_root, cfg, applog)
-    app, import_problems = import_app(cfg)
+    app, import_problems = import_app(cfg, secrets)
     if import_problems:
         return _finish("error", problems + import_problems, app_root, cfg, applog)
     if cfg.logging.enabled and cfg.logging.catch_errors:
         from shim import diagnostics  # without a log it still gives visitors the error-id page
 
-        app = diagnostics.wrap(app, cfg.logging, applog, cfg.secret_values())
+        app = diagnostics.wrap(app, cfg.logging, applog, secrets)
     return _finish("app", problems, app_root, cfg, applog, app)
 
 
@@ -125,7 +126,7 @@ def _maintenance(cfg: Config | None, app_root: Path):
     return pages.maintenance_page(custom, cfg.retry_after if cfg else 300, since)
 
 
-def import_app(cfg: Config):
+def import_app(cfg: Config, secrets: list[str]):
     """Import the app with config's environment, cwd and sys.path; undo all of it on failure."""
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
@@ -160,7 +161,7 @@ def import_app(cfg: Config):
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure of the user's import
         from shim.redact import Redactor, secret_env_values  # only on this failure path
 
-        redact = Redactor(cfg.secret_values() + secret_env_values(), cfg.logging.redact)
+        redact = Redactor(secrets + secret_env_values(), cfg.logging.redact)
         problem = describe_import_failure(exc, cfg, redact)
         return None, _rollback(saved_env, saved_cwd, saved_path, saved_modules, [problem])
 
