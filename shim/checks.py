@@ -329,3 +329,46 @@ def tree_problems(site: Site, cfg_user: str | None) -> list[Problem]:
         problems.append(Problem("docroot-missing", "The document root does not exist.", str(site.docroot),
                                 f"mkdir {site.docroot} && chmod 755 {site.docroot}"))
     return problems
+
+
+def passenger_version() -> tuple[int, ...] | None:
+    """The installed Passenger's version (passenger-config), or None where it is not installed
+    (often so on an access host: Passenger runs on the web servers)."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("passenger-config")
+    if tool is None:
+        return None
+    try:
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    import re
+
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...] | None,
+                              where: str) -> list[Problem]:
+    """Passenger before 6.0.19 loads WSGI apps with the `imp` module, which Python 3.12 removed:
+    such an app dies in Passenger's loader, before wsgi-shim runs, with the generic page."""
+    if tuple(python[:2]) < (3, 12):
+        return []
+    version = ".".join(map(str, python[:3]))
+    if passenger is None:
+        return [Problem("python-passenger-unknown",
+                        f"The site's Python is {version}; Passenger older than 6.0.19 cannot load apps on "
+                        "Python 3.12 or newer, and Passenger's version cannot be seen from here.", where,
+                        "Ask the sysadmins which Passenger the web servers run; below 6.0.19, build the "
+                        "site's Python from a 3.11 release (inv build-python --version 3.11.x).",
+                        severity="warning")]
+    if passenger < (6, 0, 19):
+        return [Problem("python-too-new",
+                        f"The site's Python is {version}, but Passenger {'.'.join(map(str, passenger))} "
+                        "cannot load apps on Python 3.12 or newer (its loader imports `imp`): visitors would "
+                        "get Passenger's generic error page.", where,
+                        "Build the site's venv from Python 3.11 (inv build-python --version 3.11.x; inv venv), "
+                        "or ask the sysadmins for Passenger 6.0.19 or newer.")]
+    return []

@@ -189,6 +189,8 @@ def last_start_problems(site: Site, cfg) -> list[Problem]:
 
 def probe_problems(site: Site, python: str, info: dict) -> list[Problem]:
     """Load passenger_wsgi.py in a fresh process of the site's Python, as Passenger does."""
+    from shim import checks
+
     probe = Path(__file__).with_name("probe.py")
     env = dict(os.environ, WSGI_SHIM_PROBE="1")
     env.pop("PYTHONPATH", None)
@@ -203,6 +205,12 @@ def probe_problems(site: Site, python: str, info: dict) -> list[Problem]:
         return [Problem("probe-failed", f"Could not run the site's Python to import the app: {exc}.",
                         python, "Check passenger_python and that the venv works: PYTHON -c 'import shim'.")]
     info["probe"] = result
+    version = tuple(result.get("python_version") or ())
+    early = checks.python_passenger_problems(version, checks.passenger_version(), python) if version else []
+    return early + _probe_result_problems(site, python, result)
+
+
+def _probe_result_problems(site: Site, python: str, result: dict) -> list[Problem]:
     if "loader_error" in result or not result.get("shim_imported", True):
         if result.get("missing_module") == "shim" or not result.get("shim_imported", True):
             return [Problem("shim-not-installed", "wsgi-shim is not installed in the venv passenger_python names, "

@@ -25,7 +25,7 @@ def load_source(name: str, path: str):
 
 def main(app_root: str) -> dict:
     out = os.fdopen(os.dup(1), "w")  # the shim may redirect sys.stdout into the app log
-    result: dict = {"loaded": False}
+    result: dict = {"loaded": False, "python_version": list(sys.version_info[:3])}
     try:
         os.chdir(app_root)
         sys.path.insert(0, os.getcwd())  # what Passenger's wsgi-loader.py does
