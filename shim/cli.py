@@ -215,7 +215,8 @@ def _probe_result_problems(site: Site, python: str, result: dict) -> list[Proble
         if result.get("missing_module") == "shim" or not result.get("shim_imported", True):
             return [Problem("shim-not-installed", "wsgi-shim is not installed in the venv passenger_python names, "
                                                   "so passenger_wsgi.py fails at `import shim`.", python,
-                            f"{Path(python).parent}/pip install wsgi-shim (or `inv install`).")]
+                            f"`inv install`, or {Path(python).parent}/pip install /path/to/wsgi-shim (a checkout or "
+                            "wheel of wsgi-shim 0.2+; PyPI's 0.1.0 is the older package).")]
         return [Problem("wsgi-file-error", f"Loading passenger_wsgi.py raised {result['exception']}; Passenger "
                                            "would show only its generic error page.", str(site.passenger_wsgi),
                         "Restore the generated file: import shim; application = shim.get_app()",

@@ -27,7 +27,8 @@ except ImportError as exc:  # PassengerPython names a Python without wsgi-shim: 
              "<p>wsgi-shim is not installed in the Python that Passenger runs: <code>%s</code> "
              "(%s).</p><p>How to fix: make PassengerPython and [passenger] passenger_python name "
              "the site venv's python, or install wsgi-shim into this one: "
-             "<code>%s -m pip install wsgi-shim</code>. [shim-not-installed]</p>"
+             "<code>inv install</code> or <code>%s -m pip install /path/to/wsgi-shim</code>. "
+             "[shim-not-installed]</p>"
              % tuple(html.escape(str(v)) for v in (sys.executable, exc, sys.executable))).encode()
 
     def application(environ, start_response):
