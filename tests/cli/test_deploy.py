@@ -1,0 +1,308 @@
+"""`wsgi-shim deploy`, `rollback` and `releases` as subprocesses run by the site's user, on real
+sites served the way Passenger serves them."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from shim.layout import Site
+from tests.support.accounts import SITE_USER, gid, uid
+from tests.support.sites import load_like_passenger, make_site, write_file, wsgi_shim
+
+pytestmark = pytest.mark.realserver
+
+
+def app_source(body: str) -> str:
+    return ("def application(environ, start_response):\n"
+            "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+            f"    return [{body!r}.encode()]\n")
+
+
+def source_dir(site: Site, name: str, files: dict[str, str]) -> Path:
+    """A project directory of the site's user, next to the site."""
+    root = site.site.parent / name
+    for rel, text in files.items():
+        write_file(root / rel, text)
+    return root
+
+
+def tarball(site: Site, name: str, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    path = site.site.parent / name
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    os.chown(path, uid(SITE_USER), gid())
+    path.chmod(0o640)
+    return path
+
+
+def member(name: str, data: bytes | None = b"x", kind: bytes = tarfile.REGTYPE,
+           link: str = "", mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, mode
+    return info, (data if kind == tarfile.REGTYPE else None)
+
+
+def releases(site: Site) -> list[str]:
+    root = site.site / "releases"
+    return sorted(n for n in os.listdir(root) if not n.startswith(".")) if root.exists() else []
+
+
+def current(site: Site) -> str | None:
+    link = site.approot / "current"
+    return os.readlink(link).rsplit("/", 1)[-1] if os.path.lexists(link) else None
+
+
+def body(site: Site) -> str:
+    return load_like_passenger(site).response.body
+
+
+def deploy(site: Site, source: Path, *flags: str):
+    return wsgi_shim("deploy", str(site.site), str(source), *flags)
+
+
+def deployed_site(name: str) -> Site:
+    """A site whose first release (serving "v1") is deployed with --init."""
+    site = make_site(name)
+    result = deploy(site, source_dir(site, "v1", {"app.py": app_source("v1")}), "--init")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return site
+
+
+def test_deploy_refuses_without_chdir_current_and_init_changes_that_line_only():
+    site = make_site("deploy-init")
+    src = source_dir(site, "v1", {"app.py": app_source("v1")})
+    before = site.config_toml.read_text()
+
+    refused = deploy(site, src)
+    assert refused.returncode == 1
+    assert 'chdir = "current"' in refused.stderr and "--init" in refused.stderr
+    assert site.config_toml.read_text() == before and releases(site) == []
+
+    done = deploy(site, src, "--init")
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = site.config_toml.read_text()
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
+    assert changed == [('chdir = "."', 'chdir = "current"')]
+    assert after.startswith("# config.toml for wsgi-shim")  # the comments are all still there
+    assert body(site) == "v1"
+    release = site.site / "releases" / current(site)
+    assert os.stat(release).st_mode & 0o777 == 0o750  # private, as create_private_dir makes it
+    assert os.stat(release / "app.py").st_mode & 0o007 == 0
+
+
+def test_init_refuses_a_chdir_it_cannot_change_safely():
+    site = make_site("deploy-init-src")
+    text = site.config_toml.read_text().replace('chdir = "."', 'chdir = "src"')
+    write_file(site.config_toml, text, 0o640)
+    result = deploy(site, source_dir(site, "v1", {"app.py": app_source("v1")}), "--init")
+    assert result.returncode == 1
+    assert '"current/SUBDIR"' in result.stderr
+    assert site.config_toml.read_text() == text and releases(site) == []
+
+
+def test_deploy_switch_refuse_a_broken_release_and_roll_back():
+    site = deployed_site("deploy-cycle")
+    v1 = current(site)
+
+    v2 = deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")}))
+    assert v2.returncode == 0, v2.stdout + v2.stderr
+    assert "Checking the site" in v2.stdout and "Deployed" in v2.stdout
+    assert f"To go back to {v1}: wsgi-shim rollback" in v2.stdout
+    assert body(site) == "v2"
+    second = current(site)
+    assert second != v1 and releases(site) == sorted([v1, second])
+
+    restarted = site.restart_txt.stat().st_mtime
+    broken = deploy(site, source_dir(site, "v3", {"app.py": "import no_such_module_anywhere\n" + app_source("v3")}))
+    assert broken.returncode == 1
+    assert "no_such_module_anywhere" in broken.stderr
+    assert f"current is back to {second}" in broken.stderr
+    assert current(site) == second and releases(site) == sorted([v1, second])  # v3 is gone
+    assert site.restart_txt.stat().st_mtime == restarted  # no restart for a refused release
+    assert body(site) == "v2"
+
+    listing = wsgi_shim("releases", str(site.site))
+    assert listing.returncode == 0
+    assert listing.stdout.splitlines()[0].startswith(f"* {second}")
+    data = json.loads(wsgi_shim("releases", str(site.site), "--json").stdout)
+    assert data["current"] == second
+    assert [r["name"] for r in data["releases"] if r["current"]] == [second]
+
+    back = wsgi_shim("rollback", str(site.site))
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert f"Rolled back to {v1}" in back.stdout and f"--to {second}" in back.stdout
+    assert current(site) == v1 and body(site) == "v1"
+    assert site.restart_txt.stat().st_mtime > restarted
+
+    oldest = wsgi_shim("rollback", str(site.site))
+    assert oldest.returncode == 1 and "no earlier one" in oldest.stderr
+    again = wsgi_shim("rollback", str(site.site), "--to", second)
+    assert again.returncode == 0, again.stderr
+    assert body(site) == "v2"
+    missing = wsgi_shim("rollback", str(site.site), "--to", "20000101T000000Z")
+    assert missing.returncode == 1 and "there is no release '20000101T000000Z'" in missing.stderr
+
+
+def test_rollback_to_a_release_that_no_longer_works_is_refused():
+    site = deployed_site("deploy-rollback-bad")
+    v1 = current(site)
+    assert deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")})).returncode == 0
+    v2 = current(site)
+    (site.site / "releases" / v1 / "app.py").write_text("raise RuntimeError('broken since')\n")
+    result = wsgi_shim("rollback", str(site.site))
+    assert result.returncode == 1
+    assert "broken since" in result.stderr and f"current is back to {v2}" in result.stderr
+    assert current(site) == v2 and body(site) == "v2"
+
+
+def test_nothing_deployed_yet_means_nothing_to_roll_back():
+    site = make_site("deploy-none")
+    text = site.config_toml.read_text().replace('chdir = "."', 'chdir = "current"')
+    write_file(site.config_toml, text, 0o640)
+    result = wsgi_shim("rollback", str(site.site))
+    assert result.returncode == 1 and "nothing has been deployed" in result.stderr
+    listing = wsgi_shim("releases", str(site.site))
+    assert listing.returncode == 0 and "No releases" in listing.stdout
+
+
+def test_a_failing_requirements_install_leaves_nothing_behind():
+    site = deployed_site("deploy-reqs")
+    v1 = current(site)
+    src = source_dir(site, "v2", {"app.py": app_source("v2"),
+                                  "requirements.txt": "--no-index\nno-such-package-wsgi-shim-test==1.0\n"})
+    result = deploy(site, src)
+    assert result.returncode == 1
+    assert "pip install -r requirements.txt failed" in result.stderr
+    assert "no-such-package-wsgi-shim-test" in result.stderr  # pip's own words
+    assert "Nothing was switched" in result.stderr
+    assert releases(site) == [v1] and current(site) == v1
+    assert not [n for n in os.listdir(site.site / "releases") if n.startswith(".partial")]
+    assert body(site) == "v1"
+
+
+def test_requirements_are_installed_and_can_be_skipped():
+    site = deployed_site("deploy-reqs-ok")
+    # Already in the shared venv and --no-index: pip succeeds without the network.
+    src = source_dir(site, "v2", {"app.py": app_source("v2"), "requirements.txt": "--no-index\nflask\n"})
+    done = deploy(site, src)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Installing requirements.txt" in done.stdout
+    bad = source_dir(site, "v3", {"app.py": app_source("v3"), "requirements.txt": "--no-index\nnope-x==1\n"})
+    skipped = deploy(site, bad, "--no-requirements")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "Skipping requirements.txt" in skipped.stdout and body(site) == "v3"
+
+
+HOSTILE = {
+    "absolute": [member("/tmp/wsgi-shim-evil")],
+    "dotdot": [member("../evil.py")],
+    "dotdot-inside": [member("pkg/../../evil.py")],
+    "symlink-absolute": [member("etc", kind=tarfile.SYMTYPE, link="/etc")],
+    "symlink-up": [member("up", kind=tarfile.SYMTYPE, link="../../www-approot")],
+    "symlink-chain": [member("a", kind=tarfile.SYMTYPE, link="."),
+                      member("b", kind=tarfile.SYMTYPE, link="a/..")],
+    "write-through-link": [member("d", kind=tarfile.SYMTYPE, link="."), member("d/x.py")],
+    "hardlink-outside": [member("passwd", kind=tarfile.LNKTYPE, link="/etc/passwd")],
+    "hardlink-up": [member("h", kind=tarfile.LNKTYPE, link="../x")],
+    "device": [member("dev", kind=tarfile.CHRTYPE)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_tarballs_are_refused_and_leave_nothing(case):
+    site = deployed_site(f"deploy-evil-{case}")
+    v1 = current(site)
+    archive = tarball(site, f"{case}.tar.gz", [member("app.py", app_source("evil").encode()),
+                                                *HOSTILE[case]])
+    result = deploy(site, archive)
+    assert result.returncode == 1, result.stdout
+    assert "wsgi-shim deploy:" in result.stderr and "Traceback" not in result.stderr
+    assert releases(site) == [v1] and current(site) == v1
+    assert not [n for n in os.listdir(site.site / "releases") if n.startswith(".partial")]
+    assert not Path("/tmp/wsgi-shim-evil").exists() and not (site.site / "evil.py").exists()
+    assert body(site) == "v1"
+
+
+def test_a_good_tarball_with_links_inside_is_deployed():
+    site = deployed_site("deploy-tar")
+    archive = tarball(site, "v2.tgz", [
+        member("pkg", kind=tarfile.DIRTYPE, data=None, mode=0o755),
+        member("pkg/__init__.py", b""),
+        member("pkg/web.py", app_source("v2 from a tarball").encode()),
+        member("app.py", kind=tarfile.SYMTYPE, link="pkg/web.py"),
+        member("copy.py", kind=tarfile.LNKTYPE, link="pkg/web.py"),
+        member("pkg/__pycache__/web.cpython-311.pyc", b"stale"),
+    ])
+    result = deploy(site, archive)
+    assert result.returncode == 0, result.stdout + result.stderr
+    release = site.site / "releases" / current(site)
+    assert os.readlink(release / "app.py") == "pkg/web.py"
+    assert (release / "copy.py").read_text() == (release / "pkg/web.py").read_text()
+    assert not (release / "pkg/__pycache__").exists()
+    assert body(site) == "v2 from a tarball"
+
+
+def test_a_directory_source_skips_vcs_caches_and_venvs():
+    site = deployed_site("deploy-skip")
+    src = source_dir(site, "v2", {"app.py": app_source("v2"), ".git/config": "[core]\n",
+                                  "__pycache__/stale.cpython-311.pyc": "x", "venv/bin/python": "x",
+                                  "env2/pyvenv.cfg": "home = /usr\n", "static/site.css": "body{}\n"})
+    result = deploy(site, src)
+    assert result.returncode == 0, result.stdout + result.stderr
+    release = site.site / "releases" / current(site)
+    # (the check's import of app.py may have written its own __pycache__/app.*.pyc since)
+    assert sorted(set(os.listdir(release)) - {"__pycache__"}) == ["app.py", "static"]
+    assert not (release / "__pycache__/stale.cpython-311.pyc").exists()
+
+
+def test_pruning_keeps_n_and_never_the_current_or_previous():
+    site = deployed_site("deploy-prune")
+    for n in range(2, 5):
+        result = deploy(site, source_dir(site, f"v{n}", {"app.py": app_source(f"v{n}")}), "--keep", "2")
+        assert result.returncode == 0, result.stdout + result.stderr
+    kept = releases(site)
+    assert len(kept) == 2 and current(site) == kept[-1]
+    assert "Removed old release" in result.stdout
+    # After a rollback the current release is the older one; a new deploy keeps it as previous.
+    assert wsgi_shim("rollback", str(site.site)).returncode == 0
+    previous = current(site)
+    result = deploy(site, source_dir(site, "v5", {"app.py": app_source("v5")}), "--keep", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert previous in releases(site) and current(site) in releases(site) and len(releases(site)) == 2
+    assert body(site) == "v5"
+
+
+def test_maint_flag_is_undone_and_a_maintenance_already_on_is_kept():
+    site = deployed_site("deploy-maint")
+    ok = deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")}), "--maint")
+    assert ok.returncode == 0, ok.stderr
+    assert "Maintenance mode on" in ok.stdout and "Maintenance mode off." in ok.stdout
+    assert not site.maint_txt.exists() and body(site) == "v2"
+
+    broken = deploy(site, source_dir(site, "v3", {"app.py": "raise SystemExit(3)\n"}), "--maint")
+    assert broken.returncode == 1
+    assert "Maintenance mode off again" in broken.stderr and not site.maint_txt.exists()
+
+    assert wsgi_shim("maint", "on", str(site.site)).returncode == 0
+    kept = deploy(site, source_dir(site, "v4", {"app.py": app_source("v4")}), "--maint")
+    assert kept.returncode == 0 and "already on" in kept.stdout
+    assert site.maint_txt.exists()
+    assert load_like_passenger(site).response.kind == "maintenance"
+
+
+def test_wait_without_a_request_reports_the_timeout():
+    site = deployed_site("deploy-wait")
+    result = deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")}), "--wait", "1")
+    assert result.returncode == 1
+    assert "wsgi-shim deploy: no new process started within 1 s" in result.stderr
+    assert "the new release is live" in result.stderr and "wsgi-shim rollback" in result.stderr
+    assert body(site) == "v2"
