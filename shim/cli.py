@@ -71,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
 
+    from shim import deploy
+
+    p = sub.add_parser("deploy", help="deploy new code as a release, check it, switch to it, restart")
+    _site_arg(p)
+    deploy.add_deploy_arguments(p)
+    p = sub.add_parser("rollback", help="switch back to the previous release (or --to RELEASE)")
+    _site_arg(p)
+    deploy.add_rollback_arguments(p)
+    p = sub.add_parser("releases", help="list the site's releases, marking the current one")
+    _site_arg(p)
+    deploy.add_releases_arguments(p)
+
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
     p.add_argument("dir", nargs="?", metavar="DIR", help="where to create it (default: a temporary dir)")
     p.add_argument("--host", default="127.0.0.1")
@@ -317,11 +329,18 @@ def cmd_restart(args) -> int:
     if not args.wait:
         print("restart requested; Passenger restarts the app on its next request")
         return 0
-    deadline = time.monotonic() + args.wait
+    return wait_for_new_start(starts, before, args.wait, args.url)
+
+
+def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None,
+                       prog: str = "wsgi-shim restart") -> int:
+    """Wait until a process start newer than BEFORE is recorded (requesting URL meanwhile, as
+    Passenger restarts on a request) and report it; 0 when it serves the app or maintenance."""
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if args.url:
+        if url:
             try:
-                _get(args.url, timeout=max(1.0, deadline - time.monotonic()))
+                _get(url, timeout=max(1.0, deadline - time.monotonic()))
             except OSError:
                 pass
         new = [r for r in control.read_starts(starts) if r.get("epoch", 0) > before]
@@ -330,14 +349,14 @@ def cmd_restart(args) -> int:
             print("restarted: " + _describe_start(record))
             return 0 if record.get("state") in ("app", "maintenance") else 1
         time.sleep(0.5)
-    hint = "" if args.url else " No request reached the site: pass --url so wsgi-shim can make one."
-    print(f"wsgi-shim restart: no new process started within {args.wait:g} s.{hint}", file=sys.stderr)
-    if args.url:
+    hint = "" if url else " No request reached the site: pass --url so wsgi-shim can make one."
+    print(f"{prog}: no new process started within {wait:g} s.{hint}", file=sys.stderr)
+    if url:
         try:
-            status, headers, _ = _get(args.url)
-            print(f"{args.url} answers {status}, serving {classify_response(status, headers)}", file=sys.stderr)
+            status, headers, _ = _get(url)
+            print(f"{url} answers {status}, serving {classify_response(status, headers)}", file=sys.stderr)
         except OSError as exc:
-            print(f"{args.url} is unreachable: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+            print(f"{url} is unreachable: {getattr(exc, 'reason', exc)}", file=sys.stderr)
     old = control.read_starts(starts, limit=1)
     if old:
         print("last start (before this restart): " + _describe_start(old[-1]), file=sys.stderr)
@@ -420,8 +439,27 @@ def cmd_demo(args) -> int:
     return preview.demo(Path(args.dir).absolute() if args.dir else None, args.host, args.port)
 
 
+def cmd_deploy(args) -> int:
+    from shim import deploy
+
+    return deploy.run_deploy(_site(args), args)
+
+
+def cmd_rollback(args) -> int:
+    from shim import deploy
+
+    return deploy.run_rollback(_site(args), args)
+
+
+def cmd_releases(args) -> int:
+    from shim import deploy
+
+    return deploy.run_releases(_site(args), args)
+
+
 COMMANDS = {"install": cmd_install, "check": cmd_check, "maint": cmd_maint, "restart": cmd_restart,
-            "status": cmd_status, "logs": cmd_logs, "serve": cmd_serve, "demo": cmd_demo}
+            "status": cmd_status, "logs": cmd_logs, "serve": cmd_serve, "demo": cmd_demo,
+            "deploy": cmd_deploy, "rollback": cmd_rollback, "releases": cmd_releases}
 
 if __name__ == "__main__":
     sys.exit(main())
