@@ -24,7 +24,7 @@ import importlib.util
 
 from invoke import Collection, Task
 
-from shim.tasks import site
+from shim.tasks import deploy, site
 
 DEFAULTS: dict[str, object] = {
     # The site directory (holds the app root, the docroot and, by default, the venv). Tasks that
@@ -68,7 +68,7 @@ DEFAULTS: dict[str, object] = {
 
 ns = Collection()
 for _task in (site.install, site.check, site.maint, site.restart, site.status, site.logs,
-              site.serve, site.demo):
+              site.serve, site.demo, deploy.deploy, deploy.rollback, deploy.releases):
     ns.add_task(_task)
 
 # build-python and venv live in shim/tasks/python.py (written separately); add them when present.

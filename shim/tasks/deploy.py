@@ -1,0 +1,172 @@
+"""Tasks for deploying: `deploy`, `rollback`, `releases`.
+
+`inv deploy` packs your project directory into a tarball here, and hands it to the site venv's
+`wsgi-shim deploy` (shim/deploy.py), which unpacks it into a new release, installs its
+requirements, switches `current`, checks the site and restarts it. Under `fab -H host` the
+tarball is copied to a temporary directory on the host first and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from shim.deploy import SKIP_NAMES
+from shim.tasks.site import SITE_HELP, VENV_HELP, config_value, is_remote, paths, q, run
+
+
+def _git_files(source: Path) -> list[str] | None:
+    """Files git would commit from SOURCE (tracked, plus new ones not ignored), relative to it;
+    None when SOURCE is not in a git work tree (or git is not installed)."""
+    try:
+        done = subprocess.run(["git", "-C", str(source), "ls-files", "-z", "--cached", "--others",
+                               "--exclude-standard"], capture_output=True, check=False,
+                              stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
+    if done.returncode != 0:
+        return None
+    return [name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+
+
+def _walk_files(source: Path) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(source):
+        dirs[:] = [d for d in dirs if d not in SKIP_NAMES and not os.path.isfile(os.path.join(root, d, "pyvenv.cfg"))]
+        rel = os.path.relpath(root, source)
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            found.append(name if rel == "." else f"{rel}/{name}")
+    return found
+
+
+def build_tarball(source: Path, out_dir: Path) -> tuple[Path, int, str]:
+    """Pack SOURCE into out_dir/<name>.tar.gz: (path, number of entries, how they were chosen).
+
+    In a git work tree: the files git knows or would add (.gitignore honoured, so no venv, .env
+    or build output), as they are on disk now. Elsewhere: everything but version control
+    directories, __pycache__ and virtual environments.
+    """
+    files = _git_files(source)
+    how = "files git tracks or would add (.gitignore honoured)"
+    if files is None:
+        files = _walk_files(source)
+        how = "all files except .git, __pycache__ and virtual environments"
+    files = sorted(f for f in files if not any(part in SKIP_NAMES for part in f.split("/")))
+    path = out_dir / f"{source.resolve().name or 'source'}.tar.gz"
+    count = 0
+    with tarfile.open(path, "w:gz") as tar:
+        for rel in files:
+            full = source / rel
+            if not os.path.lexists(full):  # deleted in the work tree, not yet in git
+                continue
+            if not (full.is_symlink() or full.is_file()):
+                continue
+            tar.add(full, arcname=rel, recursive=False)
+            count += 1
+    return path, count, how
+
+
+@task(optional=["wait"], help={
+    "source": "project directory to deploy (default: the current directory)",
+    "maint": "show the maintenance page while deploying (e.g. for database migrations)",
+    "wait": "after the restart, wait until the new process has started; optional SECONDS "
+            "(default: config shim.restart_wait); needs a URL",
+    "url": "the site's public URL, requested while waiting (default: config shim.url)",
+    "keep": "how many releases to keep (default 5; the current and previous are always kept)",
+    "requirements": "pip install the release's requirements.txt into the site venv "
+                    "(default; --no-requirements skips it)",
+    "init": 'first deploy of an existing site: set config.toml\'s [wsgi] chdir "." to "current"',
+    "site": SITE_HELP,
+    "venv": VENV_HELP,
+})
+def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirements=True, init=False,
+           site=None, venv=None):
+    """Deploy your project as a new release: unpack, install requirements, switch, check, restart.
+
+    Packs SOURCE (default: the current directory; in a git work tree the files git tracks or
+    would add) into a tarball and runs the site venv's `wsgi-shim deploy` on it. If the site
+    check finds a problem, the site stays on its current release (exit 1). Under `fab -H host`
+    the tarball is copied to a temporary directory on the host and removed afterwards.
+    """
+    p = paths(c, site, venv)
+    src = Path(source or os.getcwd()).expanduser()
+    if not src.is_dir():
+        raise Exit(f"deploy: {src} is not a directory (--source names your project directory)", code=2)
+    args: list[str] = []
+    if maint:
+        args.append("--maint")
+    if keep is not None:
+        if not str(keep).isdigit():
+            raise Exit(f"deploy: --keep takes a number of releases, not {keep!r}", code=2)
+        args += ["--keep", str(int(keep))]
+    if not requirements:
+        args.append("--no-requirements")
+    if init:
+        args.append("--init")
+    args += _wait_args(c, wait, url)
+
+    local_tmp = Path(tempfile.mkdtemp(prefix="wsgi-shim-deploy-"))
+    remote_tmp = None
+    try:
+        tarball, count, how = build_tarball(src, local_tmp)
+        print(f"packed {count} entries of {src} ({how}) into {tarball.name}")
+        target = str(tarball)
+        if is_remote(c):
+            remote_tmp = run(c, "mktemp -d", "making a temporary directory", hide=True).stdout.strip()
+            target = f"{remote_tmp}/{tarball.name}"
+            print(f"copying {tarball.name} to {c.host}:{remote_tmp}")
+            c.put(str(tarball), target)
+        run(c, p.shim("deploy", q(target), *args), "deploy", p=p)
+    finally:
+        if remote_tmp:
+            c.run(f"rm -rf {q(remote_tmp)}", warn=True, hide=True)
+        shutil.rmtree(local_tmp, ignore_errors=True)
+
+
+def _wait_args(c, wait, url) -> list[str]:
+    args: list[str] = []
+    if wait:
+        seconds = c.config.get("shim", {}).get("restart_wait", 30) if wait is True else wait
+        try:
+            seconds = float(seconds)
+        except ValueError:
+            raise Exit(f"--wait takes seconds, not {wait!r}", code=2) from None
+        args += ["--wait", f"{seconds:g}"]
+    url = config_value(c, "url", url)
+    if url and wait:
+        args += ["--url", shlex.quote(url)]
+    return args
+
+
+@task(optional=["wait"], help={
+    "to": "the release to go back to (default: the one before the current one; see inv releases)",
+    "wait": "after the restart, wait until the new process has started; optional SECONDS "
+            "(default: config shim.restart_wait); needs a URL",
+    "url": "the site's public URL, requested while waiting (default: config shim.url)",
+    "site": SITE_HELP,
+    "venv": VENV_HELP,
+})
+def rollback(c, to=None, wait=None, url=None, site=None, venv=None):
+    """Switch the site back to its previous release (or --to RELEASE), check it and restart.
+
+    Refuses when there is no earlier release, and stays where it is if the check finds a
+    problem in the release you go back to. Packages that later deploys installed stay installed.
+    """
+    p = paths(c, site, venv)
+    args = ["--to", shlex.quote(str(to))] if to else []
+    run(c, p.shim("rollback", *args, *_wait_args(c, wait, url)), "rollback", p=p)
+
+
+@task(help={"json": "print the releases as JSON", "site": SITE_HELP, "venv": VENV_HELP})
+def releases(c, json=False, site=None, venv=None):
+    """List the site's releases, newest first; the current one is marked with *."""
+    p = paths(c, site, venv)
+    run(c, p.shim("releases", *(["--json"] if json else [])), "listing the releases", p=p)
