@@ -612,39 +612,51 @@ def _deploy(site: Site, args, source: Path, prog: str, old_config: str | None,
     elif (release / "requirements.txt").is_file():
         print("Skipping requirements.txt (--no-requirements).")
 
-    maint_before = site.maint_txt.exists()
     maint_set = False
-    if args.maint and not maint_before:
-        control.maint_on(site.maint_txt)
-        control.touch_restart(site.restart_txt)
-        maint_set = True
-        print("Maintenance mode on: visitors see the maintenance page until the deploy ends.")
-    elif args.maint:
-        print("Maintenance mode was already on; it stays on after the deploy.")
+    switched = False
 
-    print(f"Switching {current_link(site)} -> ../{RELEASES}/{name}"
-          + (f" (was {previous})" if previous else " (first deploy)"))
-    if new_config is not None:
-        write_keeping_mode(site.config_toml, new_config)
-        print(f'  set [wsgi] chdir = "{CURRENT}" in {site.config_toml} (--init)')
-    switch(site, name)
-
-    print("Checking the site as Passenger will load it (wsgi-shim check) ...")
-    errors, warnings = blocking_problems(site)
-    if errors:
-        unswitch(site, previous)
-        if old_config is not None:
-            write_keeping_mode(site.config_toml, old_config)
-        _print_problems(errors + warnings)
-        back = f"back to {previous}" if previous else "removed again (there was no earlier release)"
-        print(f"{prog}: the new release has {len(errors)} problem{'s' if len(errors) != 1 else ''} "
-              f"(listed above); current is {back}"
-              + (", config.toml restored" if old_config is not None else "") + ".", file=sys.stderr)
+    def undo() -> None:
+        """Back to exactly where the site was before this deploy (but for pip's packages)."""
+        if switched:
+            unswitch(site, previous)
+            if old_config is not None:
+                write_keeping_mode(site.config_toml, old_config)
         if maint_set:
             control.maint_off(site.maint_txt)
             control.touch_restart(site.restart_txt)
             print("Maintenance mode off again, as it was before the deploy.", file=sys.stderr)
         discard()
+
+    try:
+        if args.maint and not site.maint_txt.exists():
+            control.maint_on(site.maint_txt)
+            maint_set = True
+            control.touch_restart(site.restart_txt)
+            print("Maintenance mode on: visitors see the maintenance page until the deploy ends.")
+        elif args.maint:
+            print("Maintenance mode was already on; it stays on after the deploy.")
+
+        print(f"Switching {current_link(site)} -> ../{RELEASES}/{name}"
+              + (f" (was {previous})" if previous else " (first deploy)"))
+        switched = True
+        if new_config is not None:
+            write_keeping_mode(site.config_toml, new_config)
+            print(f'  set [wsgi] chdir = "{CURRENT}" in {site.config_toml} (--init)')
+        switch(site, name)
+
+        print("Checking the site as Passenger will load it (wsgi-shim check) ...")
+        errors, warnings = blocking_problems(site)
+    except BaseException:  # Ctrl-C or a failing disk half-way: never leave a half-done deploy
+        undo()
+        print(f"{prog}: interrupted; current is back to {previous or 'nothing'}.", file=sys.stderr)
+        raise
+    if errors:
+        undo()
+        _print_problems(errors + warnings)
+        back = f"back to {previous}" if previous else "removed again (there was no earlier release)"
+        print(f"{prog}: the new release has {len(errors)} problem{'s' if len(errors) != 1 else ''} "
+              f"(listed above); current is {back}"
+              + (", config.toml restored" if old_config is not None else "") + ".", file=sys.stderr)
         print("Nothing else was changed. Fix the problems and deploy again; `wsgi-shim check SITE` "
               "shows the site as it is now.", file=sys.stderr)
         return 1

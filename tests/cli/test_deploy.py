@@ -306,3 +306,38 @@ def test_wait_without_a_request_reports_the_timeout():
     assert "wsgi-shim deploy: no new process started within 1 s" in result.stderr
     assert "the new release is live" in result.stderr and "wsgi-shim rollback" in result.stderr
     assert body(site) == "v2"
+
+
+def test_ctrl_c_during_the_check_puts_everything_back():
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.sites import RUNUSER, VENV
+
+    site = deployed_site("deploy-ctrl-c")
+    v1 = current(site)
+    slow = source_dir(site, "v2", {"app.py": "import time\ntime.sleep(60)\n" + app_source("v2")})
+    proc = subprocess.Popen(
+        [RUNUSER, "-u", SITE_USER, "-g", "shimproj", "--", str(VENV / "bin/wsgi-shim"), "deploy",
+         str(site.site), str(slow), "--maint"],
+        env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        out = ""
+        deadline = time.monotonic() + 60
+        while "Checking the site" not in out:
+            assert time.monotonic() < deadline and proc.poll() is None, out
+            out += proc.stdout.readline()
+        assert current(site) != v1 and site.maint_txt.exists()  # mid-deploy: switched, maintenance on
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted; current is back to" in err
+    assert current(site) == v1 and releases(site) == [v1] and not site.maint_txt.exists()
+    assert body(site) == "v1"
