@@ -341,3 +341,28 @@ def test_ctrl_c_during_the_check_puts_everything_back():
     assert "interrupted; current is back to" in err
     assert current(site) == v1 and releases(site) == [v1] and not site.maint_txt.exists()
     assert body(site) == "v1"
+
+
+def test_init_adds_chdir_to_a_config_that_has_none():
+    site = make_site("deploy-init-none")
+    text = site.config_toml.read_text().replace('chdir = "."\n', "")
+    write_file(site.config_toml, text, 0o640)
+    result = deploy(site, source_dir(site, "v1", {"app.py": app_source("v1")}), "--init")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert site.config_toml.read_text() == text.replace("\n[wsgi]\n", '\n[wsgi]\nchdir = "current"\n')
+    assert body(site) == "v1"
+
+
+def test_a_second_deploy_at_the_same_time_is_refused():
+    import fcntl
+
+    site = deployed_site("deploy-lock")
+    v1 = current(site)
+    with open(site.site / "releases/.lock", "r+") as held:  # as a running deploy holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")}))
+        rollback = wsgi_shim("rollback", str(site.site))
+    assert result.returncode == 1 and "another deploy or rollback" in result.stderr
+    assert rollback.returncode == 1 and "another deploy or rollback" in rollback.stderr
+    assert releases(site) == [v1] and current(site) == v1
+    assert deploy(site, source_dir(site, "v3", {"app.py": app_source("v3")})).returncode == 0
