@@ -607,8 +607,8 @@ def _deploy(site: Site, args, source: Path, prog: str, old_config: str | None,
         except BaseException:
             discard()
             raise
-        last = tail.splitlines()[-1] if tail else ""
-        print(f"  {last}" if last else "  done")
+        done = [line for line in tail.splitlines() if line.startswith("Successfully installed")]
+        print(f"  {done[-1]}" if done else "  all requirements already satisfied")
     elif (release / "requirements.txt").is_file():
         print("Skipping requirements.txt (--no-requirements).")
 
@@ -651,8 +651,8 @@ def _deploy(site: Site, args, source: Path, prog: str, old_config: str | None,
         print(f"{prog}: interrupted; current is back to {previous or 'nothing'}.", file=sys.stderr)
         raise
     if errors:
-        undo()
         _print_problems(errors + warnings)
+        undo()
         back = f"back to {previous}" if previous else "removed again (there was no earlier release)"
         print(f"{prog}: the new release has {len(errors)} problem{'s' if len(errors) != 1 else ''} "
               f"(listed above); current is {back}"
