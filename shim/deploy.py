@@ -539,7 +539,8 @@ def run_deploy(site: Site, args: argparse.Namespace) -> int:
     if not os.path.exists(source):
         return _fail(prog, f"{source} does not exist (give a directory or a .tar.gz).")
     if args.keep < 1:
-        return _fail(prog, "--keep must be at least 1.")
+        _fail(prog, "--keep must be at least 1.")
+        return 2
     if args.wait and not args.url:
         print("note: --wait without --url: the new process starts only when a request arrives.",
               file=sys.stderr)
