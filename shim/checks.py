@@ -147,8 +147,11 @@ def chdir_problems(cfg: Config) -> list[Problem]:
     path = cfg.chdir_path
     where = f"{cfg.file}, [wsgi] chdir"
     if not path.exists():
-        return [Problem("chdir-missing", f"[wsgi] chdir {path} does not exist.", where,
-                        "Create the directory or correct chdir (relative paths start at the app root).")]
+        if cfg.chdir.split("/")[0] == "current":  # a site served from releases (wsgi-shim deploy)
+            fix = "Nothing is deployed yet: wsgi-shim deploy SITE SOURCE (or inv deploy) creates it."
+        else:
+            fix = "Create the directory or correct chdir (relative paths start at the app root)."
+        return [Problem("chdir-missing", f"[wsgi] chdir {path} does not exist.", where, fix)]
     if not path.is_dir():
         return [Problem("chdir-not-dir", f"[wsgi] chdir {path} is not a directory.", where,
                         "Point chdir at the directory holding your project's top-level package.")]

@@ -380,6 +380,12 @@ def cmd_status(args) -> int:
     starts = control.read_starts(_starts_path(site))
     last = starts[-1] if starts else None
     result: dict = {"site": str(site.site), "maintenance": site.maint_txt.exists(), "last_start": last}
+    from shim import deploy
+
+    try:
+        result["release"] = deploy.current_release(site)
+    except deploy.DeployError:
+        result["release"] = None
     try:
         restart_mtime = site.restart_txt.stat().st_mtime
     except OSError:
@@ -405,6 +411,8 @@ def cmd_status(args) -> int:
     else:
         print(f"site:        {site.site}")
         print(f"maintenance: {'on' if result['maintenance'] else 'off'}")
+        if result["release"]:
+            print(f"release:     {result['release']} (wsgi-shim releases SITE lists them)")
         print("last start:  " + (_describe_start(last) if last else "none recorded (no request since install?)"))
         if result["restart_pending"]:
             print("restart:     pending (restart.txt is newer than the last start)")

@@ -114,3 +114,19 @@ def test_restart_wait_timeout_shows_what_the_url_serves():
         assert "last start (before this restart):" in out.stderr and "serving the app" in out.stderr
     finally:
         server.shutdown()
+
+
+def test_status_names_the_current_release_and_check_says_deploy_first():
+    from tests.support.sites import HELLO_APP, update_config, write_file
+
+    site = make_site("release")
+    update_config(site, {"wsgi": {"chdir": "current"}})
+    out = wsgi_shim("check", str(site.site))
+    assert "[chdir-missing]" in out.stdout and "Nothing is deployed yet: wsgi-shim deploy" in out.stdout
+    source = site.site / "src"
+    write_file(source / "app.py", HELLO_APP)
+    out = wsgi_shim("deploy", str(site.site), str(source))
+    assert out.returncode == 0, out.stdout + out.stderr
+    release = json.loads(wsgi_shim("status", str(site.site), "--json").stdout)["release"]
+    assert release and (site.site / "releases" / release).is_dir()
+    assert f"release:     {release}" in wsgi_shim("status", str(site.site)).stdout
