@@ -20,7 +20,7 @@ from invoke import task
 from invoke.exceptions import Exit
 
 from shim.deploy import SKIP_NAMES
-from shim.tasks.site import SITE_HELP, VENV_HELP, config_value, is_remote, paths, q, run
+from shim.tasks.site import SITE_HELP, VENV_HELP, is_remote, paths, q, run, wait_args
 
 
 def _git_files(source: Path) -> list[str] | None:
@@ -111,7 +111,7 @@ def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirem
         args.append("--no-requirements")
     if init:
         args.append("--init")
-    args += _wait_args(c, wait, url)
+    args += wait_args(c, wait, url, "deploy")
 
     local_tmp = Path(tempfile.mkdtemp(prefix="wsgi-shim-deploy-"))
     remote_tmp = None
@@ -131,21 +131,6 @@ def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirem
         shutil.rmtree(local_tmp, ignore_errors=True)
 
 
-def _wait_args(c, wait, url) -> list[str]:
-    args: list[str] = []
-    if wait:
-        seconds = c.config.get("shim", {}).get("restart_wait", 30) if wait is True else wait
-        try:
-            seconds = float(seconds)
-        except ValueError:
-            raise Exit(f"--wait takes seconds, not {wait!r}", code=2) from None
-        args += ["--wait", f"{seconds:g}"]
-    url = config_value(c, "url", url)
-    if url and wait:
-        args += ["--url", shlex.quote(url)]
-    return args
-
-
 @task(optional=["wait"], help={
     "to": "the release to go back to (default: the one before the current one; see inv releases)",
     "wait": "after the restart, wait until the new process has started; optional SECONDS "
@@ -162,7 +147,7 @@ def rollback(c, to=None, wait=None, url=None, site=None, venv=None):
     """
     p = paths(c, site, venv)
     args = ["--to", shlex.quote(str(to))] if to else []
-    run(c, p.shim("rollback", *args, *_wait_args(c, wait, url)), "rollback", p=p)
+    run(c, p.shim("rollback", *args, *wait_args(c, wait, url, "rollback")), "rollback", p=p)
 
 
 @task(help={"json": "print the releases as JSON", "site": SITE_HELP, "venv": VENV_HELP})
