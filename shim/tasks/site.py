@@ -312,21 +312,21 @@ def restart(c, wait=None, url=None, site=None, venv=None):
     whether it serves the app, the maintenance page or an error page (exit 1 on error or timeout).
     """
     p = paths(c, site, venv)
-    run(c, p.shim("restart", *wait_args(c, wait, url, "restart")), "restart", p=p)
+    run(c, p.shim("restart", *wait_args(c, wait, url, "restart", url_without_wait=True)), "restart", p=p)
 
 
-def wait_args(c, wait, url, name: str) -> list[str]:
+def wait_args(c, wait, url, name: str, url_without_wait: bool = False) -> list[str]:
     """`--wait SECONDS --url URL` for wsgi-shim from a task's --wait[=S] and --url/shim.url."""
-    if not wait:
-        return []
-    seconds = c.config.get("shim", {}).get("restart_wait", 30) if wait is True else wait
-    try:
-        seconds = float(seconds)
-    except ValueError:
-        raise Exit(f"{name}: --wait takes seconds, not {wait!r}", code=2) from None
-    args = ["--wait", f"{seconds:g}"]
+    args: list[str] = []
+    if wait:
+        seconds = c.config.get("shim", {}).get("restart_wait", 30) if wait is True else wait
+        try:
+            seconds = float(seconds)
+        except ValueError:
+            raise Exit(f"{name}: --wait takes seconds, not {wait!r}", code=2) from None
+        args = ["--wait", f"{seconds:g}"]
     url = config_value(c, "url", url)
-    if url:
+    if url and (wait or url_without_wait):
         args += ["--url", shlex.quote(url)]
     return args
 
