@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("logs", help="read the app log the site writes")
     _site_arg(p)
-    _add_log_arguments(p)
+    from shim import logview
+
+    logview.add_arguments(p)
 
     p = sub.add_parser("serve", help="preview the site locally, loaded as Passenger loads it")
     _site_arg(p)
@@ -88,14 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     return parser
-
-
-def _add_log_arguments(p: argparse.ArgumentParser) -> None:
-    try:
-        from shim import logview
-    except ImportError:
-        return
-    logview.add_arguments(p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,11 +292,17 @@ def _get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
         return exc.code, dict(exc.headers), exc.read()
 
 
-def _starts_path(site: Site) -> Path:
+def site_logging(site: Site):
+    """The site's [logging] settings (log and start-record paths); defaults if config.toml is unreadable."""
     from shim.config import load_config
+    from shim.loader import default_logging
 
     cfg, _ = load_config(site.approot)
-    return cfg.logging.starts_path if cfg else site.default_logs / "starts.jsonl"
+    return cfg.logging if cfg else default_logging(site.approot)
+
+
+def _starts_path(site: Site) -> Path:
+    return site_logging(site).starts_path
 
 
 def _describe_start(record: dict) -> str:
@@ -377,7 +377,8 @@ def classify_response(status: int, headers: dict[str, str]) -> str:
 
 def cmd_status(args) -> int:
     site = _site(args)
-    starts = control.read_starts(_starts_path(site))
+    logging_cfg = site_logging(site)
+    starts = control.read_starts(logging_cfg.starts_path)
     last = starts[-1] if starts else None
     result: dict = {"site": str(site.site), "maintenance": site.maint_txt.exists(), "last_start": last}
     from shim import deploy
@@ -391,15 +392,9 @@ def cmd_status(args) -> int:
     except OSError:
         restart_mtime = 0.0
     result["restart_pending"] = bool(last and restart_mtime > last.get("epoch", 0))
-    try:
-        from shim import logview
-        from shim.config import load_config
+    from shim import logview
 
-        cfg, _ = load_config(site.approot)
-        log_path = cfg.logging.path if cfg else site.default_logs / "app.log"
-        result["recent_errors"] = logview.recent_errors(log_path, 5)
-    except ImportError:
-        result["recent_errors"] = []
+    result["recent_errors"] = logview.recent_errors(logging_cfg.path, 5)
     if args.url:
         try:
             status, headers, _ = _get(args.url)
