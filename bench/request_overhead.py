@@ -47,8 +47,8 @@ def generator_app(environ, start_response):
 
 def wrapped(app, logdir: Path):
     """The app as shim.loader hands it to Passenger with [logging] defaults."""
-    from shim import applog, diagnostics
-    from shim.config import LoggingConfig
+    from shim.runtime import applog, diagnostics
+    from shim.runtime.config import LoggingConfig
 
     cfg = LoggingConfig(path=logdir / "app.log", starts_path=logdir / "starts.jsonl")
     log, problems = applog.setup(cfg, ["a-secret-file-value"])
@@ -140,7 +140,7 @@ def measure_in_process(number: int) -> dict[str, float]:
             "wrapped list body": wrapped(trivial_app, logdir),
             "bare generator body": generator_app,
             "wrapped generator body": wrapped(generator_app, logdir)}
-    from shim import applog
+    from shim.runtime import applog
 
     applog.release()  # print the results to the terminal, not to the bench's app log
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_PROTOCOL": "HTTP/1.1"}

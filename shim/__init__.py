@@ -17,6 +17,6 @@ def get_app(app_root=None):
     The site's app when all is well, a maintenance page while tmp/maint.txt exists, or an
     error page listing every problem found. Never raises.
     """
-    from shim.loader import get_app as _get_app
+    from shim.runtime.loader import get_app as _get_app
 
     return _get_app(app_root)

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import pwd
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from shim import __version__, control
-from shim.layout import DEFAULT_APPROOT, DEFAULT_DOCROOT, Site
-from shim.problems import Problem
+from shim import __version__
+from shim.ops import checking, control
+from shim.runtime import records
+from shim.runtime.layout import DEFAULT_APPROOT, DEFAULT_DOCROOT, Site
 
 
 def _site_arg(p: argparse.ArgumentParser) -> None:
@@ -64,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("logs", help="read the app log the site writes")
     _site_arg(p)
-    from shim import logview
+    from shim.ops import logview
 
     logview.add_arguments(p)
 
@@ -73,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
 
-    from shim import deploy
+    from shim.ops import deploy
 
     p = sub.add_parser("deploy", help="deploy new code as a release, check it, switch to it, restart")
     _site_arg(p)
@@ -113,7 +109,7 @@ def _site(args) -> Site:
 
 
 def cmd_install(args) -> int:
-    from shim.install import InstallError, apache_snippet, install
+    from shim.ops.install import InstallError, apache_snippet, install
 
     site = Site(Path(args.site), args.approot, args.docroot)
     try:
@@ -142,102 +138,9 @@ def cmd_install(args) -> int:
 # ---- check ---------------------------------------------------------------------------------
 
 
-def collect_problems(site: Site, do_import: bool = True) -> tuple[list[Problem], dict]:
-    """Every problem: config, files, accounts, then the app imported as Passenger would."""
-    from shim import checks
-    from shim.config import load_config
-
-    me = pwd.getpwuid(os.getuid()).pw_name
-    info: dict = {"maintenance": site.maint_txt.exists()}
-    if not site.approot.is_dir():
-        return [Problem("approot-missing", "The app root does not exist.", str(site.approot),
-                        f"Create the site with `wsgi-shim install {site.site}`, or name the right "
-                        "directory (-a/--approot).")], info
-    cfg, problems = load_config(site.approot)
-    user = cfg.passenger_user if cfg else None
-    problems += checks.startup_file_problems(site, user)
-    problems += checks.tree_problems(site, user)
-    if cfg is not None:
-        problems += checks.account_problems(cfg, me)
-        problems += checks.python_problems(cfg)
-        python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
-        if do_import and python_ok and site.passenger_wsgi.is_file():
-            problems += probe_problems(site, cfg.passenger_python, info)
-        elif not do_import or not python_ok:
-            problems += checks.runtime_problems(cfg, check_identity=False)
-    if cfg is not None:
-        problems += last_start_problems(site, cfg)
-    unique: dict[tuple[str, str, str], Problem] = {}
-    for p in problems:
-        unique.setdefault((p.code, p.what, p.where), p)
-    return list(unique.values()), info
-
-
-# What only the real app process can see: who Passenger ran it as and in which venv.
-START_ONLY_CODES = {"user-mismatch", "group-mismatch", "venv-mismatch", "venv-none"}
-
-
-def last_start_problems(site: Site, cfg) -> list[Problem]:
-    """Identity problems the last real start recorded, unless config.toml changed since."""
-    starts = control.read_starts(cfg.logging.starts_path, limit=1)
-    if not starts:
-        return []
-    last = starts[-1]
-    try:
-        if site.config_toml.stat().st_mtime > last.get("epoch", 0):
-            return []
-    except OSError:
-        return []
-    seen = f" (seen when the site last started, {last.get('time')})"
-    return [Problem.from_dict({**p, "where": p.get("where", "") + seen})
-            for p in last.get("problems", []) if p.get("code") in START_ONLY_CODES]
-
-
-def probe_problems(site: Site, python: str, info: dict) -> list[Problem]:
-    """Load passenger_wsgi.py in a fresh process of the site's Python, as Passenger does."""
-    from shim import checks
-
-    probe = Path(__file__).with_name("probe.py")
-    env = dict(os.environ, WSGI_SHIM_PROBE="1")
-    env.pop("PYTHONPATH", None)
-    try:
-        out = subprocess.run([python, str(probe), str(site.approot)], cwd=site.approot, env=env,
-                             stdin=subprocess.DEVNULL, capture_output=True, timeout=300, text=True)
-        result = json.loads(out.stdout or "{}")
-    except subprocess.TimeoutExpired:
-        return [Problem("app-import-timeout", "Importing the app took more than 300 seconds.",
-                        str(site.passenger_wsgi), "Look for code that waits at import time (network, locks).")]
-    except (OSError, ValueError) as exc:
-        return [Problem("probe-failed", f"Could not run the site's Python to import the app: {exc}.",
-                        python, "Check passenger_python and that the venv works: PYTHON -c 'import shim'.")]
-    info["probe"] = result
-    version = tuple(result.get("python_version") or ())
-    early = checks.python_passenger_problems(version, checks.passenger_version(), python) if version else []
-    return early + _probe_result_problems(site, python, result)
-
-
-def _probe_result_problems(site: Site, python: str, result: dict) -> list[Problem]:
-    if "loader_error" in result or not result.get("shim_imported", True):
-        if result.get("missing_module") == "shim" or not result.get("shim_imported", True):
-            return [Problem("shim-not-installed", "wsgi-shim is not installed in the venv passenger_python names, "
-                                                  "so passenger_wsgi.py fails at `import shim`.", python,
-                            f"`inv install`, or {Path(python).parent}/pip install /path/to/wsgi-shim (a checkout or "
-                            "wheel of wsgi-shim 0.2+; PyPI's 0.1.0 is the older package).")]
-        return [Problem("wsgi-file-error", f"Loading passenger_wsgi.py raised {result['exception']}; Passenger "
-                                           "would show only its generic error page.", str(site.passenger_wsgi),
-                        "Restore the generated file: import shim; application = shim.get_app()",
-                        result["loader_error"])]
-    if "problems" not in result:
-        if not result.get("callable"):
-            return [Problem("wsgi-file-no-app", "passenger_wsgi.py defines no callable `application`.",
-                            str(site.passenger_wsgi), "It must end with: application = shim.get_app()")]
-        return []
-    return [Problem.from_dict(p) for p in result["problems"]]
-
-
 def cmd_check(args) -> int:
     site = _site(args)
-    problems, info = collect_problems(site, not args.no_import)
+    problems, info = checking.collect_problems(site, not args.no_import)
     if args.json:
         print(json.dumps({"site": str(site.site), "approot": str(site.approot),
                           "ok": not any(p.blocking for p in problems),
@@ -283,43 +186,12 @@ def cmd_maint(args) -> int:
     return 0
 
 
-def _get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers={"User-Agent": f"wsgi-shim/{__version__}"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def site_logging(site: Site):
-    """The site's [logging] settings (log and start-record paths); defaults if config.toml is unreadable."""
-    from shim.config import load_config
-    from shim.loader import default_logging
-
-    cfg, _ = load_config(site.approot)
-    return cfg.logging if cfg else default_logging(site.approot)
-
-
-def _starts_path(site: Site) -> Path:
-    return site_logging(site).starts_path
-
-
-def _describe_start(record: dict) -> str:
-    lines = [f"{record.get('time')} pid {record.get('pid')}: serving "
-             + {"app": "the app", "maintenance": "the maintenance page",
-                "error": "the error page"}.get(record.get("state"), str(record.get("state")))]
-    for p in record.get("problems", []):
-        lines.append(Problem.from_dict(p).as_text())
-    return "\n".join(lines)
-
-
 def cmd_restart(args) -> int:
     site = _site(args)
     if not site.tmp.is_dir():
         print(f"wsgi-shim restart: {site.tmp} does not exist; is {site.site} a site?", file=sys.stderr)
         return 1
-    starts = _starts_path(site)
+    starts = control.starts_path(site)
     before = time.time()
     try:
         control.touch_restart(site.restart_txt)
@@ -329,59 +201,16 @@ def cmd_restart(args) -> int:
     if not args.wait:
         print("restart requested; Passenger restarts the app on its next request")
         return 0
-    return wait_for_new_start(starts, before, args.wait, args.url)
-
-
-def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None,
-                       prog: str = "wsgi-shim restart") -> int:
-    """Wait until a process start newer than BEFORE is recorded (requesting URL meanwhile, as
-    Passenger restarts on a request) and report it; 0 when it serves the app or maintenance."""
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if url:
-            try:
-                _get(url, timeout=max(1.0, deadline - time.monotonic()))
-            except OSError:
-                pass
-        new = [r for r in control.read_starts(starts) if r.get("epoch", 0) > before]
-        if new:
-            record = new[-1]
-            print("restarted: " + _describe_start(record))
-            return 0 if record.get("state") in ("app", "maintenance") else 1
-        time.sleep(0.5)
-    hint = "" if url else " No request reached the site: pass --url so wsgi-shim can make one."
-    print(f"{prog}: no new process started within {wait:g} s.{hint}", file=sys.stderr)
-    if url:
-        try:
-            status, headers, _ = _get(url)
-            print(f"{url} answers {status}, serving {classify_response(status, headers)}", file=sys.stderr)
-        except OSError as exc:
-            print(f"{url} is unreachable: {getattr(exc, 'reason', exc)}", file=sys.stderr)
-    old = control.read_starts(starts, limit=1)
-    if old:
-        print("last start (before this restart): " + _describe_start(old[-1]), file=sys.stderr)
-    return 1
-
-
-# ---- status --------------------------------------------------------------------------------
-
-
-def classify_response(status: int, headers: dict[str, str]) -> str:
-    kind = {k.lower(): v for k, v in headers.items()}.get("x-wsgi-shim", "")
-    if kind in ("maintenance", "error", "app-error"):
-        return kind
-    if status >= 500:
-        return "server-error"  # e.g. Passenger's own "We're sorry" page
-    return "app"
+    return control.wait_for_new_start(starts, before, args.wait, args.url)
 
 
 def cmd_status(args) -> int:
     site = _site(args)
-    logging_cfg = site_logging(site)
-    starts = control.read_starts(logging_cfg.starts_path)
+    logging_cfg = control.site_logging(site)
+    starts = records.read_starts(logging_cfg.starts_path)
     last = starts[-1] if starts else None
     result: dict = {"site": str(site.site), "maintenance": site.maint_txt.exists(), "last_start": last}
-    from shim import deploy
+    from shim.ops import deploy
 
     try:
         result["release"] = deploy.current_release(site)
@@ -392,13 +221,13 @@ def cmd_status(args) -> int:
     except OSError:
         restart_mtime = 0.0
     result["restart_pending"] = bool(last and restart_mtime > last.get("epoch", 0))
-    from shim import logview
+    from shim.ops import logview
 
     result["recent_errors"] = logview.recent_errors(logging_cfg.path, 5)
     if args.url:
         try:
-            status, headers, _ = _get(args.url)
-            result["http"] = {"url": args.url, "status": status, "serving": classify_response(status, headers)}
+            status, headers, _ = control.http_get(args.url)
+            result["http"] = {"url": args.url, "status": status, "serving": control.classify_response(status, headers)}
         except OSError as exc:
             result["http"] = {"url": args.url, "error": str(getattr(exc, "reason", exc))}
     if args.json:
@@ -408,7 +237,7 @@ def cmd_status(args) -> int:
         print(f"maintenance: {'on' if result['maintenance'] else 'off'}")
         if result["release"]:
             print(f"release:     {result['release']} (wsgi-shim releases SITE lists them)")
-        print("last start:  " + (_describe_start(last) if last else "none recorded (no request since install?)"))
+        print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
         if result["restart_pending"]:
             print("restart:     pending (restart.txt is newer than the last start)")
         for entry in result["recent_errors"]:
@@ -425,37 +254,37 @@ def cmd_status(args) -> int:
 
 
 def cmd_logs(args) -> int:
-    from shim import logview
+    from shim.ops import logview
 
     return logview.run(_site(args), args)
 
 
 def cmd_serve(args) -> int:
-    from shim import preview
+    from shim.ops import preview
 
     return preview.serve(_site(args), args.host, args.port)
 
 
 def cmd_demo(args) -> int:
-    from shim import preview
+    from shim.ops import preview
 
     return preview.demo(Path(args.dir).absolute() if args.dir else None, args.host, args.port)
 
 
 def cmd_deploy(args) -> int:
-    from shim import deploy
+    from shim.ops import deploy
 
     return deploy.run_deploy(_site(args), args)
 
 
 def cmd_rollback(args) -> int:
-    from shim import deploy
+    from shim.ops import deploy
 
     return deploy.run_rollback(_site(args), args)
 
 
 def cmd_releases(args) -> int:
-    from shim import deploy
+    from shim.ops import deploy
 
     return deploy.run_releases(_site(args), args)
 

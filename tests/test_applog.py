@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from shim import applog
-from shim.applog import AppLog, format_entry
-from shim.config import LoggingConfig
-from shim.logview import ENTRY, log_files, parse_entries, read_entries
-from shim.redact import Redactor
+from shim.runtime import applog
+from shim.runtime.applog import AppLog, format_entry
+from shim.runtime.config import LoggingConfig
+from shim.ops.logview import ENTRY, log_files, parse_entries, read_entries
+from shim.runtime.redact import Redactor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def test_new_log_dir_and_file_are_private(tmp_path):
     assert f in (0o600, 0o640)
     assert not d & 0o007 and not f & 0o007
     # group bits only for a safe group
-    from shim.permissions import group_is_safe
+    from shim.runtime.permissions import group_is_safe
 
     if not group_is_safe(os.stat(log.path).st_gid):
         assert f == 0o600 and d == 0o700
@@ -146,7 +146,7 @@ def test_setup_twice_does_not_stack(tmp_path, restore_streams):
 
 
 def test_startup_records_state_and_problems(tmp_path):
-    from shim.problems import Problem
+    from shim.runtime.problems import Problem
 
     log = AppLog(tmp_path / "app.log", redact=Redactor(["s3cr3t-value"]))
     log.startup("error", [Problem("config-syntax", "config.toml is bad near s3cr3t-value",
@@ -212,7 +212,7 @@ def test_threads_rotate_without_loss(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {repo!r})
-    from shim.applog import AppLog
+    from shim.runtime.applog import AppLog
     log = AppLog({path!r}, max_bytes={max_bytes}, backups={backups})
     n = int(sys.argv[1])
     for i in range({count}):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shim import logview
-from shim.applog import AppLog, format_entry
-from shim.layout import Site
+from shim.ops import logview
+from shim.runtime.applog import AppLog, format_entry
+from shim.runtime.layout import Site
 
 
 def make_site(tmp_path: Path) -> tuple[Site, Path]:

@@ -8,7 +8,7 @@ import base64
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shim.redact import (
+from shim.runtime.redact import (
     MASK,
     Redactor,
     header_secrets,

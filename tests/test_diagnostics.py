@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from shim import diagnostics
-from shim.applog import AppLog
-from shim.config import LoggingConfig
-from shim.logview import find_error, read_entries
+from shim.runtime import diagnostics
+from shim.runtime.applog import AppLog
+from shim.runtime.config import LoggingConfig
+from shim.ops.logview import find_error, read_entries
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "opt-in-token-0123456789abcdef"
@@ -318,7 +318,7 @@ def test_flask_errors_reach_the_log_and_propagated_ones_get_the_error_id_page(tm
     import logging
 
     flask = pytest.importorskip("flask")
-    from shim import applog
+    from shim.runtime import applog
 
     root = logging.getLogger()
     saved = list(root.handlers), root.level

@@ -19,7 +19,7 @@ from pathlib import Path
 from invoke import task
 from invoke.exceptions import Exit
 
-from shim.deploy import SKIP_NAMES
+from shim.ops.deploy import SKIP_NAMES
 from shim.tasks.site import SITE_HELP, VENV_HELP, is_remote, paths, q, run, wait_args
 
 

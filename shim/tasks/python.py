@@ -15,7 +15,7 @@ import shlex
 from invoke import task
 from invoke.exceptions import Exit
 
-from shim import buildpython
+from shim.ops import buildpython
 
 
 def _cfg(c) -> dict:

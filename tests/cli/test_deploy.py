@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.layout import Site
+from shim.runtime.layout import Site
 from tests.support.accounts import SITE_USER, gid, uid
 from tests.support.sites import load_like_passenger, make_site, write_file, wsgi_shim
 

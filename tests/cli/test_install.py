@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.layout import Site
+from shim.runtime.layout import Site
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
 from tests.support.sites import BASE, VENV, load_like_passenger, run_as, shared_venv, wsgi_shim
 

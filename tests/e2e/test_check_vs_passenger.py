@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.layout import Site
+from shim.runtime.layout import Site
 from tests.support.accounts import PROJECT_GROUP, SITE_USER
 from tests.support.apache import ApacheServer, http_get, poll
 from tests.support.sites import HELLO_APP, make_site, wsgi_shim

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.layout import Site
+from shim.runtime.layout import Site
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
 from tests.support.apache import ApacheServer, Response, http_get, poll
 from tests.support.sites import BASE, HELLO_APP, make_site, shared_venv, write_file, wsgi_shim

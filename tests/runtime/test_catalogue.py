@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.layout import Site
+from shim.runtime.layout import Site
 from tests.support.accounts import OTHER_USER, SITE_USER
 from tests.support.sites import (
     VENV,
@@ -233,7 +233,7 @@ def test_check_only_mistakes_that_passenger_would_turn_into_its_generic_page():
     assert "No module named 'shim'" in load_like_passenger(site, python=str(venv / "bin/python")).loader_error
     assert "[shim-not-installed]" in wsgi_shim("check", str(site.site)).stdout
     # The passenger_wsgi.py that install generates says so itself, instead of Passenger's page.
-    from shim.install import PASSENGER_WSGI
+    from shim.ops.install import PASSENGER_WSGI
 
     write_file(site.passenger_wsgi, PASSENGER_WSGI, 0o600)
     page = load_like_passenger(site, python=str(venv / "bin/python")).response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shim.config import parse_config
+from shim.runtime.config import parse_config
 
 ROOT = Path("/srv/site/www-approot")
 

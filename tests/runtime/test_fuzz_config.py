@@ -12,8 +12,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shim.config import SCHEMA
-from shim.loader import get_app
+from shim.runtime.config import SCHEMA
+from shim.runtime.loader import get_app
 
 KNOWN = [(s, k) for s, keys in SCHEMA.items() for k in keys] + [("secret_files", "X"), ("environment", "Y")]
 scalars = st.one_of(st.text(max_size=30), st.integers(), st.booleans(), st.floats(allow_nan=False),

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from shim.checks import passenger_version, python_passenger_problems
+from shim.ops.checking import passenger_version, python_passenger_problems
 
 
 def codes(python, passenger):

@@ -97,6 +97,7 @@ def main():
     result["environ_after"] = {k: os.environ.get(k) for k in json.loads(os.environ.get("HARNESS_WATCH", "[]"))}
     result["cwd_after"] = os.getcwd()
     result["sys_path_head"] = sys.path[:3]
+    result["modules"] = sorted(sys.modules)
     out.write(json.dumps(result))
     out.flush()
 

@@ -15,11 +15,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shim.layout import Site
+from shim.runtime.layout import Site
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, ensure_accounts, gid, uid
 
 REPO = Path(__file__).resolve().parents[2]
-BASE = Path("/srv/wsgi-shim-tests")
+
+def _tree_base() -> Path:
+    """/srv/wsgi-shim-tests for the main checkout; one directory per other work tree (a git
+    worktree, a fresh clone), so test runs of different trees never reinstall each other's venv.
+    WSGI_SHIM_TEST_DIR overrides."""
+    given = os.environ.get("WSGI_SHIM_TEST_DIR")
+    if given:
+        return Path(given)
+    if REPO == Path("/work/main"):
+        return Path("/srv/wsgi-shim-tests")
+    import hashlib
+
+    return Path("/srv/wsgi-shim-tests-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8])
+
+
+BASE = _tree_base()
 VENV = BASE / "venv"
 HARNESS = BASE / "passenger_harness.py"
 SYSTEM_PYTHON = "/usr/bin/python3"  # other users cannot run the root-only pyenv python (FACTS.md)

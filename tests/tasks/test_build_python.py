@@ -28,9 +28,10 @@ import pytest
 from invoke import Config, Context, MockContext, Result
 from invoke.exceptions import Exit
 
-from shim import buildpython
+from shim.ops import buildpython
 from shim.tasks import python as pytasks
 from tests.support.accounts import SITE_USER
+from tests.support.sites import BASE
 
 REPO = Path(__file__).resolve().parents[2]
 # The fake build wraps the interpreter running the tests, so its version is "the" version.
@@ -529,7 +530,7 @@ def test_fab_builds_and_makes_the_venv_on_the_remote_host(sshd, own_repo):
     system_python = "/usr/bin/python3"  # the site user cannot run root's interpreter
     version = subprocess.run([system_python, "-c", "import platform; print(platform.python_version())"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    root = Path("/srv/wsgi-shim-tests")
+    root = BASE
     root.mkdir(mode=0o755, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="build-python-", dir=root))
     user = pwd.getpwnam(SITE_USER)

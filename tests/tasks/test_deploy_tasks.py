@@ -15,12 +15,11 @@ from invoke.exceptions import Exit
 from shim.tasks import deploy as deploy_tasks
 from shim.tasks import ns
 from tests.support.accounts import SITE_USER, gid, uid
-from tests.support.sites import load_like_passenger, make_site
+from tests.support.sites import VENV, load_like_passenger, make_site
 from tests.tasks.conftest import inv_as_site
 from tests.tasks.test_task_commands import APPROOT, SHIM, commands, context, only_command
 from tests.tasks.test_tasks_ssh import fab
 
-VENV = "/srv/wsgi-shim-tests/venv"
 
 
 def app_source(body: str) -> str:
@@ -111,7 +110,7 @@ def current(site) -> str:
 @pytest.mark.realserver
 def test_inv_deploy_rollback_and_releases_from_the_project_directory(site_repo):
     site = make_site("inv-deploy")
-    env = {"INVOKE_SHIM_SITE": str(site.site), "INVOKE_SHIM_VENV": VENV}
+    env = {"INVOKE_SHIM_SITE": str(site.site), "INVOKE_SHIM_VENV": str(VENV)}
     write_owned(site_repo / "app.py", app_source("v1 by inv"))
     first = inv_as_site(site_repo, "deploy", "--init", **env)
     assert first.returncode == 0, first.stdout + first.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.apache import poll
-from tests.support.sites import make_site, update_config, write_file, wsgi_shim
+from tests.support.sites import BASE, VENV, make_site, update_config, write_file, wsgi_shim
 from tests.tasks.conftest import REPO, command_env, inv, preview
 
 WSGI_SHIM = [sys.executable, "-m", "shim.cli"]
@@ -65,7 +65,7 @@ def test_serve_loads_passenger_wsgi_as_passenger_does(port, tmp_path):
     assert Path(site.approot, seen["startup_file"]) == site.passenger_wsgi
     # As root, the app runs as passenger_user with passenger_python, as under Passenger.
     assert seen["user"] == "shimsite"
-    assert seen["python"] == "/srv/wsgi-shim-tests/venv/bin/python"
+    assert seen["python"] == f"{BASE}/venv/bin/python"
     starts = (site.approot / "logs" / "starts.jsonl").read_text().splitlines()
     assert json.loads(starts[-1])["state"] == "app"
 
@@ -134,10 +134,10 @@ def test_a_broken_passenger_wsgi_gets_passengers_generic_page_until_fixed(port, 
 def test_inv_serve_runs_the_site_venvs_preview(port, tmp_path, own_repo):
     site = make_site("preview-inv")
     cmd = [sys.executable, "-m", "invoke", "serve", "--site", str(site.site),
-           "--venv", "/srv/wsgi-shim-tests/venv", "--port", str(port)]
+           "--venv", str(VENV), "--port", str(port)]
     with preview(cmd, port, tmp_path / "serve.log", cwd=own_repo) as server:
         assert server.get().body == "hello from the app"
-    assert "/srv/wsgi-shim-tests/venv/bin/python loading" in server.output()
+    assert f"{BASE}/venv/bin/python loading" in server.output()
 
 
 # --- without a real site: as whoever runs the tests ---------------------------------------------

@@ -10,22 +10,21 @@ import tomllib
 
 import pytest
 
-from tests.support.sites import make_site, update_config
+from tests.support.sites import VENV, make_site, update_config
 from tests.tasks.conftest import command_env, inv, inv_as_site, preview
 from tests.tasks.test_preview import serve_cmd
 
 pytestmark = pytest.mark.realserver
 
-VENV = "/srv/wsgi-shim-tests/venv"
 
 
 def run(repo, *args: str, **env: str):
     """`inv ARGS` as the site's user in the site's own repository (site_repo), or, for a repo
     of root's (own_repo), as root."""
     if repo.is_relative_to("/srv"):
-        result = inv_as_site(repo, *args, INVOKE_SHIM_VENV=VENV, **env)
+        result = inv_as_site(repo, *args, INVOKE_SHIM_VENV=str(VENV), **env)
     else:
-        result = inv(*args, cwd=repo, env=command_env(INVOKE_SHIM_VENV=VENV, **env))
+        result = inv(*args, cwd=repo, env=command_env(INVOKE_SHIM_VENV=str(VENV), **env))
     assert "Traceback" not in result.stderr, result.stderr
     return result
 

@@ -17,18 +17,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.accounts import SITE_USER, gid, uid
-from tests.support.sites import BASE, SYSTEM_PYTHON, make_site, run_as_site, update_config
+from tests.support.sites import BASE, SYSTEM_PYTHON, VENV, make_site, run_as_site, update_config
 from tests.tasks.conftest import command_env, preview, stop_session
 from tests.tasks.test_preview import serve_cmd
 
 pytestmark = pytest.mark.realserver
 
-VENV = "/srv/wsgi-shim-tests/venv"
 
 
 def fab(sshd, cwd: Path, *args: str, hosts: str | None = None, **env: str):
     env = command_env(**{"FABRIC_SHIM_KNOWN_HOSTS": str(sshd.known_hosts),
-                         "FABRIC_SHIM_VENV": VENV, **env})
+                         "FABRIC_SHIM_VENV": str(VENV), **env})
     result = sshd.fab("-H", hosts or sshd.host(SITE_USER), *args, cwd=cwd, env=env)
     # Whatever happened, the user sees a message, not a Python traceback.
     assert "Traceback" not in result.stderr, result.stderr
@@ -145,14 +144,14 @@ def test_install_copies_the_wheel_up_and_creates_the_site(sshd, own_repo):
 
 
 def test_install_without_a_venv_says_to_make_one(sshd, own_repo):
-    result = fab(sshd, own_repo, "install", "--site", "/srv/wsgi-shim-tests/nothing-here",
-                 "--venv", "/srv/wsgi-shim-tests/nothing-here/venv")
+    result = fab(sshd, own_repo, "install", "--site", f"{BASE}/nothing-here",
+                 "--venv", f"{BASE}/nothing-here/venv")
     assert result.returncode == 1
-    assert "No venv at /srv/wsgi-shim-tests/nothing-here/venv on 127.0.0.1" in result.stderr
+    assert f"No venv at {BASE}/nothing-here/venv on 127.0.0.1" in result.stderr
 
 
 def test_a_failing_remote_command_gives_its_output_and_a_clear_message(sshd, own_repo):
-    result = fab(sshd, own_repo, "maint", "on", "--site", "/srv/wsgi-shim-tests/no-such-site")
+    result = fab(sshd, own_repo, "maint", "on", "--site", f"{BASE}/no-such-site")
     assert result.returncode == 1
     assert "does not exist" in result.stderr  # wsgi-shim's own message
     assert "maint on failed on 127.0.0.1 (exit 1)" in result.stderr
@@ -237,7 +236,7 @@ def test_fab_from_the_repo_root_too(sshd):
 
 def test_logs_follow_streams_and_stops_with_the_connection(sshd, own_repo, port, tmp_path):
     site = make_site("ssh-logs")
-    env = command_env(FABRIC_SHIM_KNOWN_HOSTS=str(sshd.known_hosts), FABRIC_SHIM_VENV=VENV)
+    env = command_env(FABRIC_SHIM_KNOWN_HOSTS=str(sshd.known_hosts), FABRIC_SHIM_VENV=str(VENV))
     out = tmp_path / "fab.log"
     with preview(serve_cmd(site, port), port, tmp_path / "serve.log"):
         with open(out, "wb") as sink:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shim.problems import Problem
+from shim.runtime.problems import Problem
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 APP_SPEC = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*")
@@ -109,7 +109,7 @@ class Config:
     def secret_values(self) -> list[str]:
         """Contents of the readable secret files, and [environment] values under secret-looking
         names (DB_PASSWORD, API_TOKEN...), for redaction only."""
-        from shim.redact import looks_secret
+        from shim.runtime.redact import looks_secret
 
         values = [v for k, v in self.environment.items() if len(v) >= 4 and looks_secret(k)]
         for path in self.secret_files.values():

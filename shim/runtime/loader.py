@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from shim import __version__, control, pages
-from shim.checks import runtime_problems
-from shim.config import Config, LoggingConfig, load_config
-from shim.layout import Site
-from shim.permissions import name_of_group, name_of_user
-from shim.problems import Problem
+from shim import __version__
+from shim.runtime import records
+from shim.runtime import pages
+from shim.runtime.checks import runtime_problems
+from shim.runtime.config import Config, LoggingConfig, load_config
+from shim.runtime.layout import Site
+from shim.runtime.permissions import name_of_group, name_of_user
+from shim.runtime.problems import Problem
 
 PROBE_ENV = "WSGI_SHIM_PROBE"  # set by `wsgi-shim check`: import only, record nothing
 
@@ -31,7 +33,7 @@ class StartResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-LAST_START: StartResult | None = None  # read by `wsgi-shim check` through shim/probe.py
+LAST_START: StartResult | None = None  # read by `wsgi-shim check` through shim/ops/probe.py
 
 
 def process_facts(app_root: Path) -> dict[str, str]:
@@ -74,7 +76,7 @@ def _get_app(app_root: Path):
     secrets = cfg.secret_values() if cfg is not None else []  # read once, for redaction only
     logging_cfg = cfg.logging if cfg is not None else default_logging(app_root)
     if logging_cfg.enabled and not probe:
-        from shim import applog as applog_module  # only when logging is on
+        from shim.runtime import applog as applog_module  # only when logging is on
 
         applog, log_problems = applog_module.setup(logging_cfg, secrets)
         problems += log_problems
@@ -86,7 +88,7 @@ def _get_app(app_root: Path):
     if import_problems:
         return _finish("error", problems + import_problems, app_root, cfg, applog)
     if cfg.logging.enabled and cfg.logging.catch_errors:
-        from shim import diagnostics  # without a log it still gives visitors the error-id page
+        from shim.runtime import diagnostics  # without a log it still gives visitors the error-id page
 
         app = diagnostics.wrap(app, cfg.logging, applog, secrets)
     return _finish("app", problems, app_root, cfg, applog, app)
@@ -98,7 +100,7 @@ def _finish(state, problems, app_root, cfg: Config | None, applog, app=None):
     facts = process_facts(app_root)
     if os.environ.get(PROBE_ENV) != "1":
         starts = (cfg.logging if cfg else default_logging(app_root)).starts_path
-        control.record_start(starts, state, problems,
+        records.record_start(starts, state, problems,
                              {"user": facts["user"], "group": facts["group"], "python": sys.executable})
         if applog is not None:
             applog.startup(state, problems)
@@ -159,7 +161,7 @@ def import_app(cfg: Config, secrets: list[str]):
                 "Django: wsgi.application).")])
         return app, []
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure of the user's import
-        from shim.redact import Redactor, secret_env_values  # only on this failure path
+        from shim.runtime.redact import Redactor, secret_env_values  # only on this failure path
 
         redact = Redactor(secrets + secret_env_values(), cfg.logging.redact)
         problem = describe_import_failure(exc, cfg, redact)

@@ -9,9 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from shim.layout import Site
-from shim.permissions import create_private_dir, create_private_file, group_is_safe, private_mode
-from shim.permissions import current_umask
+from shim.runtime.layout import Site
+from shim.runtime.permissions import create_private_dir, create_private_file, group_is_safe, private_mode
+from shim.runtime.permissions import current_umask
 
 PASSENGER_WSGI = """\
 # Created by wsgi-shim. Passenger loads this file; wsgi-shim checks the site and config.toml,

@@ -7,24 +7,19 @@ file). `wsgi-shim check` runs both and then imports the app in a subprocess.
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import stat
 import sys
 from pathlib import Path
 
-from shim.config import Config
-from shim.layout import Site
-from shim.permissions import (
+from shim.runtime.config import Config
+from shim.runtime.permissions import (
     name_of_group,
     name_of_user,
     readable_by_others,
     unsafe_ancestor,
-    unsearchable_ancestor,
-    writable_by_others,
 )
-from shim.problems import Problem
+from shim.runtime.problems import Problem
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -203,175 +198,3 @@ def runtime_problems(cfg: Config, check_identity: bool = True) -> list[Problem]:
                                 f"runs from {cfg.app_root}.", f"{cfg.file}, [passenger] passenger_app_root",
             f"Set passenger_app_root = \"{cfg.app_root}\" (or ask the sysadmins to fix PassengerAppRoot)."))
     return problems
-
-
-# ---- what only the shell sees -------------------------------------------------------------
-
-
-def _member(user: str, group: str) -> bool:
-    try:
-        gr = grp.getgrnam(group)
-        pw = pwd.getpwnam(user)
-    except KeyError:
-        return False
-    return pw.pw_gid == gr.gr_gid or user in gr.gr_mem
-
-
-def account_problems(cfg: Config, me: str) -> list[Problem]:
-    problems = []
-    where = f"{cfg.file}, [passenger]"
-    user_ok = group_ok = True
-    if cfg.passenger_user:
-        try:
-            pwd.getpwnam(cfg.passenger_user)
-        except KeyError:
-            user_ok = False
-            problems.append(Problem("user-unknown", f"passenger_user '{cfg.passenger_user}' is not a user here.",
-                                    f"{where} passenger_user", "Correct the user name (see `id -un`)."))
-    if cfg.passenger_group:
-        try:
-            grp.getgrnam(cfg.passenger_group)
-        except KeyError:
-            group_ok = False
-            problems.append(Problem("group-unknown", f"passenger_group '{cfg.passenger_group}' is not a group here.",
-                                    f"{where} passenger_group", "Correct the group name (see `id -Gn`)."))
-    if user_ok and group_ok and cfg.passenger_user and cfg.passenger_group:
-        if not _member(cfg.passenger_user, cfg.passenger_group):
-            problems.append(Problem(
-                "user-not-in-group", f"passenger_user '{cfg.passenger_user}' is not a member of passenger_group "
-                                     f"'{cfg.passenger_group}'.", f"{where} passenger_group",
-                "Ask the sysadmins to add the user to the group, or choose a group the user belongs to."))
-        if me != cfg.passenger_user and not _member(me, cfg.passenger_group):
-            problems.append(Problem(
-                "you-not-in-group", f"You ({me}) are neither the site's user nor a member of '{cfg.passenger_group}', "
-                                    "so you cannot manage this site's files.", f"{where} passenger_group",
-                "Run wsgi-shim as the site's user, or ask to be added to the project group."))
-    return problems
-
-
-def python_problems(cfg: Config) -> list[Problem]:
-    if not cfg.passenger_python or not os.path.isabs(cfg.passenger_python):
-        return []
-    where = f"{cfg.file}, [passenger] passenger_python"
-    python = Path(cfg.passenger_python)
-    if not python.exists():
-        return [Problem("python-missing", f"passenger_python {python} does not exist.", where,
-                        "Create the venv (`inv venv`) or correct the path.")]
-    if not os.access(python, os.X_OK):
-        return [Problem("python-not-executable", f"passenger_python {python} cannot be run.", where,
-                        "Build the venv from a Python every site user can execute (e.g. /usr/bin/python3 or "
-                        "one built with `inv build-python` into project space).")]
-    if not (python.parent.parent / "pyvenv.cfg").exists():
-        return [Problem("venv-none", f"passenger_python {python} is not inside a virtual environment.", where,
-                        "Create a venv for the site and point passenger_python at its bin/python.")]
-    return []
-
-
-def startup_file_problems(site: Site, cfg_user: str | None) -> list[Problem]:
-    path = site.passenger_wsgi
-    st = _stat(path)
-    if st is None:
-        return [Problem("wsgi-file-missing", "passenger_wsgi.py does not exist.", str(path),
-                        "Run `wsgi-shim install` or create it with: import shim; application = shim.get_app()")]
-    if not stat.S_ISREG(st.st_mode):
-        return [Problem("wsgi-file-missing", "passenger_wsgi.py is not a regular file.", str(path),
-                        "Replace it with a file containing: import shim; application = shim.get_app()")]
-    problems = []
-    why = readable_by_others(st, cfg_user)
-    if why:
-        problems.append(Problem("wsgi-file-exposed", f"passenger_wsgi.py is {why}.", str(path),
-                                f"chmod 600 {path} (640 with a project group)."))
-    try:
-        source = path.read_bytes()
-        compile(source, str(path), "exec")
-    except OSError as exc:
-        problems.append(Problem("wsgi-file-unreadable", f"passenger_wsgi.py cannot be read: {exc.strerror}.",
-                                str(path), f"chmod u+r {path}"))
-    except (SyntaxError, ValueError) as exc:
-        line = getattr(exc, "lineno", None)
-        problems.append(Problem("wsgi-file-syntax", f"passenger_wsgi.py does not parse: {exc.__class__.__name__}: "
-                                                    f"{getattr(exc, 'msg', exc)}.",
-                                f"{path}" + (f" line {line}" if line else ""),
-                                "Fix the syntax, or restore it: import shim; application = shim.get_app()"))
-    return problems
-
-
-def tree_problems(site: Site, cfg_user: str | None) -> list[Problem]:
-    """Directories: reachable by Passenger, not writable by others; tmp/ and its files sane."""
-    problems = []
-    approot = site.approot
-    # Apache walks the document root before Passenger sees a request (measured: without o+x on
-    # it or above it every URL is 404 or 403). The app root itself may be private.
-    blocked = unsearchable_ancestor(site.docroot) if site.docroot.is_dir() else None
-    if blocked:
-        problems.append(Problem(
-            "docroot-not-searchable", f"{blocked} is not searchable by other users, so Apache cannot reach the "
-                                      "document root and answers 403/404 before Passenger runs.",
-            str(blocked), f"chmod o+x {blocked}"))
-    bad = unsafe_ancestor(approot, cfg_user)
-    if bad:
-        problems.append(Problem(
-            "approot-writable", f"{bad[0]} is {bad[1]}: others could change the code the site runs.",
-            str(bad[0]), f"chmod go-w {bad[0]} (o-w at least; g-w unless the group is your project group)."))
-    tmp = site.tmp
-    st = _stat(tmp)
-    if st is None or not stat.S_ISDIR(st.st_mode):
-        problems.append(Problem("tmp-missing", "The restart directory tmp/ is missing.", str(tmp),
-                                f"mkdir {tmp} && chmod 700 {tmp} (Passenger watches tmp/restart.txt)."))
-    else:
-        why = writable_by_others(st, cfg_user)
-        if why:
-            problems.append(Problem("tmp-writable", f"tmp/ is {why}: others could restart the site or put it into "
-                                                    "maintenance.", str(tmp), f"chmod go-w {tmp}"))
-        for path in (site.restart_txt, site.maint_txt):
-            fst = _stat(path)
-            if fst is not None and not stat.S_ISREG(fst.st_mode):
-                problems.append(Problem("tmp-entry-not-file", f"{path.name} is not a regular file.", str(path),
-                                        f"Remove it: rm -r {path} (wsgi-shim maint/restart recreate it)."))
-    if not site.docroot.is_dir():
-        problems.append(Problem("docroot-missing", "The document root does not exist.", str(site.docroot),
-                                f"mkdir {site.docroot} && chmod 755 {site.docroot}"))
-    return problems
-
-
-def passenger_version() -> tuple[int, ...] | None:
-    """The installed Passenger's version (passenger-config), or None where it is not installed
-    (often so on an access host: Passenger runs on the web servers)."""
-    import shutil
-    import subprocess
-
-    tool = shutil.which("passenger-config")
-    if tool is None:
-        return None
-    try:
-        out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    import re
-
-    m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
-    return tuple(int(x) for x in m.groups()) if m else None
-
-
-def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...] | None,
-                              where: str) -> list[Problem]:
-    """Passenger before 6.0.19 loads WSGI apps with the `imp` module, which Python 3.12 removed:
-    such an app dies in Passenger's loader, before wsgi-shim runs, with the generic page."""
-    if tuple(python[:2]) < (3, 12):
-        return []
-    version = ".".join(map(str, python[:3]))
-    if passenger is None:
-        return [Problem("python-passenger-unknown",
-                        f"The site's Python is {version}; Passenger older than 6.0.19 cannot load apps on "
-                        "Python 3.12 or newer, and Passenger's version cannot be seen from here.", where,
-                        "Ask the sysadmins which Passenger the web servers run; below 6.0.19, build the "
-                        "site's Python from a 3.11 release (inv build-python --version 3.11.x).",
-                        severity="warning")]
-    if passenger < (6, 0, 19):
-        return [Problem("python-too-new",
-                        f"The site's Python is {version}, but Passenger {'.'.join(map(str, passenger))} "
-                        "cannot load apps on Python 3.12 or newer (its loader imports `imp`): visitors would "
-                        "get Passenger's generic error page.", where,
-                        "Build the site's venv from Python 3.11 (inv build-python --version 3.11.x; inv venv), "
-                        "or ask the sysadmins for Passenger 6.0.19 or newer.")]
-    return []

@@ -1,6 +1,6 @@
 """Secret redaction for everything the shim writes to the app log or shows on a page.
 
-    from shim.redact import Redactor, secret_env_values
+    from shim.runtime.redact import Redactor, secret_env_values
     redact = Redactor(secrets=config.secret_values() + secret_env_values(), patterns=cfg.redact)
     safe_text = redact(text)
 

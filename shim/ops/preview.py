@@ -27,7 +27,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from shim.layout import Site
+from shim.runtime.layout import Site
 
 POLL_SECONDS = 0.25
 STOP_SECONDS = 5.0

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shim.layout import Site
+    from shim.runtime.layout import Site
 
 ENTRY = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[(?P<pid>\d+)\] (?P<level>[A-Z]+) "
@@ -177,7 +177,7 @@ def _public(e: dict[str, Any]) -> dict[str, Any]:
 
 def log_path_of(site: Site) -> Path:
     """The site's app log path from its config.toml ([logging] file), else the default."""
-    from shim.config import load_config
+    from shim.runtime.config import load_config
 
     cfg, _ = load_config(site.approot)  # never raises; None when config.toml is unusable
     if cfg is not None:

@@ -1,6 +1,6 @@
 """Request-time exception middleware: an error id page for visitors, the traceback in the app log.
 
-    from shim.diagnostics import wrap
+    from shim.runtime.diagnostics import wrap
     application = wrap(app, config.logging, applog, config.secret_values())
 
 shim.loader does this when ``[logging] catch_errors = true`` (the default); with it off,
@@ -27,12 +27,12 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shim.applog import format_entry
-from shim.redact import Redactor, header_secrets, looks_secret, mask_query, secret_env_values
+from shim.runtime.applog import format_entry
+from shim.runtime.redact import Redactor, header_secrets, looks_secret, mask_query, secret_env_values
 
 if TYPE_CHECKING:
-    from shim.applog import AppLog
-    from shim.config import LoggingConfig
+    from shim.runtime.applog import AppLog
+    from shim.runtime.config import LoggingConfig
 
 TOKEN_HEADER = "HTTP_X_SHIM_DEBUG_TOKEN"
 TOKEN_COOKIE = "shim_debug_token"
@@ -283,7 +283,7 @@ def _read_token(path: str) -> tuple[bytes, str]:
     if st.st_mode & stat.S_IROTH:
         return b"", "is readable by everyone (chmod 600 it)"
     try:
-        from shim.permissions import group_is_safe
+        from shim.runtime.permissions import group_is_safe
 
         if st.st_mode & stat.S_IRGRP and not group_is_safe(st.st_gid, None):
             return b"", "is readable by a group shared with other users (chmod 600 it)"

@@ -1,4 +1,8 @@
-"""Maintenance mode, restarts and start records: the files Passenger and the shim watch."""
+"""Start records: one JSON line per app process start in logs/starts.jsonl.
+
+Written by get_app() in every process Passenger starts; read by `wsgi-shim check`, `status`,
+`restart --wait` and deploys to learn what a real start saw.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +11,8 @@ import os
 import time
 from pathlib import Path
 
-from shim.permissions import create_private_dir, create_private_file
-from shim.problems import Problem
-
-MAINT_NOTE = "wsgi-shim: this file switches the site into maintenance mode. Remove it to go live.\n"
-
-
-def maint_on(maint_txt: Path) -> bool:
-    """Returns False if maintenance mode was already on."""
-    if maint_txt.exists():
-        return False
-    create_private_file(maint_txt, MAINT_NOTE)
-    return True
-
-
-def maint_off(maint_txt: Path) -> bool:
-    try:
-        maint_txt.unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def touch_restart(restart_txt: Path) -> float:
-    """Make Passenger restart the app on its next request; returns the new mtime.
-
-    Passenger compares restart.txt's mtime at one-second resolution, so a second touch in the
-    same second would be ignored: the new mtime is always at least one whole second later than
-    the previous one. The file's permissions are kept; it is created if missing.
-    """
-    now = time.time()
-    try:
-        old = os.stat(restart_txt).st_mtime
-    except FileNotFoundError:
-        create_private_file(restart_txt)
-        old = -1.0
-    new = float(max(int(now), int(old) + 1))
-    os.utime(restart_txt, (now, new))
-    return new
+from shim.runtime.permissions import create_private_dir
+from shim.runtime.problems import Problem
 
 
 def record_start(starts_path: Path, state: str, problems: list[Problem], facts: dict[str, str]) -> None:

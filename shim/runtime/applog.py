@@ -42,12 +42,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shim.permissions import group_is_safe
-from shim.problems import Problem
-from shim.redact import Redactor, secret_env_values
+from shim.runtime.permissions import group_is_safe
+from shim.runtime.problems import Problem
+from shim.runtime.redact import Redactor, secret_env_values
 
 if TYPE_CHECKING:
-    from shim.config import LoggingConfig
+    from shim.runtime.config import LoggingConfig
 
 LOCK_SUFFIX = ".lock"
 TRUNCATED = " [entry truncated to fit max_bytes]\n"

@@ -32,7 +32,8 @@ def main(app_root: str) -> dict:
         module = load_source("passenger_wsgi", "passenger_wsgi.py")
         result["loaded"] = True
         result["callable"] = callable(getattr(module, "application", None))
-        loader = sys.modules.get("shim.loader")
+        # shim.runtime.loader since 0.3; shim.loader in a venv that holds an older wsgi-shim
+        loader = sys.modules.get("shim.runtime.loader") or sys.modules.get("shim.loader")
         result["shim_imported"] = "shim" in sys.modules
         start = getattr(loader, "LAST_START", None)
         if start is not None:
@@ -48,5 +49,9 @@ def main(app_root: str) -> dict:
 
 
 if __name__ == "__main__":
+    # Run by path, Python put this file's directory first on sys.path; Passenger would not, and
+    # its modules must not shadow the app's top-level names.
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]
     os.environ["WSGI_SHIM_PROBE"] = "1"
     main(sys.argv[1])

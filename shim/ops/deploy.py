@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shim import control
-from shim.layout import Site
-from shim.permissions import create_private_dir, current_umask, private_mode
+from shim.ops import control
+from shim.runtime.layout import Site
+from shim.runtime.permissions import create_private_dir, current_umask, private_mode
 
 RELEASES = "releases"
 CURRENT = "current"
@@ -429,7 +429,7 @@ def unswitch(site: Site, previous: str | None) -> None:
 
 def blocking_problems(site: Site) -> tuple[list, list]:
     """(errors, warnings) of `wsgi-shim check` on the site as it is now."""
-    from shim.cli import collect_problems
+    from shim.ops.checking import collect_problems
 
     problems, _ = collect_problems(site)
     return [p for p in problems if p.blocking], [p for p in problems if not p.blocking]
@@ -437,16 +437,15 @@ def blocking_problems(site: Site) -> tuple[list, list]:
 
 def restart(site: Site, wait: float, url: str | None, prog: str) -> int:
     """Touch restart.txt; with WAIT, wait for the new process as `wsgi-shim restart --wait` does."""
-    from shim import cli
 
-    starts = cli._starts_path(site)
+    starts = control.starts_path(site)
     before = time.time()
     control.touch_restart(site.restart_txt)
     if not wait:
         print("Restart requested: Passenger starts the new code on the site's next request.")
         return 0
     print(f"Restart requested; waiting up to {wait:g} s for the new process...")
-    return cli.wait_for_new_start(starts, before, wait, url, prog)
+    return control.wait_for_new_start(starts, before, wait, url, prog)
 
 
 def prune(site: Site, keep: int, protect: set[str]) -> list[str]:
@@ -520,7 +519,7 @@ def _print_problems(problems: list) -> None:
 
 def _load_chdir(site: Site, prog: str) -> tuple[str | None, int]:
     """[wsgi] chdir from config.toml; (None, exit code) when the config cannot be read."""
-    from shim.config import load_config
+    from shim.runtime.config import load_config
 
     if not site.approot.is_dir():
         return None, _fail(prog, f"{site.approot} does not exist; is {site.site} a site? "
@@ -570,7 +569,7 @@ def run_deploy(site: Site, args: argparse.Namespace) -> int:
 
 def _deploy(site: Site, args, source: Path, prog: str, old_config: str | None,
             new_config: str | None) -> int:
-    from shim.config import load_config
+    from shim.runtime.config import load_config
 
     previous = current_release(site)
     root = releases_dir(site)

@@ -10,7 +10,7 @@ import html
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-from shim.problems import Problem
+from shim.runtime.problems import Problem
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
 color:#222}h1{font-size:1.6rem}li{margin-bottom:1.2rem}.where{color:#555}.fix{background:#eef6ee;
