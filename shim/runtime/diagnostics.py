@@ -21,18 +21,21 @@ any other iterable is passed through a thin generator.
 from __future__ import annotations
 
 import contextlib
-import html
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
 from shim.runtime.applog import format_entry
 from shim.runtime.redact import Redactor, header_secrets, looks_secret, mask_query, secret_env_values
 
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
 if TYPE_CHECKING:
+    from typing import Any
+
     from shim.runtime.applog import AppLog
     from shim.runtime.config import LoggingConfig
+
+    WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 TOKEN_HEADER = "HTTP_X_SHIM_DEBUG_TOKEN"
 TOKEN_COOKIE = "shim_debug_token"
@@ -42,7 +45,6 @@ SHIM_HEADER = ("X-Wsgi-Shim", "app-error")
 _CREDENTIAL_HEADERS = frozenset({"HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE",
                                  TOKEN_HEADER})
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class ResponseAborted(Exception):
@@ -263,6 +265,8 @@ debug_addresses). Find this entry later with <code>wsgi-shim logs SITE --id {err
 
 def error_page(error_id: str, detail: tuple[str, str] | None = None) -> str:
     """The plain 500 page; ``detail`` = (request line, headers + traceback), already redacted."""
+    import html  # only on the error path
+
     esc = html.escape
     extra = ""
     if detail is not None:

@@ -10,14 +10,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from shim import __version__
-from shim.runtime import records
-from shim.runtime import pages
+from shim.runtime import config_cache, records
 from shim.runtime.checks import runtime_problems
 from shim.runtime.config import Config, LoggingConfig, load_config
 from shim.runtime.layout import Site
@@ -27,16 +23,25 @@ from shim.runtime.problems import Problem
 PROBE_ENV = "WSGI_SHIM_PROBE"  # set by `wsgi-shim check`: import only, record nothing
 
 
-@dataclass
+# A healthy start imports only what it uses: pages, traceback, datetime and the like are imported
+# on the paths that need them (tests/test_layers.py keeps it so; bench/startup.py measures it).
+
+
 class StartResult:
-    state: str  # "app" | "maintenance" | "error"
-    problems: list[Problem] = field(default_factory=list)
+    def __init__(self, state: str, problems: list[Problem] | None = None) -> None:
+        self.state = state  # "app" | "maintenance" | "error"
+        self.problems = problems if problems is not None else []
+
+    def __repr__(self) -> str:
+        return f"StartResult(state={self.state!r}, problems={self.problems!r})"
 
 
 LAST_START: StartResult | None = None  # read by `wsgi-shim check` through shim/ops/probe.py
 
 
 def process_facts(app_root: Path) -> dict[str, str]:
+    from shim.runtime import pages
+
     return {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
             "python": f"{sys.executable} ({sys.version.split()[0]})",
             "app root": str(app_root), "pid": str(os.getpid()), "time": pages.now_text(),
@@ -58,6 +63,8 @@ def get_app(app_root: str | Path | None = None):
     except BaseException as exc:  # noqa: BLE001 - the last line of defence; see module docstring
         if isinstance(exc, KeyboardInterrupt):
             raise
+        import traceback
+
         problem = Problem("shim-internal", f"wsgi-shim itself failed: {exc.__class__.__name__}: {exc}.",
                           "wsgi-shim", "Please report this with the traceback below; meanwhile check "
                                        "config.toml with `wsgi-shim check SITE`.",
@@ -68,7 +75,8 @@ def get_app(app_root: str | Path | None = None):
 def _get_app(app_root: Path):
     probe = os.environ.get(PROBE_ENV) == "1"
     site = Site.from_approot(app_root)
-    cfg, problems = load_config(app_root)
+    # `wsgi-shim check` (the probe) always parses afresh; a real start may use the parsed cache.
+    cfg, problems = load_config(app_root) if probe else config_cache.load(app_root)
     in_maintenance = not probe and site.maint_txt.exists()
     applog = None
     if cfg is not None:
@@ -97,21 +105,27 @@ def _get_app(app_root: Path):
 def _finish(state, problems, app_root, cfg: Config | None, applog, app=None):
     global LAST_START
     LAST_START = StartResult(state, problems)
-    facts = process_facts(app_root)
     if os.environ.get(PROBE_ENV) != "1":
         starts = (cfg.logging if cfg else default_logging(app_root)).starts_path
         records.record_start(starts, state, problems,
-                             {"user": facts["user"], "group": facts["group"], "python": sys.executable})
+                             {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
+                              "python": sys.executable})
         if applog is not None:
             applog.startup(state, problems)
     if state == "app":
         return app
     if state == "maintenance":
         return _maintenance(cfg, app_root)
-    return pages.error_page(problems, facts)
+    from shim.runtime import pages
+
+    return pages.error_page(problems, process_facts(app_root))
 
 
 def _maintenance(cfg: Config | None, app_root: Path):
+    from datetime import datetime
+
+    from shim.runtime import pages
+
     custom = None
     page = cfg.maintenance_page_path if cfg else None
     if page is not None:
@@ -183,6 +197,8 @@ def _rollback(env, cwd, path, modules, problems):
 
 def _user_frame(exc: BaseException) -> str:
     """file:line of the innermost frame outside importlib and wsgi-shim."""
+    import traceback
+
     here = os.path.dirname(__file__)
     where = ""
     for frame in traceback.extract_tb(exc.__traceback__):
@@ -194,6 +210,8 @@ def _user_frame(exc: BaseException) -> str:
 
 def format_traceback(exc: BaseException, redact) -> str:
     """The traceback without importlib's and wsgi-shim's own frames, secrets masked."""
+    import traceback
+
     here = os.path.dirname(__file__)
     noise = (here, "<frozen", os.path.dirname(importlib.__file__))
     te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
