@@ -199,8 +199,12 @@ def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...
     return []
 
 
-def collect_problems(site: Site, do_import: bool = True) -> tuple[list[Problem], dict]:
-    """Every problem: config, files, accounts, then the app imported as Passenger would."""
+def collect_problems(site: Site, do_import: bool = True,
+                     probe_root: Path | None = None) -> tuple[list[Problem], dict]:
+    """Every problem: config, files, accounts, then the app imported as Passenger would.
+
+    PROBE_ROOT: import from this app root instead (deploy's shadow root of a release that is
+    not current yet; see shim/ops/deploy/checkrelease.py)."""
     from shim.runtime.config import load_config
 
     me = pwd.getpwuid(os.getuid()).pw_name
@@ -218,7 +222,7 @@ def collect_problems(site: Site, do_import: bool = True) -> tuple[list[Problem],
         problems += python_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
-            problems += probe_problems(site, cfg.passenger_python, info)
+            problems += probe_problems(site, cfg.passenger_python, info, probe_root)
         elif not do_import or not python_ok:
             problems += checks.runtime_problems(cfg, check_identity=False)
     if cfg is not None:
@@ -249,13 +253,14 @@ def last_start_problems(site: Site, cfg) -> list[Problem]:
             for p in last.get("problems", []) if p.get("code") in START_ONLY_CODES]
 
 
-def probe_problems(site: Site, python: str, info: dict) -> list[Problem]:
+def probe_problems(site: Site, python: str, info: dict, root: Path | None = None) -> list[Problem]:
     """Load passenger_wsgi.py in a fresh process of the site's Python, as Passenger does."""
     probe = Path(__file__).with_name("probe.py")
+    root = root or site.approot
     env = dict(os.environ, WSGI_SHIM_PROBE="1")
     env.pop("PYTHONPATH", None)
     try:
-        out = subprocess.run([python, str(probe), str(site.approot)], cwd=site.approot, env=env,
+        out = subprocess.run([python, str(probe), str(root)], cwd=root, env=env,
                              stdin=subprocess.DEVNULL, capture_output=True, timeout=300, text=True)
         result = json.loads(out.stdout or "{}")
     except subprocess.TimeoutExpired:
