@@ -46,6 +46,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "catch_errors": bool,
         "debug_token_file": str,
         "debug_addresses": list,
+        "details_for_everyone": bool,
         "redact": list,
     },
 }
@@ -64,6 +65,7 @@ class LoggingConfig:
     catch_errors: bool = True
     debug_token_file: str = ""
     debug_addresses: list[str] = field(default_factory=list)
+    details_for_everyone: bool = False  # every visitor sees what opted-in requests see
     redact: list[str] = field(default_factory=list)
     path: Path = Path("logs/app.log")          # resolved against the app root
     starts_path: Path = Path("logs/starts.jsonl")
