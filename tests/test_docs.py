@@ -108,3 +108,71 @@ def test_table_cells_stay_short(path):
             long += [c.strip()[:60] + "..." for c in cells if len(c.strip()) > MAX_CELL]
     assert not long, f"{path.name}: table cells over {MAX_CELL} characters (move the text below " \
                      f"the table): {long}"
+
+
+def readme_demo_command() -> str:
+    """The newcomer's command of README.md: its first sh block that runs the demo."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", (REPO / "README.md").read_text(), flags=re.M | re.S)
+    return next(b.strip() for b in blocks if "wsgi-shim demo" in b)
+
+
+def test_readme_names_both_newcomer_commands():
+    assert readme_demo_command().startswith("python3 -m venv .venv")
+    assert "sudo bash .ci/run" in (REPO / "README.md").read_text()
+
+
+@pytest.mark.realserver
+def test_readme_demo_command_works_in_a_fresh_copy_as_a_normal_user(tmp_path):
+    """The exact README command, run by a non-root user in a copy of this tree as git would
+    check it out, serves the demo page (only the port is changed to a free one)."""
+    import os
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    from tests.support.accounts import PROJECT_GROUP, SITE_USER
+    from tests.support.apache import free_port, http_get
+    from tests.support.sites import BASE, RUNUSER, _chown_tree
+
+    command = readme_demo_command()
+    assert "--port 8000" in command
+    port = free_port()
+    command = command.replace("--port 8000", f"--port {port}")
+    BASE.mkdir(mode=0o755, exist_ok=True)
+    clone = Path(tempfile.mkdtemp(prefix="readme-", dir=BASE))
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            (clone / name).write_bytes((REPO / name).read_bytes())
+    (clone / "tmp").mkdir()
+    _chown_tree(clone)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": f"/home/{SITE_USER}", "LANG": "C.UTF-8",
+           "TMPDIR": str(clone / "tmp")}  # the demo's throwaway site goes where we clean up
+    log = tmp_path / "readme-demo.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([RUNUSER, "-u", SITE_USER, "-g", PROJECT_GROUP, "--", "bash", "-c",
+                                 f"cd {clone} && {command}"], env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        page = None
+        deadline = time.monotonic() + 600  # a venv and pip install -e . come first
+        while page is None and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                page = http_get(f"http://127.0.0.1:{port}/", timeout=10)
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None and page.status == 200, f"exit {proc.poll()}"
+        assert "Hello from the wsgi-shim demo" in page.body
+    except Exception as exc:
+        raise AssertionError(f"{command}:\n{log.read_text(errors='replace')[-3000:]}") from exc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        subprocess.run(["rm", "-rf", str(clone)], check=False)
