@@ -203,7 +203,7 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
             home = all_keys.get(name)
             hint = f" It belongs in section [{home}]." if home else _suggest(name, list(all_keys))
             r.add("config-unknown-key", f"Unknown top-level key '{name}'.{hint}",
-                  r.where(None, name), "Put every key under its [section] header (see README, Configuration).")
+                  r.where(None, name), "Put every key under its [section] header (see docs/configuration.md).")
 
     def section(name: str) -> dict[str, Any]:
         value = data.get(name, {})
