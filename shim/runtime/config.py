@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shim.runtime.layout import DEFAULT_LOG_FILE, log_paths
 from shim.runtime.problems import Problem
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -47,6 +48,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "catch_errors": bool,
         "debug_token_file": str,
         "debug_addresses": list,
+        "details_for_everyone": bool,
         "redact": list,
     },
 }
@@ -57,7 +59,7 @@ REQUIRED = [("passenger", "passenger_user"), ("passenger", "passenger_group"),
 @dataclass
 class LoggingConfig:
     enabled: bool = True
-    file: str = "logs/app.log"
+    file: str = DEFAULT_LOG_FILE
     max_bytes: int = 1_048_576
     backups: int = 3
     level: str = "INFO"
@@ -65,6 +67,7 @@ class LoggingConfig:
     catch_errors: bool = True
     debug_token_file: str = ""
     debug_addresses: list[str] = field(default_factory=list)
+    details_for_everyone: bool = False  # every visitor sees what opted-in requests see
     redact: list[str] = field(default_factory=list)
     path: Path = Path("logs/app.log")          # resolved against the app root
     starts_path: Path = Path("logs/starts.jsonl")
@@ -203,7 +206,7 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
             home = all_keys.get(name)
             hint = f" It belongs in section [{home}]." if home else _suggest(name, list(all_keys))
             r.add("config-unknown-key", f"Unknown top-level key '{name}'.{hint}",
-                  r.where(None, name), "Put every key under its [section] header (see README, Configuration).")
+                  r.where(None, name), "Put every key under its [section] header (see docs/configuration.md).")
 
     def section(name: str) -> dict[str, Any]:
         value = data.get(name, {})
@@ -379,8 +382,7 @@ def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) 
     if lc.debug_token_file and not os.path.isabs(lc.debug_token_file):
         r.add("config-bad-value", "[logging] debug_token_file must be an absolute path.",
               r.where("logging", "debug_token_file"), "Write the full path of a file only you can read.")
-    lc.path = cfg.app_root / lc.file
-    lc.starts_path = lc.path.parent / "starts.jsonl"
+    lc.path, lc.starts_path = log_paths(cfg.app_root, lc.file)
     cfg.logging = lc
 
 

@@ -108,7 +108,7 @@ def wait_for_state(site: Site, before: float, timeout: float, url: str, want: st
     raise ServeFailed(f"{url} did not serve {want} from a new process within {timeout:g} s.")
 
 
-def restart(site: Site, wait: float, url: str | None, out: Output) -> bool:
+def restart(site: Site, wait: float, url: str | None, out: Output, prog: str = "wsgi-shim deploy") -> bool:
     """Touch restart.txt; with WAIT, wait for the new process as `wsgi-shim restart --wait` does."""
     before = time.time()
     control.touch_restart(site.restart_txt)
@@ -116,7 +116,12 @@ def restart(site: Site, wait: float, url: str | None, out: Output) -> bool:
         out.say("Restart requested: Passenger starts the new code on the site's next request.")
         return True
     out.say(f"Restart requested; waiting up to {wait:g} s for the new process...")
-    return control.wait_for_new_start(control.starts_path(site), before, wait, url, "wsgi-shim deploy") == 0
+    restarted = control.wait_for_new_start(control.starts_path(site), before, wait, url)
+    if restarted.start is not None:
+        out.say(restarted.report())
+    else:
+        out.warn(f"{prog}: {restarted.report()}")
+    return restarted.ok
 
 
 # ---- preparing a deploy ---------------------------------------------------------------------
