@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+from shim.runtime.layout import DEFAULT_LOG_FILE, log_paths
 from shim.runtime.problems import Problem
 
 TYPE_CHECKING = False  # typing itself costs milliseconds at every start; annotations only need it here
@@ -37,6 +38,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "secret_files": {},
     "environment": {},
     "maintenance": {"page": str, "retry_after": int},
+    "deploy": {"run": list},  # release commands of `wsgi-shim deploy` (not used at run time)
     "logging": {
         "enabled": bool,
         "file": str,
@@ -47,6 +49,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "catch_errors": bool,
         "debug_token_file": str,
         "debug_addresses": list,
+        "details_for_everyone": bool,
         "redact": list,
     },
 }
@@ -87,12 +90,14 @@ class LoggingConfig(_Settings):
     catch_errors: bool
     debug_token_file: str
     debug_addresses: list[str]
+    details_for_everyone: bool  # every visitor sees what opted-in requests see
     redact: list[str]
     path: Path          # resolved against the app root
     starts_path: Path
-    DEFAULTS = {"enabled": True, "file": "logs/app.log", "max_bytes": 1_048_576, "backups": 3, "level": "INFO",
+    DEFAULTS = {"enabled": True, "file": DEFAULT_LOG_FILE, "max_bytes": 1_048_576, "backups": 3, "level": "INFO",
                 "capture_output": True, "catch_errors": True, "debug_token_file": "", "debug_addresses": [],
-                "redact": [], "path": Path("logs/app.log"), "starts_path": Path("logs/starts.jsonl")}
+                "details_for_everyone": False, "redact": [], "path": Path("logs/app.log"),
+                "starts_path": Path("logs/starts.jsonl")}
 
 
 class Config(_Settings):
@@ -109,10 +114,12 @@ class Config(_Settings):
     environment: dict[str, str]
     maintenance_page: str
     retry_after: int
+    deploy_run: list[str]
     logging: LoggingConfig
     DEFAULTS = {"app_root": None, "file": None, "passenger_user": "", "passenger_group": "",
                 "passenger_python": "", "passenger_app_root": "", "chdir": "", "module": "", "attribute": "",
-                "secret_files": {}, "environment": {}, "maintenance_page": "", "retry_after": 300, "logging": None}
+                "secret_files": {}, "environment": {}, "maintenance_page": "", "retry_after": 300,
+                "deploy_run": [], "logging": None}
 
     def __init__(self, app_root: Path, file: Path, **values: object) -> None:
         super().__init__(app_root=app_root, file=file, **values)
@@ -236,7 +243,7 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
             home = all_keys.get(name)
             hint = f" It belongs in section [{home}]." if home else _suggest(name, list(all_keys))
             r.add("config-unknown-key", f"Unknown top-level key '{name}'.{hint}",
-                  r.where(None, name), "Put every key under its [section] header (see README, Configuration).")
+                  r.where(None, name), "Put every key under its [section] header (see docs/configuration.md).")
 
     def section(name: str) -> dict[str, Any]:
         value = data.get(name, {})
@@ -297,9 +304,18 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
               r.where("maintenance", "retry_after"), "Give the number of seconds, e.g. 300.")
         retry = 300
     cfg.retry_after = retry
+    _parse_deploy(r, cfg, values)
     _parse_env(r, cfg, data)
     _parse_logging(r, cfg, values)
     return cfg, r.problems
+
+
+def _parse_deploy(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    cfg.deploy_run = values.get(("deploy", "run"), [])
+    if not all(isinstance(c, str) and c.strip() for c in cfg.deploy_run):
+        r.add("config-bad-value", "[deploy] run must be a list of commands (non-empty strings).",
+              r.where("deploy", "run"), 'Write e.g. run = ["python manage.py migrate"].')
+        cfg.deploy_run = []
 
 
 def _drop_nul_strings(r: _Reader, table: dict[str, Any], path: list[str]) -> None:
@@ -403,8 +419,7 @@ def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) 
     if lc.debug_token_file and not os.path.isabs(lc.debug_token_file):
         r.add("config-bad-value", "[logging] debug_token_file must be an absolute path.",
               r.where("logging", "debug_token_file"), "Write the full path of a file only you can read.")
-    lc.path = cfg.app_root / lc.file
-    lc.starts_path = lc.path.parent / "starts.jsonl"
+    lc.path, lc.starts_path = log_paths(cfg.app_root, lc.file)
     cfg.logging = lc
 
 

@@ -16,7 +16,7 @@ from shim import __version__
 from shim.runtime import config_cache, records
 from shim.runtime.checks import runtime_problems
 from shim.runtime.config import Config, LoggingConfig, load_config
-from shim.runtime.layout import Site
+from shim.runtime.layout import Site, log_paths
 from shim.runtime.permissions import name_of_group, name_of_user
 from shim.runtime.problems import Problem
 
@@ -40,19 +40,19 @@ LAST_START: StartResult | None = None  # read by `wsgi-shim check` through shim/
 
 
 def process_facts(app_root: Path) -> dict[str, str]:
-    from shim.runtime import pages
+    """What the owner's start-up page tells about the process (never a visitor's)."""
+    import time
 
     return {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
             "python": f"{sys.executable} ({sys.version.split()[0]})",
-            "app root": str(app_root), "pid": str(os.getpid()), "time": pages.now_text(),
-            "wsgi-shim": __version__}
+            "app root": str(app_root), "pid": str(os.getpid()),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "wsgi-shim": __version__}
 
 
 def default_logging(app_root: Path) -> LoggingConfig:
     """Where the log goes when config.toml cannot be read: its default place."""
     cfg = LoggingConfig()
-    cfg.path = app_root / cfg.file
-    cfg.starts_path = cfg.path.parent / "starts.jsonl"
+    cfg.path, cfg.starts_path = log_paths(app_root, cfg.file)
     return cfg
 
 
@@ -65,11 +65,16 @@ def get_app(app_root: str | Path | None = None):
             raise
         import traceback
 
-        problem = Problem("shim-internal", f"wsgi-shim itself failed: {exc.__class__.__name__}: {exc}.",
-                          "wsgi-shim", "Please report this with the traceback below; meanwhile check "
-                                       "config.toml with `wsgi-shim check SITE`.",
-                          "".join(traceback.format_exception(exc)))
-        return _finish("error", [problem], root, None, None)
+        try:
+            problem = Problem("shim-internal", f"wsgi-shim itself failed: {exc.__class__.__name__}: {exc}.",
+                              "wsgi-shim", "Please report this with the traceback below; meanwhile check "
+                                           "config.toml with `wsgi-shim check SITE`.",
+                              "".join(traceback.format_exception(exc)))
+            return _finish("error", [problem], root, None, None)
+        except Exception:  # noqa: BLE001 - not even the error page: still not Passenger's
+            from shim.runtime import pages
+
+            return pages.fallback_page()
 
 
 def _get_app(app_root: Path):
@@ -91,10 +96,10 @@ def _get_app(app_root: Path):
     if in_maintenance:
         return _finish("maintenance", problems, app_root, cfg, applog)
     if cfg is None or any(p.blocking for p in problems):
-        return _finish("error", problems, app_root, cfg, applog)
+        return _finish("error", problems, app_root, cfg, applog, secrets=secrets)
     app, import_problems = import_app(cfg, secrets)
     if import_problems:
-        return _finish("error", problems + import_problems, app_root, cfg, applog)
+        return _finish("error", problems + import_problems, app_root, cfg, applog, secrets=secrets)
     if cfg.logging.enabled and cfg.logging.catch_errors:
         from shim.runtime import diagnostics  # without a log it still gives visitors the error-id page
 
@@ -102,28 +107,43 @@ def _get_app(app_root: Path):
     return _finish("app", problems, app_root, cfg, applog, app)
 
 
-def _finish(state, problems, app_root, cfg: Config | None, applog, app=None):
+def _finish(state, problems, app_root, cfg: Config | None, applog, app=None, secrets=()):
     global LAST_START
     LAST_START = StartResult(state, problems)
+    error_id = os.urandom(5).hex() if state == "error" else ""  # as a request error's id
     if os.environ.get(PROBE_ENV) != "1":
         starts = (cfg.logging if cfg else default_logging(app_root)).starts_path
-        records.record_start(starts, state, problems,
-                             {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
-                              "python": sys.executable})
+        facts = {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
+                 "python": sys.executable}
+        if error_id:
+            facts["error_id"] = error_id
+        records.record_start(starts, state, problems, facts)
         if applog is not None:
-            applog.startup(state, problems)
+            applog.startup(state, problems, error_id)
     if state == "app":
         return app
     if state == "maintenance":
         return _maintenance(cfg, app_root)
-    from shim.runtime import pages
+    return start_error_page(problems, app_root, cfg, error_id, secrets)
 
-    return pages.error_page(problems, process_facts(app_root))
+
+def start_error_page(problems: list[Problem], app_root: Path, cfg: Config | None, error_id: str,
+                     secrets=()):
+    """The start-up error page: plain for visitors, the full page for opted-in requests (by
+    token, address, or everyone when the site says so); nobody is opted in when config.toml
+    could not be read, except loopback in `wsgi-shim serve` (the developer's own preview)."""
+    from shim.runtime import optin, pages
+    from shim.runtime.redact import Redactor, secret_env_values
+
+    preview = ["127.0.0.0/8", "::1"] if os.environ.get("WSGI_SHIM_PREVIEW") == "1" else []
+    opt_in, _ = optin.from_config(cfg.logging if cfg is not None else None, preview)
+    token = [opt_in.token.decode("utf-8", "replace")] if opt_in.token else []
+    redact = Redactor(list(secrets) + secret_env_values() + token,
+                      cfg.logging.redact if cfg is not None else [])
+    return pages.error_page(problems, process_facts(app_root), error_id, opt_in, redact)
 
 
 def _maintenance(cfg: Config | None, app_root: Path):
-    from datetime import datetime
-
     from shim.runtime import pages
 
     custom = None
@@ -133,10 +153,9 @@ def _maintenance(cfg: Config | None, app_root: Path):
             custom = page.read_bytes()
         except OSError:
             custom = None  # reported by checks.maintenance_problems; the default page is shown
-    since = ""
+    since = None
     try:
-        since = datetime.fromtimestamp(
-            os.stat(Site.from_approot(app_root).maint_txt).st_mtime).astimezone().isoformat(timespec="minutes")
+        since = os.stat(Site.from_approot(app_root).maint_txt).st_mtime
     except OSError:
         pass
     return pages.maintenance_page(custom, cfg.retry_after if cfg else 300, since)

@@ -17,7 +17,7 @@ class Problem:
     """
 
     __slots__ = FIELDS
-    code: str        # stable identifier, e.g. "config-syntax"; README's troubleshooting table keys
+    code: str        # stable identifier, e.g. "config-syntax"; docs/troubleshooting.md's table keys
     what: str        # one sentence: what is wrong
     where: str       # file, config key or path it concerns
     fix: str         # what to do about it
