@@ -1,7 +1,7 @@
 """Request-time exception middleware: an error id page for visitors, the traceback in the app log.
 
     from shim.runtime.diagnostics import wrap
-    application = wrap(app, config.logging, applog, config.secret_values())
+    application = wrap(app, config.logging, applog, redactor)
 
 shim.loader does this when ``[logging] catch_errors = true`` (the default); with it off,
 ``wrap`` returns the app itself and nothing is added to the request path.
@@ -274,12 +274,17 @@ def _read_token(path: str) -> tuple[bytes, str]:
     """The debug token and "" , or b"" and why the token cannot be used."""
     import stat
 
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            data = f.read(4096).strip()
+    from shim.runtime.files import open_regular, why_not
+
+    try:  # a FIFO or device here must not hang the start
+        fd = open_regular(path)
+        try:
+            st = os.fstat(fd)
+            data = os.read(fd, 4096).strip()
+        finally:
+            os.close(fd)
     except OSError as exc:
-        return b"", f"cannot be read ({exc.strerror or exc})"
+        return b"", why_not(exc)
     if st.st_mode & stat.S_IROTH:
         return b"", "is readable by everyone (chmod 600 it)"
     try:
@@ -296,9 +301,12 @@ def _read_token(path: str) -> tuple[bytes, str]:
 
 
 def wrap(app: WSGIApp, cfg: LoggingConfig, applog: AppLog | None,
-         secrets: Sequence[str]) -> WSGIApp:
+         redact: Redactor | Sequence[str]) -> WSGIApp:
     """The app with the exception middleware around it, or the app itself when
-    ``[logging] enabled`` or ``catch_errors`` is off. Never raises."""
+    ``[logging] enabled`` or ``catch_errors`` is off. Never raises.
+
+    ``redact`` is the process's Redactor (the one the app log uses; the debug token is added to
+    it); a list of secret values is accepted too."""
     if not getattr(cfg, "enabled", True) or not getattr(cfg, "catch_errors", True):
         return app
     warnings: list[str] = []
@@ -309,22 +317,17 @@ def wrap(app: WSGIApp, cfg: LoggingConfig, applog: AppLog | None,
         if why:
             warnings.append(f"[logging] debug_token_file {token_file} {why}; "
                             "no request sees tracebacks by token.")
-    networks = []
-    addresses = list(getattr(cfg, "debug_addresses", []) or [])
-    if addresses:
-        import ipaddress
-
-        for a in addresses:
-            try:
-                networks.append(ipaddress.ip_network(str(a).strip(), strict=False))
-            except ValueError:
-                warnings.append(f"[logging] debug_addresses entry {a!r} is not an IP address or "
-                                "network; it is ignored.")
-    extra = [token.decode("utf-8", "replace")] if token else []
-    redact = Redactor(list(secrets) + secret_env_values() + extra,
-                      getattr(cfg, "redact", []) or [])
+    networks, bad = cfg.debug_networks()  # parsed once, by shim.runtime.config
+    for a in bad:
+        warnings.append(f"[logging] debug_addresses entry {a!r} is not an IP address or "
+                        "network; it is ignored.")
+    if not isinstance(redact, Redactor):
+        redact = Redactor(list(redact) + secret_env_values(), getattr(cfg, "redact", []) or [])
+        if applog is not None:
+            applog.redact = redact
+    if token:
+        redact.add([token.decode("utf-8", "replace")])  # the log and pages mask the token too
     if applog is not None:
-        applog.redact = redact  # the log masks the token too
         for w in warnings:
             applog.entry("WARNING", "shim", w)
     return CatchErrors(app, ErrorReporter(applog, redact, token, networks))
