@@ -79,7 +79,8 @@ def starts_path(site: Site) -> Path:
 def describe_start(record: dict) -> str:
     lines = [f"{record.get('time')} pid {record.get('pid')}: serving "
              + {"app": "the app", "maintenance": "the maintenance page",
-                "error": "the error page"}.get(record.get("state"), str(record.get("state")))]
+                "error": "the error page"}.get(record.get("state"), str(record.get("state")))
+             + (f" (error id {record['error_id']})" if record.get("error_id") else "")]
     for p in record.get("problems", []):
         lines.append(Problem.from_dict(p).as_text())
     return "\n".join(lines)

@@ -532,7 +532,7 @@ def _load_chdir(site: Site, prog: str) -> tuple[str | None, int]:
 
 
 def run_deploy(site: Site, args: argparse.Namespace) -> int:
-    """`wsgi-shim deploy SITE SOURCE`: see the module docstring and README."""
+    """`wsgi-shim deploy SITE SOURCE`: see the module docstring and docs/deploying.md."""
     prog = "wsgi-shim deploy"
     source = Path(args.source).absolute()
     if not os.path.exists(source):

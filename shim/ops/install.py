@@ -71,7 +71,7 @@ CONFIG_HEADER = """\
 #   request is logged with an error id; visitors see only the id),
 #   debug_token_file = "" and debug_addresses = [] (who may see tracebacks), redact = [] (regexes)
 #
-# Full reference: README.md, "Configuration".
+# Full reference: docs/configuration.md in the wsgi-shim repository.
 
 """
 

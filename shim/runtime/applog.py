@@ -142,8 +142,9 @@ class AppLog:
                 lines += ["  " + line for line in p.detail.rstrip().splitlines()]
         return lines
 
-    def startup(self, state: str, problems: list[Problem]) -> None:
-        """Record one process start and every problem the checks found (what/where/fix)."""
+    def startup(self, state: str, problems: list[Problem], error_id: str = "") -> None:
+        """Record one process start and every problem the checks found (what/where/fix).
+        A failed start is one entry carrying its error id, so `logs --id` shows all of it."""
         import pwd
 
         try:  # the real uid: $USER may still name whoever started the server
@@ -151,12 +152,16 @@ class AppLog:
         except KeyError:
             user = str(os.geteuid())
         level = "ERROR" if state == "error" else ("WARNING" if problems else "INFO")
-        text = format_entry(level, "shim", f"process started: state={state} user={user} "
-                            f"gid={os.getgid()} python={sys.executable} "
-                            f"({sys.version.split()[0]}) problems={len(problems)}")
-        for p in problems:
-            text += format_entry(level if state == "error" else "WARNING", "shim",
-                                 "\n".join(self.problem_lines([p])))
+        head = (f"process started: state={state} user={user} gid={os.getgid()} "
+                f"python={sys.executable} ({sys.version.split()[0]}) problems={len(problems)}")
+        if error_id:
+            text = format_entry(level, "shim", "\n".join([f"{head} error id {error_id}",
+                                                          *self.problem_lines(problems)]))
+        else:
+            text = format_entry(level, "shim", head)
+            for p in problems:
+                text += format_entry(level if state == "error" else "WARNING", "shim",
+                                     "\n".join(self.problem_lines([p])))
         self.write(text)
 
     def close(self) -> None:

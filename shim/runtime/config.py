@@ -46,6 +46,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "catch_errors": bool,
         "debug_token_file": str,
         "debug_addresses": list,
+        "details_for_everyone": bool,
         "redact": list,
     },
 }
@@ -67,6 +68,7 @@ class LoggingConfig:
     catch_errors: bool = True
     debug_token_file: str = ""
     debug_addresses: list[str] = field(default_factory=list)
+    details_for_everyone: bool = False  # every visitor sees what opted-in requests see
     redact: list[str] = field(default_factory=list)
     path: Path = Path("logs/app.log")          # resolved against the app root
     starts_path: Path = Path("logs/starts.jsonl")
@@ -238,7 +240,7 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
             home = all_keys.get(name)
             hint = f" It belongs in section [{home}]." if home else _suggest(name, list(all_keys))
             r.add("config-unknown-key", f"Unknown top-level key '{name}'.{hint}",
-                  r.where(None, name), "Put every key under its [section] header (see README, Configuration).")
+                  r.where(None, name), "Put every key under its [section] header (see docs/configuration.md).")
 
     def section(name: str) -> dict[str, Any]:
         value = data.get(name, {})

@@ -3,7 +3,7 @@
     SITE/                     the site directory (wsgi-shim install SITE)
       www-approot/            PassengerAppRoot (-a/--approot)
         passenger_wsgi.py     `import shim; application = shim.get_app()`
-        config.toml           the site's settings (see README, "Configuration")
+        config.toml           the site's settings (see docs/configuration.md)
         tmp/                  PassengerRestartDir
           restart.txt         touched by `wsgi-shim restart`
           maint.txt           exists = maintenance mode (`wsgi-shim maint on|off`)

@@ -12,12 +12,10 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from shim import __version__
 from shim.runtime import records
-from shim.runtime import pages
 from shim.runtime.checks import runtime_problems
 from shim.runtime.config import Config, LoggingConfig, load_config
 from shim.runtime.layout import Site
@@ -38,10 +36,13 @@ LAST_START: StartResult | None = None  # read by `wsgi-shim check` through shim/
 
 
 def process_facts(app_root: Path) -> dict[str, str]:
+    """What the owner's start-up page tells about the process (never a visitor's)."""
+    import time
+
     return {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
             "python": f"{sys.executable} ({sys.version.split()[0]})",
-            "app root": str(app_root), "pid": str(os.getpid()), "time": pages.now_text(),
-            "wsgi-shim": __version__}
+            "app root": str(app_root), "pid": str(os.getpid()),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "wsgi-shim": __version__}
 
 
 def default_logging(app_root: Path) -> LoggingConfig:
@@ -59,11 +60,16 @@ def get_app(app_root: str | Path | None = None):
     except BaseException as exc:  # noqa: BLE001 - the last line of defence; see module docstring
         if isinstance(exc, KeyboardInterrupt):
             raise
-        problem = Problem("shim-internal", f"wsgi-shim itself failed: {exc.__class__.__name__}: {exc}.",
-                          "wsgi-shim", "Please report this with the traceback below; meanwhile check "
-                                       "config.toml with `wsgi-shim check SITE`.",
-                          "".join(traceback.format_exception(exc)))
-        return _finish("error", [problem], root, None, None)
+        try:
+            problem = Problem("shim-internal", f"wsgi-shim itself failed: {exc.__class__.__name__}: {exc}.",
+                              "wsgi-shim", "Please report this with the traceback below; meanwhile check "
+                                           "config.toml with `wsgi-shim check SITE`.",
+                              "".join(traceback.format_exception(exc)))
+            return _finish("error", [problem], root, None, None)
+        except Exception:  # noqa: BLE001 - not even the error page: still not Passenger's
+            from shim.runtime import pages
+
+            return pages.fallback_page()
 
 
 def _get_app(app_root: Path):
@@ -107,21 +113,42 @@ def _finish(state, problems, app_root, cfg: Config | None, applog, app=None, red
     if redact is not None and problems:  # nothing unmasked reaches a record, the log or a page
         problems = redact.problems(problems)
     LAST_START = StartResult(state, problems)
-    facts = process_facts(app_root)
+    error_id = os.urandom(5).hex() if state == "error" else ""  # as a request error's id
     if os.environ.get(PROBE_ENV) != "1":
         starts = (cfg.logging if cfg else default_logging(app_root)).starts_path
-        records.record_start(starts, state, problems,
-                             {"user": facts["user"], "group": facts["group"], "python": sys.executable})
+        facts = {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
+                 "python": sys.executable}
+        if error_id:
+            facts["error_id"] = error_id
+        records.record_start(starts, state, problems, facts)
         if applog is not None:
-            applog.startup(state, problems)
+            applog.startup(state, problems, error_id)
     if state == "app":
         return app
     if state == "maintenance":
         return _maintenance(cfg, app_root)
-    return pages.error_page(problems, facts)
+    return start_error_page(problems, app_root, cfg, error_id, redact)
+
+
+def start_error_page(problems: list[Problem], app_root: Path, cfg: Config | None, error_id: str,
+                     redact: Redactor | None = None):
+    """The start-up error page: plain for visitors, the full page for opted-in requests (by
+    token, address, or everyone when the site says so); nobody is opted in when config.toml
+    could not be read, except loopback in `wsgi-shim serve` (the developer's own preview)."""
+    from shim.runtime import optin, pages
+
+    preview = ["127.0.0.0/8", "::1"] if os.environ.get("WSGI_SHIM_PREVIEW") == "1" else []
+    opt_in, _ = optin.from_config(cfg.logging if cfg is not None else None, preview)
+    if redact is None:
+        redact = site_redactor(cfg)
+    if opt_in.token:
+        redact.add([opt_in.token.decode("utf-8", "replace")])
+    return pages.error_page(problems, process_facts(app_root), error_id, opt_in, redact)
 
 
 def _maintenance(cfg: Config | None, app_root: Path):
+    from shim.runtime import pages
+
     custom = None
     if cfg is not None and cfg.maintenance_page_path is not None:
         from shim.runtime.checks import read_maintenance_page
@@ -130,10 +157,9 @@ def _maintenance(cfg: Config | None, app_root: Path):
             custom = read_maintenance_page(cfg)
         except OSError:
             custom = None  # reported by checks.maintenance_problems; the default page is shown
-    since = ""
+    since = None
     try:
-        since = datetime.fromtimestamp(
-            os.stat(Site.from_approot(app_root).maint_txt).st_mtime).astimezone().isoformat(timespec="minutes")
+        since = os.stat(Site.from_approot(app_root).maint_txt).st_mtime
     except OSError:
         pass
     return pages.maintenance_page(custom, cfg.retry_after if cfg else 300, since)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Problem:
-    code: str        # stable identifier, e.g. "config-syntax"; README's troubleshooting table keys
+    code: str        # stable identifier, e.g. "config-syntax"; docs/troubleshooting.md's table keys
     what: str        # one sentence: what is wrong
     where: str       # file, config key or path it concerns
     fix: str         # what to do about it

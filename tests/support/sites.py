@@ -259,3 +259,15 @@ def load_like_passenger(site: Site, requests: list[dict] | None = None, user: st
     except ValueError:
         raise AssertionError(f"harness failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from None
     return LoadResult(raw["loader_error"], [Response(**r) for r in raw["responses"]], raw)
+
+
+OWNER_TOKEN = "owner-debug-token-0123456789abcdef"
+
+
+def opt_in_owner(site: Site) -> dict[str, str]:
+    """Give SITE a debug token file (mode 600, the site user's) in [logging] debug_token_file;
+    return the header that opts a request in, as the site's owner would send it."""
+    token_file = site.site / "debug-token"
+    write_file(token_file, OWNER_TOKEN + "\n", 0o600)
+    update_config(site, {"logging": {"debug_token_file": str(token_file)}})
+    return {"X-Shim-Debug-Token": OWNER_TOKEN}

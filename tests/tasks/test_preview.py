@@ -200,7 +200,7 @@ def test_demo_serves_a_hello_app_and_honours_maintenance(port, tmp_path):
 
 
 def test_inv_demo_from_the_repo_root(port, tmp_path):
-    """The README's first command for newcomers."""
+    """The quick start's `inv demo` (docs/quickstart.md)."""
     cmd = [sys.executable, "-m", "invoke", "demo", "--dir", str(tmp_path / "demo"),
            "--port", str(port)]
     with preview(cmd, port, tmp_path / "demo.log", cwd=REPO) as server:
