@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shim import __version__
 from shim.ops import checking, control
+from shim.ops.locate import NotASite, locate
 from shim.runtime import records
 from shim.runtime.layout import DEFAULT_APPROOT, DEFAULT_DOCROOT, Site
 
@@ -18,6 +19,50 @@ def _site_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("site", metavar="SITE", help="the site directory (or its app root)")
     p.add_argument("-a", "--approot", default=DEFAULT_APPROOT,
                    help=f"app root directory name inside SITE (default {DEFAULT_APPROOT})")
+
+
+def _logs_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new entries as they are written (Ctrl-C to stop)")
+    p.add_argument("--errors", action="store_true",
+                   help="only errors: request exceptions, failed starts, ERROR log records")
+    p.add_argument("--since", metavar="SPEC",
+                   help="only entries newer than SPEC: 30s, 10m, 2h, 1d, 1w, or an ISO time "
+                        "(2026-11-24T09:30, local time unless it names a zone)")
+    p.add_argument("-n", "--lines", type=_count, metavar="N",
+                   help="show the last N entries (default 50; with --since: all of them)")
+    p.add_argument("--id", metavar="ERROR_ID", dest="error_id",
+                   help="show the entry of this error id (printed on the 500 page)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:  # also rules out nan and inf
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 86400 seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("restart", help="make Passenger restart the site on its next request")
     _site_arg(p)
-    p.add_argument("--wait", type=float, metavar="SECONDS", default=0,
+    p.add_argument("--wait", type=_seconds, metavar="SECONDS", default=0,
                    help="wait up to SECONDS until a new process has started, then report its state")
     p.add_argument("--url", help="request this URL while waiting (Passenger restarts on a request)")
 
@@ -60,14 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("logs", help="read the app log the site writes")
     _site_arg(p)
-    from shim.ops import logview
-
-    logview.add_arguments(p)
+    _logs_arguments(p)
 
     p = sub.add_parser("serve", help="preview the site locally, loaded as Passenger loads it")
     _site_arg(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
 
     from shim.ops import deploy
 
@@ -84,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
     p.add_argument("dir", nargs="?", metavar="DIR", help="where to create it (default: a temporary dir)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     return parser
 
 
@@ -92,17 +135,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except NotASite as exc:
+        return _fail(args, str(exc))
+    except control.BadURL as exc:
+        return _fail(args, str(exc), 2)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
 
 
+def _fail(args, message: str, code: int = 1) -> int:
+    """One line on stderr, named after the subcommand; CODE 1 (or 2 for usage)."""
+    print(f"wsgi-shim {args.command}: {message}", file=sys.stderr)
+    return code
+
+
 def _site(args) -> Site:
-    path = Path(args.site)
-    if not path.is_absolute():
-        path = Path.cwd() / path
-    return Site.locate(path, args.approot)
+    """The site SITE names; raises NotASite (one line, exit 1) when it names none."""
+    return locate(args.site, args.approot)
 
 
 # ---- install -------------------------------------------------------------------------------
@@ -138,16 +189,21 @@ def cmd_install(args) -> int:
 # ---- check ---------------------------------------------------------------------------------
 
 
+NOT_IMPORTED = ("the import of the app (passenger_wsgi.py, [wsgi] app and everything it imports) "
+                "was not checked (--no-import)")
+
+
 def cmd_check(args) -> int:
     site = _site(args)
     problems, info = checking.collect_problems(site, not args.no_import)
+    errors = [p for p in problems if p.blocking]
+    not_checked = [NOT_IMPORTED] if args.no_import else []
     if args.json:
-        print(json.dumps({"site": str(site.site), "approot": str(site.approot),
-                          "ok": not any(p.blocking for p in problems),
+        print(json.dumps({"site": str(site.site), "approot": str(site.approot), "ok": not errors,
+                          "imported": not args.no_import, "not_checked": not_checked,
                           "maintenance": info["maintenance"], "problems": [p.as_dict() for p in problems]},
                          indent=2))
-        return 1 if any(p.blocking for p in problems) else 0
-    errors = [p for p in problems if p.blocking]
+        return 1 if errors else 0
     for p in problems:
         print(p.as_text() + "\n")
     state = "ON (visitors see the maintenance page)" if info["maintenance"] else "off"
@@ -156,9 +212,13 @@ def cmd_check(args) -> int:
     if errors:
         print(f"{len(errors)} problem{'s' if len(errors) != 1 else ''}{warnings} found in {site.approot}. "
               f"Maintenance mode: {state}.")
-        return 1
-    print(f"OK: {site.approot} would serve its app{warnings}. Maintenance mode: {state}.")
-    return 0
+    elif args.no_import:
+        print(f"No problem found in {site.approot}{warnings}, but the app was not imported (--no-import): "
+              "a missing module or an error at import time would not show. Maintenance mode: "
+              f"{state}.")
+    else:
+        print(f"OK: {site.approot} would serve its app{warnings}. Maintenance mode: {state}.")
+    return 1 if errors else 0
 
 
 # ---- maint, restart ------------------------------------------------------------------------
@@ -167,9 +227,7 @@ def cmd_check(args) -> int:
 def cmd_maint(args) -> int:
     site = _site(args)
     if not site.tmp.is_dir():
-        print(f"wsgi-shim maint: {site.tmp} does not exist; is {site.site} a site? "
-              "(wsgi-shim install creates it)", file=sys.stderr)
-        return 1
+        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
     if args.action == "status":
         print("maintenance mode is " + ("on" if site.maint_txt.exists() else "off"))
         return 0
@@ -188,24 +246,30 @@ def cmd_maint(args) -> int:
 
 def cmd_restart(args) -> int:
     site = _site(args)
+    if args.url:
+        control.check_url(args.url)
     if not site.tmp.is_dir():
-        print(f"wsgi-shim restart: {site.tmp} does not exist; is {site.site} a site?", file=sys.stderr)
-        return 1
+        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
     starts = control.starts_path(site)
     before = time.time()
     try:
         control.touch_restart(site.restart_txt)
     except OSError as exc:
-        print(f"wsgi-shim restart: cannot touch {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
+        return _fail(args, f"cannot touch {exc.filename}: {exc.strerror}")
     if not args.wait:
         print("restart requested; Passenger restarts the app on its next request")
         return 0
-    return control.wait_for_new_start(starts, before, args.wait, args.url)
+    restarted = control.wait_for_new_start(starts, before, args.wait, args.url)
+    if restarted.start is None:
+        return _fail(args, restarted.report())
+    print(restarted.report())
+    return 0 if restarted.ok else 1
 
 
 def cmd_status(args) -> int:
     site = _site(args)
+    if args.url:
+        control.check_url(args.url)
     logging_cfg = control.site_logging(site)
     starts = records.read_starts(logging_cfg.starts_path)
     last = starts[-1] if starts else None
@@ -217,19 +281,19 @@ def cmd_status(args) -> int:
     except deploy.DeployError:
         result["release"] = None
     try:
-        restart_mtime = site.restart_txt.stat().st_mtime
+        # ctime: when restart.txt was last touched, to the nanosecond; its mtime is set to a
+        # whole second (see control.touch_restart) and may lie just before the last start.
+        touched = site.restart_txt.stat().st_ctime
     except OSError:
-        restart_mtime = 0.0
-    result["restart_pending"] = bool(last and restart_mtime > last.get("epoch", 0))
+        touched = 0.0
+    result["restart_pending"] = bool(last and touched > last.get("epoch", 0))
     from shim.ops import logview
 
     result["recent_errors"] = logview.recent_errors(logging_cfg.path, 5)
     if args.url:
-        try:
-            status, headers, _ = control.http_get(args.url)
-            result["http"] = {"url": args.url, "status": status, "serving": control.classify_response(status, headers)}
-        except OSError as exc:
-            result["http"] = {"url": args.url, "error": str(getattr(exc, "reason", exc))}
+        answer = control.ask(args.url)
+        result["http"] = ({"url": answer.url, "status": answer.status, "serving": answer.serving}
+                          if answer.status is not None else {"url": answer.url, "error": answer.error})
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -254,9 +318,54 @@ def cmd_status(args) -> int:
 
 
 def cmd_logs(args) -> int:
+    """0 when the log was read, 1 when it could not be or an --id was not found, 2 for a bad --since."""
     from shim.ops import logview
 
-    return logview.run(_site(args), args)
+    site = _site(args)
+    path = control.site_logging(site).path
+    try:
+        since = logview.parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        return _fail(args, str(exc), 2)
+    if not logview.log_files(path):
+        print(f"No app log yet at {path}. It is created when the site's app process first starts "
+              "with [logging] enabled; make a request to the site, or check that [logging] enabled "
+              "is true in config.toml.", file=sys.stderr)
+        if not args.follow:
+            return 1 if args.error_id else 0
+    try:
+        if args.error_id:
+            return _log_entry(path, args.error_id)
+        limit = args.lines if args.lines is not None else (None if since is not None else logview.DEFAULT_LINES)
+        selected = logview.select(path, args.errors, since, limit)
+    except PermissionError as exc:
+        return _fail(args, f"cannot read the app log: {exc}. It belongs to the site's user (passenger_user in "
+                           "config.toml): run `wsgi-shim logs` as that user.")
+    except OSError as exc:
+        return _fail(args, f"cannot read the app log {path}: {exc}")
+    for entry in selected:
+        sys.stdout.write(logview.entry_text(entry) + "\n")
+    sys.stdout.flush()
+    if not selected and not args.follow:
+        what = "error entries" if args.errors else "entries"
+        print(f"No {what}" + (f" since {args.since}" if since is not None else "") + f" in {path}.",
+              file=sys.stderr)
+    if args.follow:
+        logview.follow(path, args.errors, sys.stdout)
+    return 0
+
+
+def _log_entry(path: Path, error_id: str) -> int:
+    from shim.ops import logview
+
+    entry = logview.find_error(path, error_id)
+    if entry is None:
+        print(f"No entry with error id {error_id} in {path} or its rotated files. It may have been rotated "
+              "away (raise [logging] backups or max_bytes to keep more), or the id belongs to another site.",
+              file=sys.stderr)
+        return 1
+    sys.stdout.write(entry["text"] + "\n")
+    return 0
 
 
 def cmd_serve(args) -> int:

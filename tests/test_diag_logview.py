@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from shim.cli import build_parser, main
 from shim.ops import logview
 from shim.runtime.applog import AppLog, format_entry
 from shim.runtime.layout import Site
@@ -23,13 +24,11 @@ def make_site(tmp_path: Path) -> tuple[Site, Path]:
 
 
 def args(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    logview.add_arguments(p)
-    return p.parse_args(list(argv))
+    return build_parser().parse_args(["logs", "SITE", *argv])
 
 
 def run(site, capsys, *argv):
-    code = logview.run(site, args(*argv))
+    code = main(["logs", str(site.site), *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -37,6 +36,8 @@ def run(site, capsys, *argv):
 def test_flags_parse():
     a = args("--follow", "--errors", "--since", "2h", "-n", "7", "--id", "abc123def0")
     assert (a.follow, a.errors, a.since, a.lines, a.error_id) == (True, True, "2h", 7, "abc123def0")
+    with pytest.raises(SystemExit):
+        args("-n", "-3")
 
 
 def test_missing_log_says_where_and_why(tmp_path, capsys):
@@ -128,7 +129,7 @@ def test_follow_across_rotation(tmp_path):
     log = AppLog(path, max_bytes=4096, backups=3)
     log.entry("INFO", "stdout", "before follow")
     out = io.StringIO()
-    t = threading.Thread(target=logview._follow, args=(path, False, out, 3.0))
+    t = threading.Thread(target=logview.follow, args=(path, False, out, 3.0))
     t.start()
     time.sleep(0.7)
     for i in range(100):  # several rotations while following
@@ -148,7 +149,7 @@ def test_follow_errors_only(tmp_path):
     _, path = make_site(tmp_path)
     log = AppLog(path)
     out = io.StringIO()
-    t = threading.Thread(target=logview._follow, args=(path, True, out, 1.5))
+    t = threading.Thread(target=logview.follow, args=(path, True, out, 1.5))
     t.start()
     time.sleep(0.6)
     log.entry("INFO", "stdout", "chatter")

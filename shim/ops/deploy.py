@@ -445,7 +445,12 @@ def restart(site: Site, wait: float, url: str | None, prog: str) -> int:
         print("Restart requested: Passenger starts the new code on the site's next request.")
         return 0
     print(f"Restart requested; waiting up to {wait:g} s for the new process...")
-    return control.wait_for_new_start(starts, before, wait, url, prog)
+    restarted = control.wait_for_new_start(starts, before, wait, url)
+    if restarted.start is not None:
+        print(restarted.report())
+    else:
+        print(f"{prog}: {restarted.report()}", file=sys.stderr)
+    return 0 if restarted.ok else 1
 
 
 def prune(site: Site, keep: int, protect: set[str]) -> list[str]:

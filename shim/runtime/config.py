@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shim.runtime.layout import DEFAULT_LOG_FILE, log_paths
 from shim.runtime.problems import Problem
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -57,7 +58,7 @@ REQUIRED = [("passenger", "passenger_user"), ("passenger", "passenger_group"),
 @dataclass
 class LoggingConfig:
     enabled: bool = True
-    file: str = "logs/app.log"
+    file: str = DEFAULT_LOG_FILE
     max_bytes: int = 1_048_576
     backups: int = 3
     level: str = "INFO"
@@ -370,8 +371,7 @@ def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) 
     if lc.debug_token_file and not os.path.isabs(lc.debug_token_file):
         r.add("config-bad-value", "[logging] debug_token_file must be an absolute path.",
               r.where("logging", "debug_token_file"), "Write the full path of a file only you can read.")
-    lc.path = cfg.app_root / lc.file
-    lc.starts_path = lc.path.parent / "starts.jsonl"
+    lc.path, lc.starts_path = log_paths(cfg.app_root, lc.file)
     cfg.logging = lc
 
 

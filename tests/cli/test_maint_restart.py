@@ -82,11 +82,13 @@ def test_status_reports_last_start_and_pending_restart():
 
 
 def test_commands_on_a_directory_that_is_no_site(tmp_path):
-    for args in (("maint", "on"), ("restart",)):
+    for args in (("maint", "on"), ("restart",), ("check",), ("status",), ("logs",)):
         out = wsgi_shim(*args, "/srv")
-        assert out.returncode == 1 and "does not exist; is /srv a site?" in out.stderr
-    out = wsgi_shim("check", "/srv")
-    assert out.returncode == 1 and "[approot-missing]" in out.stdout
+        assert out.returncode == 1, args
+        assert out.stderr.strip().splitlines() == [
+            f"wsgi-shim {args[0]}: /srv is not a site: /srv has no app root www-approot/ (nor config.toml "
+            "or passenger_wsgi.py). Create a site there with: wsgi-shim install /srv"], args
+        assert out.stdout == ""
 
 
 def test_restart_wait_timeout_shows_what_the_url_serves():
