@@ -112,17 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000)
 
-    from shim.ops import deploy
-
-    p = sub.add_parser("deploy", help="deploy new code as a release, check it, switch to it, restart")
-    _site_arg(p)
-    deploy.add_deploy_arguments(p)
-    p = sub.add_parser("rollback", help="switch back to the previous release (or --to RELEASE)")
-    _site_arg(p)
-    deploy.add_rollback_arguments(p)
-    p = sub.add_parser("releases", help="list the site's releases, marking the current one")
-    _site_arg(p)
-    deploy.add_releases_arguments(p)
+    _deploy_parsers(sub)
 
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
     p.add_argument("dir", nargs="?", metavar="DIR",
@@ -276,12 +266,10 @@ def cmd_status(args) -> int:
     starts = records.read_starts(logging_cfg.starts_path)
     last = starts[-1] if starts else None
     result: dict = {"site": str(site.site), "maintenance": site.maint_txt.exists(), "last_start": last}
-    from shim.ops import deploy
+    from shim.ops.deploy.listing import current_commit, recover_unfinished
 
-    try:
-        result["release"] = deploy.current_release(site)
-    except deploy.DeployError:
-        result["release"] = None
+    recover_unfinished(site, lambda m: print(m, file=sys.stderr))
+    result["release"], result["commit"] = current_commit(site)
     try:
         # ctime: when restart.txt was last touched, to the nanosecond; its mtime is set to a
         # whole second (see control.touch_restart) and may lie just before the last start.
@@ -302,7 +290,8 @@ def cmd_status(args) -> int:
         print(f"site:        {site.site}")
         print(f"maintenance: {'on' if result['maintenance'] else 'off'}")
         if result["release"]:
-            print(f"release:     {result['release']} (wsgi-shim releases SITE lists them)")
+            commit = f", commit {result['commit']}" if result.get("commit") else ""
+            print(f"release:     {result['release']}{commit} (wsgi-shim releases SITE lists them)")
         print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
         if result["restart_pending"]:
             print("restart:     pending (restart.txt is newer than the last start)")
@@ -425,22 +414,194 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_deploy(args) -> int:
-    from shim.ops import deploy
+# ---- deploy, rollback, releases (docs/deploying.md) ----------------------------------------
 
-    return deploy.run_deploy(_site(args), args)
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86400 or value != value:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, not {text}")
+    return value
+
+
+def _wait_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", type=_seconds, default=0, metavar="SECONDS",
+                   help="after the restart, wait up to SECONDS until a new process has started "
+                        "(needs --url), as wsgi-shim restart --wait does")
+    p.add_argument("--url", help="request this URL while waiting (Passenger restarts on a request)")
+
+
+def _deploy_parsers(sub) -> None:
+    from shim.ops.deploy import DEFAULT_KEEP, Limits
+
+    p = sub.add_parser("deploy", help="deploy new code as a release: check it, then switch to it and restart")
+    _site_arg(p)
+    p.add_argument("source", metavar="SOURCE", help="the code to deploy: a directory or a .tar.gz/.tgz")
+    p.add_argument("--maint", action="store_true",
+                   help="show the maintenance page while the release commands run and the release is "
+                        "switched (needs --url: waits until Passenger really serves the page)")
+    p.add_argument("--run", action="append", default=[], metavar="CMD",
+                   help="a release command, run in the new release with the site's Python and environment "
+                        "before the switch (e.g. 'python manage.py migrate'); repeatable; replaces "
+                        "config.toml's [deploy] run")
+    p.add_argument("--ref", metavar="REF", help="deploy exactly this git commit, branch or tag of SOURCE "
+                                                 "(a git repository); the commit is recorded")
+    p.add_argument("--keep", type=_positive_int, default=DEFAULT_KEEP, metavar="N",
+                   help=f"keep the N newest releases (default {DEFAULT_KEEP}); the current and the "
+                        "previous one are always kept")
+    p.add_argument("--no-requirements", action="store_true",
+                   help="do not pip install the release's requirements.txt")
+    p.add_argument("--init", action="store_true",
+                   help='first deploy of an existing site: change config.toml\'s [wsgi] chdir "." '
+                        'to "current" (that line only)')
+    p.add_argument("--max-bytes", type=_positive_int, default=Limits.max_bytes, metavar="N",
+                   help=f"refuse a release bigger than N bytes unpacked (default {Limits.max_bytes})")
+    p.add_argument("--max-entries", type=_positive_int, default=Limits.max_entries, metavar="N",
+                   help=f"refuse a release of more than N files and directories (default {Limits.max_entries})")
+    p.add_argument("--allow-sparse", action="store_true", help="accept sparse files in a tar archive")
+    p.add_argument("--maint-wait", type=_seconds, default=60, metavar="SECONDS",
+                   help="with --maint: how long to wait for the maintenance page, and for the app after it "
+                        "(default 60)")
+    _wait_arguments(p)
+    p = sub.add_parser("rollback", help="switch back to the release live before the current one (or --to RELEASE)")
+    _site_arg(p)
+    p.add_argument("--to", metavar="RELEASE", help="the release to go back to (default: the one that was "
+                                                   "live before the current one); see wsgi-shim releases")
+    _wait_arguments(p)
+    p = sub.add_parser("releases", help="list the site's releases and what went live when")
+    _site_arg(p)
+    p.add_argument("--json", action="store_true", help="print the releases as JSON")
+
+
+def _deploy_output():
+    from shim.ops.deploy.steps import Output
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    def warn(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    return Output(say, warn)
+
+
+def _deploy_failure(prog: str, exc: BaseException) -> int:
+    """The exit code and message of a deploy/rollback that stopped (already undone)."""
+    from shim.ops.deploy import DeployError
+    from shim.ops.deploy.journal import Interrupted
+
+    if isinstance(exc, KeyboardInterrupt):
+        signum = exc.signum if isinstance(exc, Interrupted) else 2
+        print(f"{prog}: stopped by {exc.args[0] if exc.args else 'SIGINT'}; the site is as it was before.",
+              file=sys.stderr)
+        return 128 + signum
+    for problem in getattr(exc, "problems", []):
+        print(problem.as_text() + "\n", file=sys.stderr)
+    if isinstance(exc, DeployError):
+        print(f"{prog}: {exc}", file=sys.stderr)
+    else:  # OSError
+        print(f"{prog}: {getattr(exc, 'filename', None) or ''}: {getattr(exc, 'strerror', None) or exc}"
+              .replace(": : ", ": ").lstrip(": "), file=sys.stderr)
+    return 1
+
+
+def cmd_deploy(args) -> int:
+    from shim.ops.deploy import DeployError, Limits
+    from shim.ops.deploy.steps import DeployOptions, deploy
+
+    prog = "wsgi-shim deploy"
+    site = _site(args)
+    if args.url:
+        control.check_url(args.url)
+    source = Path(args.source).absolute()
+    if not source.exists():
+        print(f"{prog}: {source} does not exist (give a directory or a .tar.gz).", file=sys.stderr)
+        return 1
+    if args.wait and not args.url:
+        print("note: --wait without --url: the new process starts only when a request arrives.", file=sys.stderr)
+    opts = DeployOptions(source=source, maint=args.maint, keep=args.keep, requirements=not args.no_requirements,
+                         init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref,
+                         limits=Limits(args.max_bytes, args.max_entries, args.allow_sparse),
+                         maint_wait=args.maint_wait)
+    try:
+        out = deploy(site, opts, _deploy_output())
+    except (DeployError, OSError, KeyboardInterrupt) as exc:
+        return _deploy_failure(prog, exc)
+    for old in out.removed:
+        print(f"Removed old release {old} (keeping {args.keep}).")
+    print(f"Deployed {out.release}." + (f" To go back to {out.previous}: wsgi-shim rollback {site.site}"
+                                        if out.previous else ""))
+    if not out.restart_ok:
+        print(f"{prog}: the new release is live but its process did not start cleanly (see above)."
+              + (f" wsgi-shim rollback {site.site} goes back to {out.previous}." if out.previous else ""),
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_rollback(args) -> int:
-    from shim.ops import deploy
+    from shim.ops.deploy import DeployError
+    from shim.ops.deploy.rollback import RollbackOptions, rollback
 
-    return deploy.run_rollback(_site(args), args)
+    prog = "wsgi-shim rollback"
+    if args.url:
+        control.check_url(args.url)
+    try:
+        out = rollback(_site(args), RollbackOptions(args.to, args.wait, args.url), _deploy_output())
+    except (DeployError, OSError, KeyboardInterrupt) as exc:
+        return _deploy_failure(prog, exc)
+    if out is None:
+        return 0
+    print(f"Rolled back to {out.release}." + (f" To undo: wsgi-shim rollback {args.site} --to {out.previous}"
+                                              if out.previous else ""))
+    return 0 if out.restart_ok else 1
 
 
 def cmd_releases(args) -> int:
-    from shim.ops import deploy
+    """The releases, newest first, current marked; then the history of what went live."""
+    from shim.ops.deploy.listing import release_info
 
-    return deploy.run_releases(_site(args), args)
+    site = _site(args)
+    info = release_info(site)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 1 if info["error"] else 0
+    if info["error"]:
+        print(f"wsgi-shim releases: {info['error']}", file=sys.stderr)
+    if info["unfinished"]:
+        print(f"note: {info['unfinished']}; the next deploy, rollback or status repairs it.", file=sys.stderr)
+    for name in info["ignored"]:
+        print(f"note: {name} in {site.site / 'releases'} is not a valid release name (no such date); ignored.",
+              file=sys.stderr)
+    if not info["releases"]:
+        print(f"No releases in {site.site / 'releases'} yet (wsgi-shim deploy SITE SOURCE makes one).")
+        return 1 if info["error"] else 0
+    for item in reversed(info["releases"]):
+        mark = "*" if item["current"] else " "
+        commit = f"  commit {item['commit'][:12]}" if item.get("commit") else ""
+        now = "  (current)" if item["current"] else ""
+        print(f"{mark} {item['name']}  deployed {item['deployed']}{commit}{now}")
+    if info["current"] is None and not info["error"]:
+        print(f"none is current: {site.approot / 'current'} does not exist (no deploy has finished yet).")
+    if info["history"]:
+        print("went live (newest first):")
+        for h in reversed(info["history"]):
+            gone = "" if h["kept"] else "  (removed)"
+            print(f"  {h['time']}  {h['release']}  by {h['how']}{gone}")
+    return 1 if info["error"] else 0
 
 
 COMMANDS = {"install": cmd_install, "check": cmd_check, "maint": cmd_maint, "restart": cmd_restart,

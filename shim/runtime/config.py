@@ -37,6 +37,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "secret_files": {},
     "environment": {},
     "maintenance": {"page": str, "retry_after": int},
+    "deploy": {"run": list},  # release commands of `wsgi-shim deploy` (not used at run time)
     "logging": {
         "enabled": bool,
         "file": str,
@@ -87,6 +88,7 @@ class Config:
     environment: dict[str, str] = field(default_factory=dict)
     maintenance_page: str = ""
     retry_after: int = 300
+    deploy_run: list[str] = field(default_factory=list)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
@@ -265,9 +267,18 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
               r.where("maintenance", "retry_after"), "Give the number of seconds, e.g. 300.")
         retry = 300
     cfg.retry_after = retry
+    _parse_deploy(r, cfg, values)
     _parse_env(r, cfg, data)
     _parse_logging(r, cfg, values)
     return cfg, r.problems
+
+
+def _parse_deploy(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    cfg.deploy_run = values.get(("deploy", "run"), [])
+    if not all(isinstance(c, str) and c.strip() for c in cfg.deploy_run):
+        r.add("config-bad-value", "[deploy] run must be a list of commands (non-empty strings).",
+              r.where("deploy", "run"), 'Write e.g. run = ["python manage.py migrate"].')
+        cfg.deploy_run = []
 
 
 def _drop_nul_strings(r: _Reader, table: dict[str, Any], path: list[str]) -> None:
