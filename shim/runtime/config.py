@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shim.runtime.layout import DEFAULT_LOG_FILE, log_paths
 from shim.runtime.problems import Problem
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -36,6 +37,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "secret_files": {},
     "environment": {},
     "maintenance": {"page": str, "retry_after": int},
+    "deploy": {"run": list},  # release commands of `wsgi-shim deploy` (not used at run time)
     "logging": {
         "enabled": bool,
         "file": str,
@@ -60,7 +62,7 @@ REQUIRED = [("passenger", "passenger_user"), ("passenger", "passenger_group"),
 @dataclass
 class LoggingConfig:
     enabled: bool = True
-    file: str = "logs/app.log"
+    file: str = DEFAULT_LOG_FILE
     max_bytes: int = 1_048_576
     backups: int = 3
     level: str = "INFO"
@@ -106,6 +108,7 @@ class Config:
     environment: dict[str, str] = field(default_factory=dict)
     maintenance_page: str = ""
     retry_after: int = 300
+    deploy_run: list[str] = field(default_factory=list)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     _secret_cache: dict[str, str | OSError] | None = field(default=None, repr=False, compare=False)
 
@@ -301,9 +304,18 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
               r.where("maintenance", "retry_after"), "Give the number of seconds, e.g. 300.")
         retry = 300
     cfg.retry_after = retry
+    _parse_deploy(r, cfg, values)
     _parse_env(r, cfg, data)
     _parse_logging(r, cfg, values)
     return cfg, r.problems
+
+
+def _parse_deploy(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    cfg.deploy_run = values.get(("deploy", "run"), [])
+    if not all(isinstance(c, str) and c.strip() for c in cfg.deploy_run):
+        r.add("config-bad-value", "[deploy] run must be a list of commands (non-empty strings).",
+              r.where("deploy", "run"), 'Write e.g. run = ["python manage.py migrate"].')
+        cfg.deploy_run = []
 
 
 def _drop_nul_strings(r: _Reader, table: dict[str, Any], path: list[str]) -> None:
@@ -408,8 +420,7 @@ def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) 
     if lc.debug_token_file and not os.path.isabs(lc.debug_token_file):
         r.add("config-bad-value", "[logging] debug_token_file must be an absolute path.",
               r.where("logging", "debug_token_file"), "Write the full path of a file only you can read.")
-    lc.path = cfg.app_root / lc.file
-    lc.starts_path = lc.path.parent / "starts.jsonl"
+    lc.path, lc.starts_path = log_paths(cfg.app_root, lc.file)
     cfg.logging = lc
 
 

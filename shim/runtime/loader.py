@@ -18,7 +18,7 @@ from shim import __version__
 from shim.runtime import records
 from shim.runtime.checks import runtime_problems
 from shim.runtime.config import Config, LoggingConfig, load_config
-from shim.runtime.layout import Site
+from shim.runtime.layout import Site, log_paths
 from shim.runtime.permissions import name_of_group, name_of_user
 from shim.runtime.problems import Problem
 from shim.runtime.redact import Redactor, secret_env_values
@@ -48,8 +48,7 @@ def process_facts(app_root: Path) -> dict[str, str]:
 def default_logging(app_root: Path) -> LoggingConfig:
     """Where the log goes when config.toml cannot be read: its default place."""
     cfg = LoggingConfig()
-    cfg.path = app_root / cfg.file
-    cfg.starts_path = cfg.path.parent / "starts.jsonl"
+    cfg.path, cfg.starts_path = log_paths(app_root, cfg.file)
     return cfg
 
 
