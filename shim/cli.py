@@ -11,7 +11,6 @@ from pathlib import Path
 from shim import __version__
 from shim.ops import checking, control
 from shim.ops.locate import NotASite, locate
-from shim.runtime import records
 from shim.runtime.layout import DEFAULT_APPROOT, DEFAULT_DOCROOT, Site
 
 
@@ -115,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     _deploy_parsers(sub)
 
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
-    p.add_argument("dir", nargs="?", metavar="DIR", help="where to create it (default: a temporary dir)")
+    p.add_argument("dir", nargs="?", metavar="DIR",
+                   help="where to create it (default: a temporary directory, removed when the demo stops)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary demo site when the demo stops")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000)
     return parser
@@ -257,50 +258,30 @@ def cmd_restart(args) -> int:
 
 
 def cmd_status(args) -> int:
-    site = _site(args)
-    if args.url:
-        control.check_url(args.url)
-    logging_cfg = control.site_logging(site)
-    starts = records.read_starts(logging_cfg.starts_path)
-    last = starts[-1] if starts else None
-    result: dict = {"site": str(site.site), "maintenance": site.maint_txt.exists(), "last_start": last}
-    from shim.ops.deploy.listing import current_commit, recover_unfinished
+    from shim.ops.status import site_status
 
-    recover_unfinished(site, lambda m: print(m, file=sys.stderr))
-    result["release"], result["commit"] = current_commit(site)
-    try:
-        # ctime: when restart.txt was last touched, to the nanosecond; its mtime is set to a
-        # whole second (see control.touch_restart) and may lie just before the last start.
-        touched = site.restart_txt.stat().st_ctime
-    except OSError:
-        touched = 0.0
-    result["restart_pending"] = bool(last and touched > last.get("epoch", 0))
-    from shim.ops import logview
-
-    result["recent_errors"] = logview.recent_errors(logging_cfg.path, 5)
-    if args.url:
-        answer = control.ask(args.url)
-        result["http"] = ({"url": answer.url, "status": answer.status, "serving": answer.serving}
-                          if answer.status is not None else {"url": answer.url, "error": answer.error})
+    status = site_status(_site(args), args.url, lambda m: print(m, file=sys.stderr))
     if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"site:        {site.site}")
-        print(f"maintenance: {'on' if result['maintenance'] else 'off'}")
-        if result["release"]:
-            commit = f", commit {result['commit']}" if result.get("commit") else ""
-            print(f"release:     {result['release']}{commit} (wsgi-shim releases SITE lists them)")
-        print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
-        if result["restart_pending"]:
-            print("restart:     pending (restart.txt is newer than the last start)")
-        for entry in result["recent_errors"]:
-            print(f"error:       {entry.get('time', '')} id {entry.get('id', '?')}: {entry.get('summary', '')}")
-        http = result.get("http")
-        if http:
-            print(f"http:        {http['url']} -> " + (f"{http['status']}, serving {http['serving']}"
-                                                       if "status" in http else f"unreachable: {http['error']}"))
-    serving = (result.get("http") or {}).get("serving") or (last or {}).get("state")
-    return 0 if serving in ("app", "maintenance") else 1
+        print(json.dumps(status.as_dict(), indent=2))
+        return 0 if status.ok else 1
+    last = status.last_start
+    print(f"site:        {status.site}")
+    print(f"maintenance: {'on' if status.maintenance else 'off'}")
+    if status.release:
+        commit = f", commit {status.commit}" if status.commit else ""
+        print(f"release:     {status.release}{commit} (wsgi-shim releases SITE lists them)")
+    print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
+    if status.restart_pending:
+        print("restart:     pending (restart.txt is newer than the last start)")
+    for e in status.errors:
+        label = "error:      " if e.current else "earlier:    "
+        note = "" if e.current else "  (before the last restart or a good start since: maybe fixed)"
+        print(f"{label} {e.time} {e.kind} {e.id or '-'}: {e.summary}{note}")
+    if status.errors:
+        print("             (wsgi-shim logs SITE --id ID shows an error in full)")
+    if status.http:
+        print(f"http:        {status.http.describe()}")
+    return 0 if status.ok else 1
 
 
 # ---- logs, serve, demo ---------------------------------------------------------------------
@@ -357,16 +338,59 @@ def _log_entry(path: Path, error_id: str) -> int:
     return 0
 
 
+def _say(kind: str, text: str) -> None:
+    """The preview's messages, on stderr (stdout stays the app's)."""
+    print(text if kind == "app-error" else f"[wsgi-shim serve] {text}", file=sys.stderr, flush=True)
+
+
 def cmd_serve(args) -> int:
     from shim.ops import preview
 
-    return preview.serve(_site(args), args.host, args.port)
+    site = _site(args)
+    try:
+        preview.check_site(site)
+        sock = preview.listen(args.host, args.port)
+    except preview.PreviewError as exc:
+        return _fail(args, str(exc))
+    _say("serving", f"restart the app: wsgi-shim restart {site.site}   maintenance: wsgi-shim maint on|off "
+                    f"{site.site}")
+    preview.serve(site, sock, _say)
+    return 0
+
+
+def _quiet(kind: str, text: str) -> None:
+    """The demo shows what goes wrong and what changes, not the routine."""
+    if kind not in ("start", "serving", "stop"):
+        _say(kind, text)
 
 
 def cmd_demo(args) -> int:
     from shim.ops import preview
 
-    return preview.demo(Path(args.dir).absolute() if args.dir else None, args.host, args.port)
+    try:
+        sock = preview.listen(args.host, args.port)  # before anything is created
+    except preview.PreviewError as exc:
+        return _fail(args, str(exc))
+    try:
+        demo = preview.make_demo(Path(args.dir) if args.dir else None)
+    except preview.PreviewError as exc:
+        sock.close()
+        return _fail(args, str(exc))
+    removed = demo.temporary and not args.keep
+    print(f"wsgi-shim demo: serving a demo site on {preview.url_of(sock)}  (Ctrl-C stops)")
+    print(f"  site directory: {demo.site.site}" + (" (removed when the demo stops; --keep keeps it)"
+                                                   if removed else ""))
+    print("  try /fail (a request that fails), and in another terminal:")
+    for line in demo.try_lines():
+        print("    " + line)
+    sys.stdout.flush()
+    try:
+        preview.serve(demo.site, sock, _quiet)
+    finally:
+        if removed:
+            preview.remove_demo(demo)
+            print(f"wsgi-shim demo: removed {demo.site.site}", file=sys.stderr)
+    return 0
 
 
 # ---- deploy, rollback, releases (docs/deploying.md) ----------------------------------------

@@ -29,7 +29,8 @@ except ImportError as exc:  # PassengerPython names a Python without wsgi-shim: 
              "the site venv's python, or install wsgi-shim into this one: "
              "<code>inv install</code> or <code>%s -m pip install /path/to/wsgi-shim</code>. "
              "[shim-not-installed]</p>"
-             % tuple(html.escape(str(v)) for v in (sys.executable, exc, sys.executable))).encode()
+             % tuple(html.escape(str(v)) for v in (sys.executable, exc, sys.executable))
+             ).encode("utf-8", "backslashreplace")  # a path need not be UTF-8
 
     def application(environ, start_response):
         start_response("500 Internal Server Error", [("Content-Type", "text/html; charset=utf-8"),

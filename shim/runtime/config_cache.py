@@ -71,7 +71,7 @@ def _key(app_root: Path, file: Path) -> tuple | None:
 
 def _plain(obj: Config | LoggingConfig) -> dict:
     out = {}
-    for name, value in vars(obj).items():
+    for name, value in obj.fields().items():
         if isinstance(value, LoggingConfig):
             value = _plain(value)
         elif isinstance(value, Path):
