@@ -43,6 +43,10 @@ class Problem:
     def __hash__(self) -> int:
         return hash(self._key())
 
+    def replace(self, **changes: str) -> "Problem":
+        """A copy with some fields changed (what dataclasses.replace did)."""
+        return Problem(**{**self.as_dict(), **changes})
+
     def __reduce__(self) -> tuple[type, tuple[str, ...]]:  # copy and pickle, as a dataclass had
         return Problem, self._key()
 
