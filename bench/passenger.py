@@ -146,8 +146,9 @@ def run_rounds(servers: dict[str, ApacheServer], urls: dict[str, str], approots:
     return runs
 
 
-def measure(rounds: int = 8, seconds: float = 5, warmup: float = 3, only: tuple[str, ...] = ()) -> dict:
-    made = bench_sites.make_all()
+def measure(rounds: int = 8, seconds: float = 5, warmup: float = 3, only: tuple[str, ...] = (),
+            made: dict[str, bench_sites.BenchSite] | None = None) -> dict:
+    made = made or bench_sites.make_all()
     sites = {n: made[n] for n in (only or tuple(made))}  # in this order: warm-up and first round
     servers: dict[str, ApacheServer] = {}
     try:

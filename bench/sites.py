@@ -77,10 +77,15 @@ def bare_site(python: Path) -> BenchSite:
     return BenchSite("bare", approot, docroot, python)
 
 
-def ours_site() -> BenchSite:
+def ours_site(name: str = "ours", config: dict | None = None) -> BenchSite:
     venv = shared_venv()
-    site = make_site("bench-ours", {"app.py": APP})
-    return BenchSite("ours", site.approot, site.docroot, venv / "bin/python")
+    site = make_site(f"bench-{name}", {"app.py": APP}, config=config)
+    return BenchSite(name, site.approot, site.docroot, venv / "bin/python")
+
+
+def ours_off_site() -> BenchSite:
+    """Ours with the request-time diagnostics off ([logging] catch_errors = false)."""
+    return ours_site("ours-off", {"logging": {"catch_errors": False}})
 
 
 def v010_site(venv: Path) -> BenchSite:

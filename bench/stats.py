@@ -43,3 +43,15 @@ def rotations(names: Sequence[str], rounds: int) -> list[list[str]]:
     """Round r runs the variants starting at r mod n: every variant goes first equally often."""
     n = len(names)
     return [[names[(r + i) % n] for i in range(n)] for r in range(rounds)]
+
+
+def paired_diffs(ours: Sequence[float], base: Sequence[float]) -> list[float]:
+    return [o - b for o, b in zip(ours, base)]
+
+
+def value_text(values: Sequence[float], unit: str, digits: int = 1) -> str:
+    """'12.3 ms (11.0-14.1)': the median with its spread."""
+    if not values:
+        return "n/a"
+    low, high = spread(values)
+    return f"{median(values):.{digits}f} {unit} ({low:.{digits}f}-{high:.{digits}f})"

@@ -131,3 +131,27 @@ def _python_child(pid: int) -> int:
             return int(children.read_text().split()[0])
         time.sleep(0.005)
     return pid
+
+
+def per_request(sites: dict[str, BenchSite], rounds: int, requests: int) -> dict:
+    """CPU time per request of one real app process per variant, driven over its socket in
+    alternated rounds; and what each process holds afterwards (RSS, threads, open files)."""
+    from bench.stats import rotations
+
+    workers = {}
+    try:
+        for name, site in sites.items():
+            workers[name] = Worker.spawn(site)
+        cpu: dict[str, list[float]] = {n: [] for n in sites}
+        for order in rotations(list(sites), rounds):
+            for name in order:
+                worker = workers[name]
+                before = worker.cpu_seconds()
+                for _ in range(requests):
+                    worker.request()
+                cpu[name].append((worker.cpu_seconds() - before) / requests * 1e6)
+        return {"cpu_us_per_request": cpu, "requests": requests,
+                "process": {n: w.status() for n, w in workers.items()}}
+    finally:
+        for worker in workers.values():
+            worker.close()
