@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     _deploy_parsers(sub)
 
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
-    p.add_argument("dir", nargs="?", metavar="DIR", help="where to create it (default: a temporary dir)")
+    p.add_argument("dir", nargs="?", metavar="DIR",
+                   help="where to create it (default: a temporary directory, removed when the demo stops)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary demo site when the demo stops")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000)
     return parser
@@ -357,16 +359,59 @@ def _log_entry(path: Path, error_id: str) -> int:
     return 0
 
 
+def _say(kind: str, text: str) -> None:
+    """The preview's messages, on stderr (stdout stays the app's)."""
+    print(text if kind == "app-error" else f"[wsgi-shim serve] {text}", file=sys.stderr, flush=True)
+
+
 def cmd_serve(args) -> int:
     from shim.ops import preview
 
-    return preview.serve(_site(args), args.host, args.port)
+    site = _site(args)
+    try:
+        preview.check_site(site)
+        sock = preview.listen(args.host, args.port)
+    except preview.PreviewError as exc:
+        return _fail(args, str(exc))
+    _say("serving", f"restart the app: wsgi-shim restart {site.site}   maintenance: wsgi-shim maint on|off "
+                    f"{site.site}")
+    preview.serve(site, sock, _say)
+    return 0
+
+
+def _quiet(kind: str, text: str) -> None:
+    """The demo shows what goes wrong and what changes, not the routine."""
+    if kind not in ("start", "serving", "stop"):
+        _say(kind, text)
 
 
 def cmd_demo(args) -> int:
     from shim.ops import preview
 
-    return preview.demo(Path(args.dir).absolute() if args.dir else None, args.host, args.port)
+    try:
+        sock = preview.listen(args.host, args.port)  # before anything is created
+    except preview.PreviewError as exc:
+        return _fail(args, str(exc))
+    try:
+        demo = preview.make_demo(Path(args.dir) if args.dir else None)
+    except preview.PreviewError as exc:
+        sock.close()
+        return _fail(args, str(exc))
+    removed = demo.temporary and not args.keep
+    print(f"wsgi-shim demo: serving a demo site on {preview.url_of(sock)}  (Ctrl-C stops)")
+    print(f"  site directory: {demo.site.site}" + (" (removed when the demo stops; --keep keeps it)"
+                                                   if removed else ""))
+    print("  try /fail (a request that fails), and in another terminal:")
+    for line in demo.try_lines():
+        print("    " + line)
+    sys.stdout.flush()
+    try:
+        preview.serve(demo.site, sock, _quiet)
+    finally:
+        if removed:
+            preview.remove_demo(demo)
+            print(f"wsgi-shim demo: removed {demo.site.site}", file=sys.stderr)
+    return 0
 
 
 # ---- deploy, rollback, releases (docs/deploying.md) ----------------------------------------

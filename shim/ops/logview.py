@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -174,16 +175,18 @@ def _wanted(e: dict[str, Any], errors_only: bool, since: float | None) -> bool:
     return since is None or entry_epoch(e) >= since
 
 
-def follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = None) -> None:
-    """Write entries appended from now on to OUT (a text stream) until interrupted (Ctrl-C) or
-    STOP_AFTER seconds; follows the log across rotations."""
+def follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = None,
+           stop: threading.Event | None = None) -> None:
+    """Write entries appended from now on to OUT (a text stream) until interrupted (Ctrl-C),
+    STOP_AFTER seconds or STOP is set; follows the log across rotations. A log that does not
+    exist yet is read from its start once it appears."""
     f = None
     ident = None
     pending = ""  # a line still being written
-    first = True
+    first = os.path.exists(path)
     deadline = None if stop_after is None else time.monotonic() + stop_after
     try:
-        while deadline is None or time.monotonic() < deadline:
+        while (deadline is None or time.monotonic() < deadline) and not (stop and stop.is_set()):
             if f is None:
                 try:
                     # kept open across polls, closed in finally
