@@ -11,7 +11,6 @@ from pathlib import Path
 from shim import __version__
 from shim.ops import checking, control
 from shim.ops.locate import NotASite, locate
-from shim.runtime import records
 from shim.runtime.layout import DEFAULT_APPROOT, DEFAULT_DOCROOT, Site
 
 
@@ -259,50 +258,30 @@ def cmd_restart(args) -> int:
 
 
 def cmd_status(args) -> int:
-    site = _site(args)
-    if args.url:
-        control.check_url(args.url)
-    logging_cfg = control.site_logging(site)
-    starts = records.read_starts(logging_cfg.starts_path)
-    last = starts[-1] if starts else None
-    result: dict = {"site": str(site.site), "maintenance": site.maint_txt.exists(), "last_start": last}
-    from shim.ops.deploy.listing import current_commit, recover_unfinished
+    from shim.ops.status import site_status
 
-    recover_unfinished(site, lambda m: print(m, file=sys.stderr))
-    result["release"], result["commit"] = current_commit(site)
-    try:
-        # ctime: when restart.txt was last touched, to the nanosecond; its mtime is set to a
-        # whole second (see control.touch_restart) and may lie just before the last start.
-        touched = site.restart_txt.stat().st_ctime
-    except OSError:
-        touched = 0.0
-    result["restart_pending"] = bool(last and touched > last.get("epoch", 0))
-    from shim.ops import logview
-
-    result["recent_errors"] = logview.recent_errors(logging_cfg.path, 5)
-    if args.url:
-        answer = control.ask(args.url)
-        result["http"] = ({"url": answer.url, "status": answer.status, "serving": answer.serving}
-                          if answer.status is not None else {"url": answer.url, "error": answer.error})
+    status = site_status(_site(args), args.url, lambda m: print(m, file=sys.stderr))
     if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"site:        {site.site}")
-        print(f"maintenance: {'on' if result['maintenance'] else 'off'}")
-        if result["release"]:
-            commit = f", commit {result['commit']}" if result.get("commit") else ""
-            print(f"release:     {result['release']}{commit} (wsgi-shim releases SITE lists them)")
-        print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
-        if result["restart_pending"]:
-            print("restart:     pending (restart.txt is newer than the last start)")
-        for entry in result["recent_errors"]:
-            print(f"error:       {entry.get('time', '')} id {entry.get('id', '?')}: {entry.get('summary', '')}")
-        http = result.get("http")
-        if http:
-            print(f"http:        {http['url']} -> " + (f"{http['status']}, serving {http['serving']}"
-                                                       if "status" in http else f"unreachable: {http['error']}"))
-    serving = (result.get("http") or {}).get("serving") or (last or {}).get("state")
-    return 0 if serving in ("app", "maintenance") else 1
+        print(json.dumps(status.as_dict(), indent=2))
+        return 0 if status.ok else 1
+    last = status.last_start
+    print(f"site:        {status.site}")
+    print(f"maintenance: {'on' if status.maintenance else 'off'}")
+    if status.release:
+        commit = f", commit {status.commit}" if status.commit else ""
+        print(f"release:     {status.release}{commit} (wsgi-shim releases SITE lists them)")
+    print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
+    if status.restart_pending:
+        print("restart:     pending (restart.txt is newer than the last start)")
+    for e in status.errors:
+        label = "error:      " if e.current else "earlier:    "
+        note = "" if e.current else "  (before the last restart or a good start since: maybe fixed)"
+        print(f"{label} {e.time} {e.kind} {e.id or '-'}: {e.summary}{note}")
+    if status.errors:
+        print("             (wsgi-shim logs SITE --id ID shows an error in full)")
+    if status.http:
+        print(f"http:        {status.http.describe()}")
+    return 0 if status.ok else 1
 
 
 # ---- logs, serve, demo ---------------------------------------------------------------------

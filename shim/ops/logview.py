@@ -122,11 +122,7 @@ def parse_since(spec: str, now: float | None = None) -> float:
 
 
 def recent_errors(log_path: Path, limit: int) -> list[dict[str, Any]]:
-    """The last `limit` error entries (newest last), for `wsgi-shim status`. Never raises.
-
-    Each: {"time", "pid", "level", "source", "message", "error_id", "text"}, plus "id" (=
-    error_id) and "summary" (= message) as `wsgi-shim status` prints them.
-    """
+    """The last `limit` error entries (newest last), for `wsgi-shim status`. Never raises."""
     found: deque[dict[str, Any]] = deque(maxlen=max(0, limit))
     try:
         for e in read_entries(Path(log_path)):
@@ -134,7 +130,7 @@ def recent_errors(log_path: Path, limit: int) -> list[dict[str, Any]]:
                 found.append(e)
     except OSError:
         return []
-    return [_public(e) for e in found]
+    return [_with_text(e) for e in found]
 
 
 def find_error(log_path: Path, error_id: str) -> dict[str, Any] | None:
@@ -142,16 +138,13 @@ def find_error(log_path: Path, error_id: str) -> dict[str, Any] | None:
     wanted = error_id.strip().lower()
     for e in read_entries(Path(log_path)):
         if e["error_id"] == wanted:
-            return _public(e)
+            return _with_text(e)
     return None
 
 
-def _public(e: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in e.items() if k != "lines"}
-    out["text"] = entry_text(e)
-    out["id"] = e["error_id"]
-    out["summary"] = e["message"]
-    return out
+def _with_text(e: dict[str, Any]) -> dict[str, Any]:
+    """An entry plus its whole text, as printed."""
+    return {**e, "text": entry_text(e)}
 
 
 # -- selecting -----------------------------------------------------------------------------
