@@ -54,9 +54,12 @@ def log_files(log_path: Path) -> list[Path]:
 
 def parse_entries(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """Group log lines into entries: a header line plus its indented continuation lines."""
+    from shim.runtime.redact import escape_controls
+
     current: dict[str, Any] | None = None
     for line in lines:
-        line = line.rstrip("\n")
+        # Whatever wrote the file, nothing raw reaches the terminal (ESC) or splits an entry.
+        line = escape_controls(line.rstrip("\n"))
         m = ENTRY.match(line)
         if m:
             if current is not None:
@@ -90,12 +93,40 @@ def entry_epoch(entry: dict[str, Any]) -> float:
         return 0.0
 
 
+MAX_LINE = 1024 * 1024  # longer lines are cut: a log line is never worth more memory
+
+
+def open_log(path: Path) -> Any:
+    """A log file for reading as text: a regular file only (a FIFO would block), split at \\n
+    only (a CR written by an older wsgi-shim must not start a line). Raises OSError."""
+    from shim.runtime.files import open_regular
+
+    fd = open_regular(path)
+    return open(fd, encoding="utf-8", errors="replace", newline="\n")
+
+
+def bounded_lines(f: Any, limit: int = MAX_LINE) -> Iterator[str]:
+    """Lines of f, each cut at `limit` characters (the rest of that line is skipped, so it can
+    never be read as a line of its own)."""
+    while True:
+        line = f.readline(limit)
+        if not line:
+            return
+        if len(line) >= limit and not line.endswith("\n"):
+            while True:
+                rest = f.readline(limit)
+                if not rest or rest.endswith("\n"):
+                    break
+            line += " [line cut]\n"
+        yield line
+
+
 def read_entries(log_path: Path) -> Iterator[dict[str, Any]]:
     """All entries of the log and its rotated files, oldest first. Raises OSError."""
     for path in log_files(log_path):
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                yield from parse_entries(f)
+            with open_log(path) as f:
+                yield from parse_entries(bounded_lines(f))
         except FileNotFoundError:  # rotated away while we read
             continue
 
@@ -183,7 +214,7 @@ def follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = N
             if f is None:
                 try:
                     # kept open across polls, closed in finally
-                    f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+                    f = open_log(path)
                 except FileNotFoundError:
                     time.sleep(POLL_SECONDS)
                     continue

@@ -66,17 +66,18 @@ def from_config(cfg: Any, extra_addresses: Sequence[str] = ()) -> tuple[OptIn, l
         if why:
             warnings.append(f"[logging] debug_token_file {token_file} {why}; "
                             "no request sees tracebacks by token.")
-    networks = []
-    addresses = [*(getattr(cfg, "debug_addresses", None) or []), *extra_addresses]
-    if addresses:
+    networks: list[Any] = []
+    bad: list[str] = []
+    if hasattr(cfg, "debug_networks"):  # parsed once per process, by shim.runtime.config
+        found, bad = cfg.debug_networks()
+        networks += found
+    if extra_addresses:
         import ipaddress
 
-        for a in addresses:
-            try:
-                networks.append(ipaddress.ip_network(str(a).strip(), strict=False))
-            except ValueError:
-                warnings.append(f"[logging] debug_addresses entry {a!r} is not an IP address or "
-                                "network; it is ignored.")
+        networks += [ipaddress.ip_network(a, strict=False) for a in extra_addresses]
+    for a in bad:
+        warnings.append(f"[logging] debug_addresses entry {a!r} is not an IP address or "
+                        "network; it is ignored.")
     everyone = getattr(cfg, "details_for_everyone", False) is True
     return OptIn(token, networks, everyone), warnings
 
