@@ -496,13 +496,13 @@ def test_release_commands_run_in_the_new_release_with_the_sites_environment():
     update_config(site, {"environment": {"SITE_MODE": "production", "DB_PASSWORD": "hunter2-very-secret"}})
     src = source_dir(site, "v2", {"app.py": app_source("v2"),
                                   "manage.py": "import os, sys\nprint('manage', sys.argv[1:], os.getcwd(),"
-                                               " os.environ['SITE_MODE'], sys.prefix)\n"
+                                               " os.environ['SITE_MODE'] == 'production', sys.prefix)\n"
                                                "print('password is', os.environ['DB_PASSWORD'])\n"})
     done = deploy(site, src, "--run", "python manage.py migrate", "--run", "python manage.py collectstatic")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     new = current(site)
-    assert f"manage ['migrate'] {site.site}/releases/{new} production" in out
+    assert f"manage ['migrate'] {site.site}/releases/{new} True" in out
     assert "manage ['collectstatic']" in out
     assert "hunter2-very-secret" not in out and "password is" in out  # the secret is masked
     assert out.index("manage ['migrate']") < out.index("Switching")  # before the switch
