@@ -212,3 +212,28 @@ def test_surrogates_never_break_a_page():
     full = page.full.decode("utf-8")
     assert "/srv/caf\\xe9/app.py" in full
     assert pages.request_error_page("0123456789", (bad, bad)).decode("utf-8")
+
+
+def test_a_fifo_as_debug_token_or_source_file_never_blocks(tmp_path):
+    from shim.runtime import optin
+
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)
+    token, why = optin.read_token(str(fifo))
+    assert token == b"" and "FIFO" in why
+    os.mkfifo(tmp_path / "app.py")
+    assert pages.source_lines(str(tmp_path / "app.py"), 3) == []
+
+
+def test_details_for_everyone_also_opens_the_request_error_page(tmp_path):
+    from shim.runtime import diagnostics
+    from shim.runtime.config import LoggingConfig
+
+    def failing(environ, start_response):
+        raise ValueError("view failed")
+
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "203.0.113.9"}
+    for everyone, shown in ((False, False), (True, True)):
+        app = diagnostics.wrap(failing, LoggingConfig(details_for_everyone=everyone), None, [])
+        body = b"".join(app(dict(env), lambda *a: None)).decode()
+        assert ("ValueError: view failed" in body) is shown, body
