@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from shim import __version__
@@ -117,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except NotASite as exc:
+    except (NotASite, control.NoRestartDir) as exc:
         return _fail(args, str(exc))
     except control.BadURL as exc:
         return _fail(args, str(exc), 2)
@@ -221,40 +220,26 @@ def cmd_check(args) -> int:
 
 def cmd_maint(args) -> int:
     site = _site(args)
-    if not site.tmp.is_dir():
-        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
     if args.action == "status":
         print("maintenance mode is " + ("on" if site.maint_txt.exists() else "off"))
         return 0
     try:
-        changed = control.maint_on(site.maint_txt) if args.action == "on" else control.maint_off(site.maint_txt)
-        if not args.no_restart:
-            control.touch_restart(site.restart_txt)
+        changed = control.set_maintenance(site, args.action == "on", restart=not args.no_restart)
     except OSError as exc:
-        print(f"wsgi-shim maint: cannot change {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
-    word = "on" if args.action == "on" else "off"
-    print(f"maintenance mode {'is now' if changed else 'was already'} {word}"
+        return _fail(args, f"cannot change {exc.filename}: {exc.strerror}")
+    print(f"maintenance mode {'is now' if changed else 'was already'} {args.action}"
           + ("" if args.no_restart else "; the site restarts on its next request"))
     return 0
 
 
 def cmd_restart(args) -> int:
-    site = _site(args)
-    if args.url:
-        control.check_url(args.url)
-    if not site.tmp.is_dir():
-        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
-    starts = control.starts_path(site)
-    before = time.time()
     try:
-        control.touch_restart(site.restart_txt)
+        restarted = control.restart(_site(args), args.wait, args.url)
     except OSError as exc:
         return _fail(args, f"cannot touch {exc.filename}: {exc.strerror}")
-    if not args.wait:
+    if restarted is None:
         print("restart requested; Passenger restarts the app on its next request")
         return 0
-    restarted = control.wait_for_new_start(starts, before, args.wait, args.url)
     if restarted.start is None:
         return _fail(args, restarted.report())
     print(restarted.report())
