@@ -286,6 +286,8 @@ def cmd_logs(args) -> int:
         since = logview.parse_since(args.since) if args.since else None
     except ValueError as exc:
         return _fail(args, str(exc), 2)
+    if args.error_id and not logview.log_files(path) and _start_error(site, args.error_id):
+        return 0  # the app log is off, but the start record has it
     if not logview.log_files(path):
         print(f"No app log yet at {path}. It is created when the site's app process first starts "
               "with [logging] enabled; make a request to the site, or check that [logging] enabled "
@@ -294,7 +296,7 @@ def cmd_logs(args) -> int:
             return 1 if args.error_id else 0
     try:
         if args.error_id:
-            return _log_entry(path, args.error_id)
+            return _log_entry(path, args.error_id, site)
         limit = args.lines if args.lines is not None else (None if since is not None else logview.DEFAULT_LINES)
         selected = logview.select(path, args.errors, since, limit)
     except PermissionError as exc:
@@ -314,10 +316,12 @@ def cmd_logs(args) -> int:
     return 0
 
 
-def _log_entry(path: Path, error_id: str) -> int:
+def _log_entry(path: Path, error_id: str, site: Site) -> int:
     from shim.ops import logview
 
     entry = logview.find_error(path, error_id)
+    if entry is None and _start_error(site, error_id):
+        return 0
     if entry is None:
         print(f"No entry with error id {error_id} in {path} or its rotated files. It may have been rotated "
               "away (raise [logging] backups or max_bytes to keep more), or the id belongs to another site.",
@@ -325,6 +329,18 @@ def _log_entry(path: Path, error_id: str) -> int:
         return 1
     sys.stdout.write(entry["text"] + "\n")
     return 0
+
+
+def _start_error(site: Site, error_id: str) -> bool:
+    """Print the start record carrying a start-up error's id (from the page), if one does."""
+    from shim.runtime import records
+
+    wanted = error_id.strip().lower()
+    for record in reversed(records.read_starts(control.starts_path(site), limit=1000)):
+        if record.get("error_id") == wanted:
+            print(control.describe_start(record))
+            return True
+    return False
 
 
 def _say(kind: str, text: str) -> None:

@@ -119,6 +119,16 @@ def test_unreadable_config_keeps_every_page_plain_and_status_finds_the_error_by_
 
 
 @pytest.mark.realserver
+def test_logs_id_finds_a_start_error_even_with_the_app_log_off():
+    site = make_site("nolog", app_source={"app.py": BROKEN_APP}, config={"logging": {"enabled": False}})
+    eid = error_id(load_like_passenger(site, [VISITOR]).response)
+    logs = wsgi_shim("logs", str(site.site), "--id", eid)
+    assert logs.returncode == 0, logs.stderr
+    assert f"error id {eid}" in logs.stdout and "[app-exception]" in logs.stdout
+    assert wsgi_shim("logs", str(site.site), "--id", "0000000000").returncode == 1
+
+
+@pytest.mark.realserver
 def test_a_site_may_show_details_to_everyone():
     site = make_site("public", app_source={"app.py": BROKEN_APP},
                      config={"logging": {"details_for_everyone": True}})
