@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
-import time
 from pathlib import Path
 
 from shim import __version__
 from shim.ops import checking, control
 from shim.ops.locate import NotASite, locate
-from shim.runtime import records
 from shim.runtime.layout import DEFAULT_APPROOT, DEFAULT_DOCROOT, Site
 
 
@@ -52,16 +52,6 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 86400:  # also rules out nan and inf
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 86400 seconds")
     return value
 
 
@@ -115,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     _deploy_parsers(sub)
 
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
-    p.add_argument("dir", nargs="?", metavar="DIR", help="where to create it (default: a temporary dir)")
+    p.add_argument("dir", nargs="?", metavar="DIR",
+                   help="where to create it (default: a temporary directory, removed when the demo stops)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary demo site when the demo stops")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000)
     return parser
@@ -125,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except NotASite as exc:
+    except (NotASite, control.NoRestartDir) as exc:
         return _fail(args, str(exc))
     except control.BadURL as exc:
         return _fail(args, str(exc), 2)
@@ -133,11 +125,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except RecursionError:  # e.g. thousands of nested brackets in a file a command reads
+        return _fail(args, "a file is nested too deeply to read (thousands of [ or {?); check config.toml "
+                           "with a TOML validator.")
+    except Exception as exc:  # noqa: BLE001 - the last line: one clear line, not a traceback
+        if os.environ.get("WSGI_SHIM_TRACEBACK") == "1":
+            raise
+        return _fail(args, f"internal error: {exc.__class__.__name__}: {_printable(str(exc))}. Please report "
+                           "it; WSGI_SHIM_TRACEBACK=1 shows the traceback.")
+
+
+def _printable(text: str) -> str:
+    """Control characters (a path may hold an escape sequence) shown escaped, never sent raw."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 def _fail(args, message: str, code: int = 1) -> int:
     """One line on stderr, named after the subcommand; CODE 1 (or 2 for usage)."""
-    print(f"wsgi-shim {args.command}: {message}", file=sys.stderr)
+    print(f"wsgi-shim {args.command}: {_printable(message)}", file=sys.stderr)
     return code
 
 
@@ -216,40 +221,26 @@ def cmd_check(args) -> int:
 
 def cmd_maint(args) -> int:
     site = _site(args)
-    if not site.tmp.is_dir():
-        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
     if args.action == "status":
         print("maintenance mode is " + ("on" if site.maint_txt.exists() else "off"))
         return 0
     try:
-        changed = control.maint_on(site.maint_txt) if args.action == "on" else control.maint_off(site.maint_txt)
-        if not args.no_restart:
-            control.touch_restart(site.restart_txt)
+        changed = control.set_maintenance(site, args.action == "on", restart=not args.no_restart)
     except OSError as exc:
-        print(f"wsgi-shim maint: cannot change {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
-    word = "on" if args.action == "on" else "off"
-    print(f"maintenance mode {'is now' if changed else 'was already'} {word}"
+        return _fail(args, f"cannot change {exc.filename}: {exc.strerror}")
+    print(f"maintenance mode {'is now' if changed else 'was already'} {args.action}"
           + ("" if args.no_restart else "; the site restarts on its next request"))
     return 0
 
 
 def cmd_restart(args) -> int:
-    site = _site(args)
-    if args.url:
-        control.check_url(args.url)
-    if not site.tmp.is_dir():
-        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
-    starts = control.starts_path(site)
-    before = time.time()
     try:
-        control.touch_restart(site.restart_txt)
+        restarted = control.restart(_site(args), args.wait, args.url)
     except OSError as exc:
         return _fail(args, f"cannot touch {exc.filename}: {exc.strerror}")
-    if not args.wait:
+    if restarted is None:
         print("restart requested; Passenger restarts the app on its next request")
         return 0
-    restarted = control.wait_for_new_start(starts, before, args.wait, args.url)
     if restarted.start is None:
         return _fail(args, restarted.report())
     print(restarted.report())
@@ -257,50 +248,30 @@ def cmd_restart(args) -> int:
 
 
 def cmd_status(args) -> int:
-    site = _site(args)
-    if args.url:
-        control.check_url(args.url)
-    logging_cfg = control.site_logging(site)
-    starts = records.read_starts(logging_cfg.starts_path)
-    last = starts[-1] if starts else None
-    result: dict = {"site": str(site.site), "maintenance": site.maint_txt.exists(), "last_start": last}
-    from shim.ops.deploy.listing import current_commit, recover_unfinished
+    from shim.ops.status import site_status
 
-    recover_unfinished(site, lambda m: print(m, file=sys.stderr))
-    result["release"], result["commit"] = current_commit(site)
-    try:
-        # ctime: when restart.txt was last touched, to the nanosecond; its mtime is set to a
-        # whole second (see control.touch_restart) and may lie just before the last start.
-        touched = site.restart_txt.stat().st_ctime
-    except OSError:
-        touched = 0.0
-    result["restart_pending"] = bool(last and touched > last.get("epoch", 0))
-    from shim.ops import logview
-
-    result["recent_errors"] = logview.recent_errors(logging_cfg.path, 5)
-    if args.url:
-        answer = control.ask(args.url)
-        result["http"] = ({"url": answer.url, "status": answer.status, "serving": answer.serving}
-                          if answer.status is not None else {"url": answer.url, "error": answer.error})
+    status = site_status(_site(args), args.url, lambda m: print(m, file=sys.stderr))
     if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"site:        {site.site}")
-        print(f"maintenance: {'on' if result['maintenance'] else 'off'}")
-        if result["release"]:
-            commit = f", commit {result['commit']}" if result.get("commit") else ""
-            print(f"release:     {result['release']}{commit} (wsgi-shim releases SITE lists them)")
-        print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
-        if result["restart_pending"]:
-            print("restart:     pending (restart.txt is newer than the last start)")
-        for entry in result["recent_errors"]:
-            print(f"error:       {entry.get('time', '')} id {entry.get('id', '?')}: {entry.get('summary', '')}")
-        http = result.get("http")
-        if http:
-            print(f"http:        {http['url']} -> " + (f"{http['status']}, serving {http['serving']}"
-                                                       if "status" in http else f"unreachable: {http['error']}"))
-    serving = (result.get("http") or {}).get("serving") or (last or {}).get("state")
-    return 0 if serving in ("app", "maintenance") else 1
+        print(json.dumps(status.as_dict(), indent=2))
+        return 0 if status.ok else 1
+    last = status.last_start
+    print(f"site:        {status.site}")
+    print(f"maintenance: {'on' if status.maintenance else 'off'}")
+    if status.release:
+        commit = f", commit {status.commit}" if status.commit else ""
+        print(f"release:     {status.release}{commit} (wsgi-shim releases SITE lists them)")
+    print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
+    if status.restart_pending:
+        print("restart:     pending (restart.txt is newer than the last start)")
+    for e in status.errors:
+        label = "error:      " if e.current else "earlier:    "
+        note = "" if e.current else "  (before the last restart or a good start since: maybe fixed)"
+        print(f"{label} {e.time} {e.kind} {e.id or '-'}: {e.summary}{note}")
+    if status.errors:
+        print("             (wsgi-shim logs SITE --id ID shows an error in full)")
+    if status.http:
+        print(f"http:        {status.http.describe()}")
+    return 0 if status.ok else 1
 
 
 # ---- logs, serve, demo ---------------------------------------------------------------------
@@ -316,6 +287,8 @@ def cmd_logs(args) -> int:
         since = logview.parse_since(args.since) if args.since else None
     except ValueError as exc:
         return _fail(args, str(exc), 2)
+    if args.error_id and not logview.log_files(path) and _start_error(site, args.error_id):
+        return 0  # the app log is off, but the start record has it
     if not logview.log_files(path):
         print(f"No app log yet at {path}. It is created when the site's app process first starts "
               "with [logging] enabled; make a request to the site, or check that [logging] enabled "
@@ -324,7 +297,7 @@ def cmd_logs(args) -> int:
             return 1 if args.error_id else 0
     try:
         if args.error_id:
-            return _log_entry(path, args.error_id)
+            return _log_entry(path, args.error_id, site)
         limit = args.lines if args.lines is not None else (None if since is not None else logview.DEFAULT_LINES)
         selected = logview.select(path, args.errors, since, limit)
     except PermissionError as exc:
@@ -344,10 +317,12 @@ def cmd_logs(args) -> int:
     return 0
 
 
-def _log_entry(path: Path, error_id: str) -> int:
+def _log_entry(path: Path, error_id: str, site: Site) -> int:
     from shim.ops import logview
 
     entry = logview.find_error(path, error_id)
+    if entry is None and _start_error(site, error_id):
+        return 0
     if entry is None:
         print(f"No entry with error id {error_id} in {path} or its rotated files. It may have been rotated "
               "away (raise [logging] backups or max_bytes to keep more), or the id belongs to another site.",
@@ -357,16 +332,71 @@ def _log_entry(path: Path, error_id: str) -> int:
     return 0
 
 
+def _start_error(site: Site, error_id: str) -> bool:
+    """Print the start record carrying a start-up error's id (from the page), if one does."""
+    from shim.runtime import records
+
+    wanted = error_id.strip().lower()
+    for record in reversed(records.read_starts(control.starts_path(site), limit=1000)):
+        if record.get("error_id") == wanted:
+            print(control.describe_start(record))
+            return True
+    return False
+
+
+def _say(kind: str, text: str) -> None:
+    """The preview's messages, on stderr (stdout stays the app's)."""
+    print(text if kind == "app-error" else f"[wsgi-shim serve] {text}", file=sys.stderr, flush=True)
+
+
 def cmd_serve(args) -> int:
     from shim.ops import preview
 
-    return preview.serve(_site(args), args.host, args.port)
+    site = _site(args)
+    try:
+        preview.check_site(site)
+        sock = preview.listen(args.host, args.port)
+    except preview.PreviewError as exc:
+        return _fail(args, str(exc))
+    _say("serving", f"restart the app: wsgi-shim restart {site.site}   maintenance: wsgi-shim maint on|off "
+                    f"{site.site}")
+    preview.serve(site, sock, _say)
+    return 0
+
+
+def _quiet(kind: str, text: str) -> None:
+    """The demo shows what goes wrong and what changes, not the routine."""
+    if kind not in ("start", "serving", "stop"):
+        _say(kind, text)
 
 
 def cmd_demo(args) -> int:
     from shim.ops import preview
 
-    return preview.demo(Path(args.dir).absolute() if args.dir else None, args.host, args.port)
+    try:
+        sock = preview.listen(args.host, args.port)  # before anything is created
+    except preview.PreviewError as exc:
+        return _fail(args, str(exc))
+    try:
+        demo = preview.make_demo(Path(args.dir) if args.dir else None)
+    except preview.PreviewError as exc:
+        sock.close()
+        return _fail(args, str(exc))
+    removed = demo.temporary and not args.keep
+    print(f"wsgi-shim demo: serving a demo site on {preview.url_of(sock)}  (Ctrl-C stops)")
+    print(f"  site directory: {demo.site.site}" + (" (removed when the demo stops; --keep keeps it)"
+                                                   if removed else ""))
+    print("  try /fail (a request that fails), and in another terminal:")
+    for line in demo.try_lines():
+        print("    " + line)
+    sys.stdout.flush()
+    try:
+        preview.serve(demo.site, sock, _quiet)
+    finally:
+        if removed:
+            preview.remove_demo(demo)
+            print(f"wsgi-shim demo: removed {demo.site.site}", file=sys.stderr)
+    return 0
 
 
 # ---- deploy, rollback, releases (docs/deploying.md) ----------------------------------------
@@ -392,6 +422,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _commit_id(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", text):
+        raise argparse.ArgumentTypeError(f"not a full git commit id (40 hex digits): {text!r}")
+    return text
+
+
 def _wait_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=_seconds, default=0, metavar="SECONDS",
                    help="after the restart, wait up to SECONDS until a new process has started "
@@ -414,6 +450,8 @@ def _deploy_parsers(sub) -> None:
                         "config.toml's [deploy] run")
     p.add_argument("--ref", metavar="REF", help="deploy exactly this git commit, branch or tag of SOURCE "
                                                  "(a git repository); the commit is recorded")
+    p.add_argument("--commit", type=_commit_id, metavar="SHA",
+                   help="the git commit a tarball SOURCE was made from, to be recorded (inv deploy --ref sets it)")
     p.add_argument("--keep", type=_positive_int, default=DEFAULT_KEEP, metavar="N",
                    help=f"keep the N newest releases (default {DEFAULT_KEEP}); the current and the "
                         "previous one are always kept")
@@ -488,7 +526,7 @@ def cmd_deploy(args) -> int:
     if args.wait and not args.url:
         print("note: --wait without --url: the new process starts only when a request arrives.", file=sys.stderr)
     opts = DeployOptions(source=source, maint=args.maint, keep=args.keep, requirements=not args.no_requirements,
-                         init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref,
+                         init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref, commit=args.commit,
                          limits=Limits(args.max_bytes, args.max_entries, args.allow_sparse),
                          maint_wait=args.maint_wait)
     try:

@@ -107,8 +107,7 @@ def test_recent_errors_for_status(tmp_path):
         log.entry("INFO", "stdout", "fine")
     errors = logview.recent_errors(path, 3)
     assert [e["error_id"] for e in errors] == [f"{i:010x}" for i in (5, 6, 7)]
-    assert errors[-1]["id"] == errors[-1]["error_id"]
-    assert errors[-1]["summary"].startswith("error id 0000000007: GET /7")
+    assert errors[-1]["message"].startswith("error id 0000000007: GET /7")
     assert "Traceback" in errors[-1]["text"]
     assert logview.recent_errors(tmp_path / "nowhere.log", 3) == []
 

@@ -176,3 +176,41 @@ def test_readme_demo_command_works_in_a_fresh_copy_as_a_normal_user(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         subprocess.run(["rm", "-rf", str(clone)], check=False)
+
+
+def test_every_subcommand_and_flag_is_in_the_command_page():
+    import argparse
+
+    from shim.cli import build_parser
+
+    page = (DOCS / "command.md").read_text()
+    headings = "\n".join(line for line in page.splitlines() if line.startswith("#"))
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, parser in sub.choices.items():
+        if not re.search(rf"\b{re.escape(name)}\b", headings):
+            missing.append(f"a heading for {name}")
+        for action in parser._actions:
+            missing += [f"{name} {o}" for o in action.option_strings
+                        if o.startswith("--") and o != "--help" and o not in page]
+    assert not missing, f"document these in docs/command.md: {missing}"
+
+
+def test_every_task_and_flag_is_in_the_docs():
+    pytest.importorskip("invoke")
+    from shim.tasks import ns
+
+    text = "\n".join((DOCS / page).read_text()
+                     for page in ("tasks.md", "deploying.md", "building-python.md"))
+    missing = []
+    for name in ns.task_names:
+        if f"inv {name}" not in text:
+            missing.append(f"inv {name}")
+        for arg in ns[name].get_arguments():
+            if arg.positional:
+                continue
+            long = max(arg.names, key=len)
+            flag = f"--no-{long}" if arg.kind is bool and arg.default is True else f"--{long}"
+            if flag not in text:
+                missing.append(f"inv {name} {flag}")
+    assert not missing, f"document these in docs/tasks.md (or deploying/building-python): {missing}"

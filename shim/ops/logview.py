@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -53,9 +54,12 @@ def log_files(log_path: Path) -> list[Path]:
 
 def parse_entries(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """Group log lines into entries: a header line plus its indented continuation lines."""
+    from shim.runtime.redact import escape_controls
+
     current: dict[str, Any] | None = None
     for line in lines:
-        line = line.rstrip("\n")
+        # Whatever wrote the file, nothing raw reaches the terminal (ESC) or splits an entry.
+        line = escape_controls(line.rstrip("\n"))
         m = ENTRY.match(line)
         if m:
             if current is not None:
@@ -89,12 +93,40 @@ def entry_epoch(entry: dict[str, Any]) -> float:
         return 0.0
 
 
+MAX_LINE = 1024 * 1024  # longer lines are cut: a log line is never worth more memory
+
+
+def open_log(path: Path) -> Any:
+    """A log file for reading as text: a regular file only (a FIFO would block), split at \\n
+    only (a CR written by an older wsgi-shim must not start a line). Raises OSError."""
+    from shim.runtime.files import open_regular
+
+    fd = open_regular(path)
+    return open(fd, encoding="utf-8", errors="replace", newline="\n")
+
+
+def bounded_lines(f: Any, limit: int = MAX_LINE) -> Iterator[str]:
+    """Lines of f, each cut at `limit` characters (the rest of that line is skipped, so it can
+    never be read as a line of its own)."""
+    while True:
+        line = f.readline(limit)
+        if not line:
+            return
+        if len(line) >= limit and not line.endswith("\n"):
+            while True:
+                rest = f.readline(limit)
+                if not rest or rest.endswith("\n"):
+                    break
+            line += " [line cut]\n"
+        yield line
+
+
 def read_entries(log_path: Path) -> Iterator[dict[str, Any]]:
     """All entries of the log and its rotated files, oldest first. Raises OSError."""
     for path in log_files(log_path):
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                yield from parse_entries(f)
+            with open_log(path) as f:
+                yield from parse_entries(bounded_lines(f))
         except FileNotFoundError:  # rotated away while we read
             continue
 
@@ -121,11 +153,7 @@ def parse_since(spec: str, now: float | None = None) -> float:
 
 
 def recent_errors(log_path: Path, limit: int) -> list[dict[str, Any]]:
-    """The last `limit` error entries (newest last), for `wsgi-shim status`. Never raises.
-
-    Each: {"time", "pid", "level", "source", "message", "error_id", "text"}, plus "id" (=
-    error_id) and "summary" (= message) as `wsgi-shim status` prints them.
-    """
+    """The last `limit` error entries (newest last), for `wsgi-shim status`. Never raises."""
     found: deque[dict[str, Any]] = deque(maxlen=max(0, limit))
     try:
         for e in read_entries(Path(log_path)):
@@ -133,7 +161,7 @@ def recent_errors(log_path: Path, limit: int) -> list[dict[str, Any]]:
                 found.append(e)
     except OSError:
         return []
-    return [_public(e) for e in found]
+    return [_with_text(e) for e in found]
 
 
 def find_error(log_path: Path, error_id: str) -> dict[str, Any] | None:
@@ -141,16 +169,13 @@ def find_error(log_path: Path, error_id: str) -> dict[str, Any] | None:
     wanted = error_id.strip().lower()
     for e in read_entries(Path(log_path)):
         if e["error_id"] == wanted:
-            return _public(e)
+            return _with_text(e)
     return None
 
 
-def _public(e: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in e.items() if k != "lines"}
-    out["text"] = entry_text(e)
-    out["id"] = e["error_id"]
-    out["summary"] = e["message"]
-    return out
+def _with_text(e: dict[str, Any]) -> dict[str, Any]:
+    """An entry plus its whole text, as printed."""
+    return {**e, "text": entry_text(e)}
 
 
 # -- selecting -----------------------------------------------------------------------------
@@ -174,20 +199,22 @@ def _wanted(e: dict[str, Any], errors_only: bool, since: float | None) -> bool:
     return since is None or entry_epoch(e) >= since
 
 
-def follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = None) -> None:
-    """Write entries appended from now on to OUT (a text stream) until interrupted (Ctrl-C) or
-    STOP_AFTER seconds; follows the log across rotations."""
+def follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = None,
+           stop: threading.Event | None = None) -> None:
+    """Write entries appended from now on to OUT (a text stream) until interrupted (Ctrl-C),
+    STOP_AFTER seconds or STOP is set; follows the log across rotations. A log that does not
+    exist yet is read from its start once it appears."""
     f = None
     ident = None
     pending = ""  # a line still being written
-    first = True
+    first = os.path.exists(path)
     deadline = None if stop_after is None else time.monotonic() + stop_after
     try:
-        while deadline is None or time.monotonic() < deadline:
+        while (deadline is None or time.monotonic() < deadline) and not (stop and stop.is_set()):
             if f is None:
                 try:
                     # kept open across polls, closed in finally
-                    f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+                    f = open_log(path)
                 except FileNotFoundError:
                     time.sleep(POLL_SECONDS)
                     continue

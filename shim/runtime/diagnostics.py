@@ -1,7 +1,7 @@
 """Request-time exception middleware: an error id page for visitors, the traceback in the app log.
 
     from shim.runtime.diagnostics import wrap
-    application = wrap(app, config.logging, applog, config.secret_values())
+    application = wrap(app, config.logging, applog, redactor)
 
 shim.loader does this when ``[logging] catch_errors = true`` (the default); with it off,
 ``wrap`` returns the app itself and nothing is added to the request path.
@@ -221,17 +221,22 @@ def error_page(error_id: str, detail: tuple[str, str] | None = None) -> str:
 
 
 def wrap(app: WSGIApp, cfg: LoggingConfig, applog: AppLog | None,
-         secrets: Sequence[str]) -> WSGIApp:
+         redact: Redactor | Sequence[str]) -> WSGIApp:
     """The app with the exception middleware around it, or the app itself when
-    ``[logging] enabled`` or ``catch_errors`` is off. Never raises."""
+    ``[logging] enabled`` or ``catch_errors`` is off. Never raises.
+
+    ``redact`` is the process's Redactor (the one the app log uses; the debug token is added to
+    it); a list of secret values is accepted too."""
     if not getattr(cfg, "enabled", True) or not getattr(cfg, "catch_errors", True):
         return app
     opt_in, warnings = optin.from_config(cfg)
-    extra = [opt_in.token.decode("utf-8", "replace")] if opt_in.token else []
-    redact = Redactor(list(secrets) + secret_env_values() + extra,
-                      getattr(cfg, "redact", []) or [])
+    if not isinstance(redact, Redactor):  # a caller with a list of secret values
+        redact = Redactor(list(redact) + secret_env_values(), getattr(cfg, "redact", []) or [])
+        if applog is not None:
+            applog.redact = redact
+    if opt_in.token:  # the log and the pages mask the token too
+        redact.add([opt_in.token.decode("utf-8", "replace")])
     if applog is not None:
-        applog.redact = redact  # the log masks the token too
         for w in warnings:
             applog.entry("WARNING", "shim", w)
     return CatchErrors(app, ErrorReporter(applog, redact, opt_in))

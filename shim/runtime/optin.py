@@ -66,34 +66,35 @@ def from_config(cfg: Any, extra_addresses: Sequence[str] = ()) -> tuple[OptIn, l
         if why:
             warnings.append(f"[logging] debug_token_file {token_file} {why}; "
                             "no request sees tracebacks by token.")
-    networks = []
-    addresses = [*(getattr(cfg, "debug_addresses", None) or []), *extra_addresses]
-    if addresses:
+    networks: list[Any] = []
+    bad: list[str] = []
+    if hasattr(cfg, "debug_networks"):  # parsed once per process, by shim.runtime.config
+        found, bad = cfg.debug_networks()
+        networks += found
+    if extra_addresses:
         import ipaddress
 
-        for a in addresses:
-            try:
-                networks.append(ipaddress.ip_network(str(a).strip(), strict=False))
-            except ValueError:
-                warnings.append(f"[logging] debug_addresses entry {a!r} is not an IP address or "
-                                "network; it is ignored.")
+        networks += [ipaddress.ip_network(a, strict=False) for a in extra_addresses]
+    for a in bad:
+        warnings.append(f"[logging] debug_addresses entry {a!r} is not an IP address or "
+                        "network; it is ignored.")
     everyone = getattr(cfg, "details_for_everyone", False) is True
     return OptIn(token, networks, everyone), warnings
 
 
 def read_token(path: str) -> tuple[bytes, str]:
-    """The debug token and "", or b"" and why the token cannot be used. Never blocks: the file is
-    opened non-blocking and must be a regular file."""
+    """The debug token and "", or b"" and why the token cannot be used. Never blocks: the file
+    must be a regular file (shim.runtime.files)."""
     import stat
 
+    from shim.runtime.files import open_regular
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = open_regular(path)
     except (OSError, ValueError) as exc:
-        return b"", f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        return b"", f"cannot be read ({getattr(exc, 'reason', None) or getattr(exc, 'strerror', None) or exc})"
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return b"", "is not a regular file"
         data = os.read(fd, MAX_TOKEN_BYTES).strip()
     except OSError as exc:
         return b"", f"cannot be read ({exc.strerror or exc})"
