@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -51,16 +52,6 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 86400:  # also rules out nan and inf
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 86400 seconds")
     return value
 
 
@@ -134,11 +125,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except RecursionError:  # e.g. thousands of nested brackets in a file a command reads
+        return _fail(args, "a file is nested too deeply to read (thousands of [ or {?); check config.toml "
+                           "with a TOML validator.")
+    except Exception as exc:  # noqa: BLE001 - the last line: one clear line, not a traceback
+        if os.environ.get("WSGI_SHIM_TRACEBACK") == "1":
+            raise
+        return _fail(args, f"internal error: {exc.__class__.__name__}: {_printable(str(exc))}. Please report "
+                           "it; WSGI_SHIM_TRACEBACK=1 shows the traceback.")
+
+
+def _printable(text: str) -> str:
+    """Control characters (a path may hold an escape sequence) shown escaped, never sent raw."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 def _fail(args, message: str, code: int = 1) -> int:
     """One line on stderr, named after the subcommand; CODE 1 (or 2 for usage)."""
-    print(f"wsgi-shim {args.command}: {message}", file=sys.stderr)
+    print(f"wsgi-shim {args.command}: {_printable(message)}", file=sys.stderr)
     return code
 
 

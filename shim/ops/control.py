@@ -63,7 +63,10 @@ class BadURL(ValueError):
 
 def check_url(url: str) -> str:
     """Only http(s) URLs with a host: `file:` and the like would read local files, not the site."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        raise BadURL(f"--url {url!r} is not a valid URL.") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadURL(f"--url {url!r} is not an http:// or https:// URL of the site "
                      "(e.g. https://www.example.org/).")

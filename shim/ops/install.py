@@ -23,7 +23,8 @@ except ImportError as exc:  # PassengerPython names a Python without wsgi-shim: 
     import html
     import sys
 
-    _page = ("<!DOCTYPE html><title>Site error</title><h1>This site could not start</h1>"
+    _page = ("<!DOCTYPE html><meta charset='utf-8'><meta name='viewport' content='width=device-width, "
+             "initial-scale=1'><title>Site error</title><h1>This site could not start</h1>"
              "<p>wsgi-shim is not installed in the Python that Passenger runs: <code>%s</code> "
              "(%s).</p><p>How to fix: make PassengerPython and [passenger] passenger_python name "
              "the site venv's python, or install wsgi-shim into this one: "
