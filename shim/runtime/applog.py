@@ -504,7 +504,8 @@ def _replace_current(applog: AppLog) -> None:
 
 
 def _problem(code: str, what: str, where: str, fix: str) -> Problem:
-    return Problem(code, what, where, fix)
+    # Warnings, as documented: the site serves without its log rather than not at all.
+    return Problem(code, what, where, fix, severity="warning")
 
 
 def setup(cfg: LoggingConfig, redact: Redactor | Sequence[str]) -> tuple[AppLog | None, list[Problem]]:

@@ -46,7 +46,8 @@ def all_logs(site: Site) -> str:
 
 
 def no_traceback(proc) -> None:
-    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr + proc.stdout
+    """No raw traceback of wsgi-shim itself (`logs` may print the app's, from the log)."""
+    assert "Traceback" not in proc.stderr, proc.stderr
 
 
 # -- one redactor, one parse of debug_addresses (issue 7 point 3) -----------------------------
@@ -173,7 +174,7 @@ def test_secrets_are_masked_in_every_form_on_pages_logs_records_and_commands():
     assert_masked(page.body, "the opted-in request error page")
     log = all_logs(site)
     assert "environ:" in log and "key:" in log and "[redacted]" in log
-    assert "SMTP_HOST" in log  # names stay readable; every value in a secret file is masked
+    assert "'PATH': '/usr/local/bin:/usr/bin:/bin'" in log  # what is not secret stays readable
     for args in (["logs"], ["logs", "--errors"], ["status"], ["status", "--json"]):
         out = wsgi_shim(*args, str(site.site), timeout=QUICK)
         no_traceback(out)
