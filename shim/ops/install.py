@@ -119,6 +119,23 @@ def render_config(site: Site, user: str, group: str, python: str, app: str) -> s
 
 def install(site: Site, user: str | None = None, group: str | None = None, python: str | None = None,
             app: str = "app.application") -> InstallResult:
+    """Create SITE's directories and files, all or nothing. Raises InstallError (nothing left behind)."""
+    _refuse_bad_arguments(site, user, group)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    created: list[Path] = []
+    try:
+        gid = _make_directories(site, me, created)
+        user = user or me
+        group = group or grp.getgrgid(gid).gr_name
+        python = python or default_python() or str(site.default_venv / "bin" / "python")
+        _make_files(site, render_config(site, user, group, python, app), created)
+    except BaseException as exc:
+        _remove(created)
+        raise _as_install_error(exc, site) from None
+    return InstallResult(site, created, user, group, python, _warnings(site, me, gid, user, python))
+
+
+def _refuse_bad_arguments(site: Site, user: str | None, group: str | None) -> None:
     if not site.site.is_absolute():
         raise InstallError(f"SITE must be an absolute path (starting with /), not '{site.site}'.")
     for name, value in (("--approot", site.approot_name), ("--docroot", site.docroot_name)):
@@ -131,55 +148,61 @@ def install(site: Site, user: str | None = None, group: str | None = None, pytho
     if site.approot_name == site.docroot_name:
         raise InstallError("--approot and --docroot must differ: the app's code must not be served as files.")
     for kind, lookup, value in (("user", pwd.getpwnam, user), ("group", grp.getgrnam, group)):
-        if value:
-            try:
+        try:
+            if value:
                 lookup(value)
-            except (KeyError, UnicodeEncodeError):
-                raise InstallError(f"There is no {kind} '{value}' on this machine (see `id`).") from None
-    me = pwd.getpwuid(os.getuid()).pw_name
-    warnings: list[str] = []
-    created: list[Path] = []
+        except (KeyError, UnicodeEncodeError):
+            raise InstallError(f"There is no {kind} '{value}' on this machine (see `id`).") from None
+
+
+def _make_directories(site: Site, me: str, created: list[Path]) -> int:
+    """The site, app root, tmp/, document root and logs/; returns the app root's group id."""
     umask = current_umask()
-    try:
-        if not site.site.exists():
-            if not site.site.parent.is_dir():
-                raise InstallError(f"{site.site.parent} does not exist; create the site directory first.")
-            os.mkdir(site.site, 0o755 & ~umask | 0o001)
-            created.append(site.site)
-        # Measured with real Passenger (tests/e2e/test_passenger_permissions.py): the app root and
-        # tmp/ are only touched by the app's user and the Passenger core (root), so they stay
-        # private; Apache (www-data) must search the site directory and the document root.
-        for path, other in ((site.approot, 0), (site.tmp, 0), (site.docroot, 0o005)):
-            os.mkdir(path, 0o700)
-            created.append(path)
-            os.chmod(path, private_mode(0o770, os.stat(path).st_gid, me, umask) | other)
-        gid = os.stat(site.approot).st_gid
-        group = group or grp.getgrgid(gid).gr_name
-        user = user or me
-        python = python or default_python() or str(site.default_venv / "bin" / "python")
-        create_private_dir(site.default_logs)
-        created.append(site.default_logs)
-        for path, text in ((site.passenger_wsgi, PASSENGER_WSGI),
-                           (site.config_toml, render_config(site, user, group, python, app)),
-                           (site.restart_txt, ""),
-                           (site.maint_txt, "wsgi-shim: maintenance mode is on until this file is removed "
-                                            "(wsgi-shim maint off SITE).\n")):
-            create_private_file(path, text)
-            created.append(path)
-    except BaseException as exc:
-        for path in reversed(created):
-            try:
-                path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
-            except OSError:
-                pass
-        if isinstance(exc, InstallError):
-            raise
-        if isinstance(exc, OSError):
-            raise InstallError(f"Could not create {exc.filename or site.site}: {exc.strerror}. "
-                               "Nothing was left behind.") from None
-        if isinstance(exc, Exception):
-            raise InstallError(f"Could not create the site: {exc}. Nothing was left behind.") from None
-        raise
+    if not site.site.exists():
+        if not site.site.parent.is_dir():
+            raise InstallError(f"{site.site.parent} does not exist; create the site directory first.")
+        os.mkdir(site.site, 0o755 & ~umask | 0o001)
+        created.append(site.site)
+    # Measured with real Passenger (tests/e2e/test_passenger_permissions.py): the app root and
+    # tmp/ are only touched by the app's user and the Passenger core (root), so they stay
+    # private; Apache (www-data) must search the site directory and the document root.
+    for path, other in ((site.approot, 0), (site.tmp, 0), (site.docroot, 0o005)):
+        os.mkdir(path, 0o700)
+        created.append(path)
+        os.chmod(path, private_mode(0o770, os.stat(path).st_gid, me, umask) | other)
+    create_private_dir(site.default_logs)
+    created.append(site.default_logs)
+    return os.stat(site.approot).st_gid
+
+
+def _make_files(site: Site, config_text: str, created: list[Path]) -> None:
+    for path, text in ((site.passenger_wsgi, PASSENGER_WSGI), (site.config_toml, config_text),
+                       (site.restart_txt, ""),
+                       (site.maint_txt, "wsgi-shim: maintenance mode is on until this file is removed "
+                                        "(wsgi-shim maint off SITE).\n")):
+        create_private_file(path, text)
+        created.append(path)
+
+
+def _remove(created: list[Path]) -> None:
+    for path in reversed(created):
+        try:
+            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+        except OSError:
+            pass
+
+
+def _as_install_error(exc: BaseException, site: Site) -> BaseException:
+    """What to raise once everything created was removed: KeyboardInterrupt and the like as they are."""
+    if isinstance(exc, InstallError) or not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, OSError):
+        return InstallError(f"Could not create {exc.filename or site.site}: {exc.strerror}. Nothing was left behind.")
+    return InstallError(f"Could not create the site: {exc}. Nothing was left behind.")
+
+
+def _warnings(site: Site, me: str, gid: int, user: str, python: str) -> list[str]:
+    warnings = []
     if not group_is_safe(gid, me):
         warnings.append(f"The files' group '{grp.getgrgid(gid).gr_name}' is your default group, shared with "
                         "other users, so it got no access. Use a project group: chgrp -R PROJECT "
@@ -190,7 +213,7 @@ def install(site: Site, user: str | None = None, group: str | None = None, pytho
     if not default_python() and python == str(site.default_venv / "bin" / "python"):
         warnings.append(f"Not run from a venv: passenger_python is set to {python}; create that venv "
                         "(inv venv) and install wsgi-shim into it.")
-    return InstallResult(site, created, user, group, python, warnings)
+    return warnings
 
 
 def apache_quote(value: str) -> str:
