@@ -53,7 +53,7 @@ def no_traceback(proc) -> None:
 # -- one redactor, one parse of debug_addresses (issue 7 point 3) -----------------------------
 
 COUNTING_LOADER = r"""
-import importlib.util, ipaddress, json, os, sys
+import ipaddress, json, os, sys
 out = os.fdopen(os.dup(1), "w")
 import shim.runtime.redact as redact
 counts = {"redactors": 0, "address_parses": 0}
@@ -67,11 +67,8 @@ def counting_parse(*a, **k):
     counts["address_parses"] += 1
     return parse(*a, **k)
 ipaddress.ip_network = counting_parse
-os.chdir(sys.argv[1])
-sys.path.insert(0, os.getcwd())
-spec = importlib.util.spec_from_file_location("passenger_wsgi", "passenger_wsgi.py")
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+from shim.ops import passenger_loader
+module = passenger_loader.start(sys.argv[1])
 counts["served_by_middleware"] = type(module.application).__name__
 out.write(json.dumps(counts))
 """
