@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -421,6 +422,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _commit_id(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", text):
+        raise argparse.ArgumentTypeError(f"not a full git commit id (40 hex digits): {text!r}")
+    return text
+
+
 def _wait_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=_seconds, default=0, metavar="SECONDS",
                    help="after the restart, wait up to SECONDS until a new process has started "
@@ -443,6 +450,8 @@ def _deploy_parsers(sub) -> None:
                         "config.toml's [deploy] run")
     p.add_argument("--ref", metavar="REF", help="deploy exactly this git commit, branch or tag of SOURCE "
                                                  "(a git repository); the commit is recorded")
+    p.add_argument("--commit", type=_commit_id, metavar="SHA",
+                   help="the git commit a tarball SOURCE was made from, to be recorded (inv deploy --ref sets it)")
     p.add_argument("--keep", type=_positive_int, default=DEFAULT_KEEP, metavar="N",
                    help=f"keep the N newest releases (default {DEFAULT_KEEP}); the current and the "
                         "previous one are always kept")
@@ -517,7 +526,7 @@ def cmd_deploy(args) -> int:
     if args.wait and not args.url:
         print("note: --wait without --url: the new process starts only when a request arrives.", file=sys.stderr)
     opts = DeployOptions(source=source, maint=args.maint, keep=args.keep, requirements=not args.no_requirements,
-                         init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref,
+                         init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref, commit=args.commit,
                          limits=Limits(args.max_bytes, args.max_entries, args.allow_sparse),
                          maint_wait=args.maint_wait)
     try:

@@ -28,10 +28,6 @@ from shim.runtime.config import Config, load_config
 from shim.runtime.layout import Site
 from shim.runtime.problems import Problem
 
-# Files of the deploy tooling itself, not of the app (issue: `inv deploy` packed them).
-TOOL_FILES = ("tasks.py", "fabfile.py", "invoke.yaml", "invoke.yml", "fabric.yaml", "fabric.yml")
-
-
 @dataclass
 class Output:
     """Where progress goes (cli.py decides: stdout and stderr)."""
@@ -50,6 +46,7 @@ class DeployOptions:
     url: str | None = None
     run: list[str] = field(default_factory=list)
     ref: str | None = None
+    commit: str | None = None       # recorded as given (a tarball made from this git commit)
     limits: Limits = field(default_factory=Limits)
     maint_wait: float = 60
 
@@ -202,7 +199,7 @@ def deploy(site: Site, opts: DeployOptions, out: Output) -> Outcome:
         store.remove_partials(site)
         previous = store.current_release(site)
         j = Journal(op="deploy", release=store.new_release_name(site), previous=previous,
-                    config_old=old_config, config_new=new_config)
+                    config_old=old_config, config_new=new_config, commit=opts.commit)
         try:
             return _deploy_steps(site, opts, cfg, j, out)
         except BaseException as exc:
