@@ -43,13 +43,15 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from shim.runtime.permissions import group_is_safe
 from shim.runtime.problems import Problem
 from shim.runtime.redact import Redactor, escape_controls, secret_env_values
 
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
 if TYPE_CHECKING:
+    from typing import Any
+
     from shim.runtime.config import LoggingConfig
 
 LOCK_SUFFIX = ".lock"

@@ -35,7 +35,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 MASK = "[redacted]"
 
@@ -285,10 +288,8 @@ class Redactor:
         """Problems with every text field masked (for start records, pages and the log)."""
         if not problems or not self:
             return problems
-        from dataclasses import replace
-
-        return [replace(p, what=self(p.what), where=self(p.where), fix=self(p.fix),
-                        detail=self(p.detail) if p.detail else p.detail) for p in problems]
+        return [p.replace(what=self(p.what), where=self(p.where), fix=self(p.fix),
+                          detail=self(p.detail) if p.detail else p.detail) for p in problems]
 
 
 # Characters that move a terminal's cursor, change its state or end a line for some reader:
