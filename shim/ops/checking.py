@@ -217,6 +217,8 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     problems += tree_problems(site, user)
     if cfg is not None:
         problems += account_problems(cfg, me)
+        # Also here, on the path as given: the app process only sees its resolved cwd.
+        problems += checks.ownership_problems(cfg)
         problems += python_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():

@@ -83,7 +83,9 @@ def touch_restart(restart_txt: Path) -> float:
     except FileNotFoundError:
         create_private_file(restart_txt)
         old = -1.0
-    new = float(max(int(now), int(old) + 1))
+    # Now itself where possible (so the mtime compares right with start records' epochs, which
+    # `status` uses to tell a pending restart), else the start of the next whole second.
+    new = max(now, float(int(old) + 1))
     os.utime(restart_txt, (now, new))
     return new
 

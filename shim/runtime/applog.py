@@ -32,6 +32,7 @@ reported once on the process's original stderr (Passenger's log) and otherwise i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import logging
@@ -193,11 +194,22 @@ class AppLog:
 
     def _open_file(self, path: Path, flags: int) -> int:
         """Open or create path: new files 0600 (0640 with a safe group); never world-readable."""
-        fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        # O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader, forever.
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a FIFO without a reader
+                from shim.runtime.files import NotReadable
+
+                raise NotReadable(path, "is a FIFO (named pipe), not a regular file") from None
+            raise
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise IsADirectoryError(f"{path} is not a regular file")
+                from shim.runtime.files import NotReadable, kind_of
+
+                raise NotReadable(path, f"is {kind_of(st.st_mode)}, not a regular file")
+            os.set_blocking(fd, True)
             if st.st_uid == os.geteuid():
                 wanted = 0o640 if _group_is_safe(st.st_gid) else 0o600
                 current = stat.S_IMODE(st.st_mode)
@@ -492,7 +504,8 @@ def _replace_current(applog: AppLog) -> None:
 
 
 def _problem(code: str, what: str, where: str, fix: str) -> Problem:
-    return Problem(code, what, where, fix)
+    # Warnings, as documented: the site serves without its log rather than not at all.
+    return Problem(code, what, where, fix, severity="warning")
 
 
 def setup(cfg: LoggingConfig, redact: Redactor | Sequence[str]) -> tuple[AppLog | None, list[Problem]]:

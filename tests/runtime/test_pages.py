@@ -247,3 +247,17 @@ def test_details_for_everyone_also_opens_the_request_error_page(tmp_path):
         app = diagnostics.wrap(failing, LoggingConfig(details_for_everyone=everyone), None, [])
         body = b"".join(app(dict(env), lambda *a: None)).decode()
         assert ("ValueError: view failed" in body) is shown, body
+
+
+def test_get_app_still_answers_when_the_error_page_itself_fails(tmp_path, monkeypatch):
+    from shim.runtime import loader
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(pages, "error_page", broken)
+    app = loader.get_app(tmp_path)  # no config.toml: a start-up error, whose page fails to render
+    seen = {}
+    body = b"".join(app({"REQUEST_METHOD": "GET"}, lambda s, h, e=None: seen.update(status=s, headers=h)))
+    assert seen["status"].startswith("500") and ("X-Wsgi-Shim", "error") in seen["headers"]
+    assert b"This site could not start" in body and str(tmp_path).encode() not in body
