@@ -43,13 +43,15 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from shim.runtime.permissions import group_is_safe
 from shim.runtime.problems import Problem
 from shim.runtime.redact import Redactor, escape_controls, secret_env_values
 
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
 if TYPE_CHECKING:
+    from typing import Any
+
     from shim.runtime.config import LoggingConfig
 
 LOCK_SUFFIX = ".lock"
@@ -114,12 +116,13 @@ class AppLog:
 
     # -- public ------------------------------------------------------------------------------
 
-    def write(self, text: str) -> None:
-        """Append text (a whole entry or more; a newline is added if missing)."""
+    def write(self, text: str, redact: bool = True) -> None:
+        """Append text (a whole entry or more; a newline is added if missing). redact=False only
+        for text wsgi-shim made from facts that hold no secret (the healthy start's line)."""
         if not text.endswith("\n"):
             text += "\n"
         try:
-            if self.redact:
+            if redact and self.redact:
                 text = self.redact(text)
             # One entry is one entry: a CR or an escape sequence from a request path or a print()
             # must not start a line of its own for `wsgi-shim logs`, nor reach a terminal raw.
@@ -163,7 +166,8 @@ class AppLog:
             for p in problems:
                 text += format_entry(level if state == "error" else "WARNING", "shim",
                                      "\n".join(self.problem_lines([p])))
-        self.write(text)
+        # A start without problems is user, gid and Python: no need to build the redactor for it.
+        self.write(text, redact=bool(problems))
 
     def close(self) -> None:
         with self._tlock:

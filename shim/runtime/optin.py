@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 TOKEN_HEADER = "HTTP_X_SHIM_DEBUG_TOKEN"
 TOKEN_COOKIE = "shim_debug_token"
