@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,6 +163,55 @@ def measure(rounds: int = 8, seconds: float = 5, warmup: float = 3, only: tuple[
         for server in servers.values():
             server.stop()
     return {"rounds": rounds, "seconds": seconds, "connections": CONNECTIONS, "runs": runs}
+
+
+def restart_once(server: ApacheServer, url: str, restart_txt: Path, timeout: float = 30) -> dict:
+    """Under load (8 clients), touch restart.txt; how long until a new process answers."""
+    from tests.support.load import Load
+
+    with Load(url + "/pid", clients=CONNECTIONS, limit=timeout + 10) as load:
+        time.sleep(1.5)  # steady state: the old processes' pids
+        old = {s.body for s in load.result.samples if s.status == 200}
+        t0 = time.monotonic()
+        mtime = max(time.time(), os.stat(restart_txt).st_mtime + 1.5)  # Passenger compares whole seconds
+        os.utime(restart_txt, (mtime, mtime))
+        new_at = None
+        while new_at is None and time.monotonic() < t0 + timeout:
+            time.sleep(0.05)
+            fresh = [s for s in list(load.result.samples) if s.start >= t0 and s.status == 200 and s.body not in old]
+            new_at = min((s.start + s.latency for s in fresh), default=None)
+        time.sleep(0.5)
+    samples = [s for s in load.result.samples if s.start >= t0 and (new_at is None or s.start <= new_at)]
+    return {"restart_s": (new_at - t0) if new_at else None,
+            "failed": sum(not load.result.acceptable(s, maintenance_ok=False) for s in samples),
+            "worst_latency_s": max((s.latency for s in samples), default=0.0), "requests": len(samples)}
+
+
+def restarts(made: dict[str, bench_sites.BenchSite], rounds: int) -> dict[str, list[dict]]:
+    """Time from touching restart.txt to a new process serving, for each variant, in rotated rounds.
+    PassengerStatThrottleRate 0 (restart.txt checked at every request; the default, 10 s, would add a
+    random 0-10 s wait for Passenger to look, the same for every variant)."""
+    servers: dict[str, ApacheServer] = {}
+    out: dict[str, list[dict]] = {n: [] for n in made}
+    try:
+        urls = {}
+        for name, site in made.items():
+            workdir = bench_sites.BASE / f"apache-restart-{name}"
+            server = ApacheServer(workdir, stat_throttle_rate=0)
+            server.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+            server.add_site(name, site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP, python=site.python)
+            servers[name] = server
+            server.start()
+            urls[name] = server.site_url(name)
+            check_serves_the_app(name, urls[name])
+        for order in rotations(list(made), rounds):
+            for name in order:
+                out[name].append(restart_once(servers[name], urls[name], made[name].approot / "tmp" / "restart.txt"))
+    finally:
+        for server in servers.values():
+            server.stop()
+    return out
 
 
 def report(data: dict) -> list[tuple[str, str, str]]:

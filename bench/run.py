@@ -7,7 +7,9 @@ wsgi-shim 0.1.0 (PyPI), printed as one table of ratios and written as raw JSON.
      and one real Passenger app process driven over its socket, CPU per request (bench/worker.py)
   b. start-up: Passenger's own wsgi-loader.py loading passenger_wsgi.py (bench/startup.py)
   c. through real Apache + Passenger, wrk on loopback, one Apache per site (bench/passenger.py)
-  d. deploys under load: failed requests and worst latency (bench/deploy_latency.py, when present)
+  d. restart: touch restart.txt under load, time until a new process serves (bench/passenger.py);
+     deploy and deploy --maint under load: failed requests, worst extra latency
+     (bench/deploy_latency.py, the deploy issue's benchmark, run as it is when present)
   e. `wsgi-shim check` on a real site (0.1.0's `check` beside it); `inv build-python` on an
      already-built prefix (when one exists, see BUILT_PREFIX)
 
@@ -126,14 +128,40 @@ def through_passenger(made: dict, quick: bool) -> tuple[dict, list[tuple[str, st
     return data, rows
 
 
+def restarts(made: dict, quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
+    from bench import passenger
+
+    data = passenger.restarts({n: made[n] for n in ("bare", "ours", "v010")}, rounds=1 if quick else 5)
+    rows = []
+    for n, rs in data.items():
+        seconds = [r["restart_s"] * 1000 for r in rs if r["restart_s"] is not None]
+        base = [r["restart_s"] * 1000 for r in data["bare"] if r["restart_s"] is not None]
+        rows.append((f"d. restart.txt touched to a new process serving (8 clients): {LABEL[n]}",
+                     value_text(seconds, "ms", 0) + f", {sum(r['failed'] for r in rs)} failed"
+                     + (f", {len(rs) - len(seconds)} never" if len(seconds) < len(rs) else ""),
+                     "1" if n == "bare" else ratio_text(paired_ratios(seconds, base))))
+    return data, rows
+
+
 def deploys(quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
-    try:
-        from bench import deploy_latency  # the deploy issue's benchmark (issue 8)
-    except ImportError:
+    """The deploy issue's benchmark (bench/deploy_latency.py), run as it is and read from its JSON."""
+    script = REPO / "bench" / "deploy_latency.py"
+    if not script.exists():
         return {"skipped": "bench/deploy_latency.py is not in this checkout"}, [
-            ("d. deploys under load", "not measured", "bench/deploy_latency.py missing")]
-    data = deploy_latency.measure(quick=quick)
-    return data, deploy_latency.rows(data)
+            ("d. deploy / deploy --maint under load", "not measured", "bench/deploy_latency.py missing")]
+    out = bench_sites.BASE / "deploy_latency.json"
+    cmd = [sys.executable, str(script), "--json", str(out)] + (["--quick", "--steady", "2"] if quick else [])
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=1800)
+    results = json.loads(out.read_text())
+    rows = []
+    for variant in ("deploy", "deploy --maint"):
+        rs = [r for r in results if r["variant"] == variant]
+        extra = [r["extra"] * 1000 for r in rs]
+        rows.append((f"d. `wsgi-shim {variant}` under load (8 clients): failed requests, worst extra latency",
+                     f"{sum(r['failed'] for r in rs)} failed of {sum(r['requests'] for r in rs)}; "
+                     + value_text(extra, "ms", 0), f"{len(rs)} deploy(s), 503s seen: "
+                     + str(sum(r["maintenance"] for r in rs))))
+    return {"runs": results, "command": cmd}, rows
 
 
 def check_time(made: dict, quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
@@ -226,6 +254,7 @@ def main() -> int:
              ("a", "per_request_worker", lambda: one_worker(made, args.quick)),
              ("b", "start_up", lambda: start_up(made, args.quick)),
              ("c", "passenger", lambda: through_passenger(made, args.quick)),
+             ("d", "restarts", lambda: restarts(made, args.quick)),
              ("d", "deploys", lambda: deploys(args.quick)),
              ("e", "check", lambda: check_time(made, args.quick)),
              ("e", "build_python", lambda: build_python_time(args.quick, args.build_python))]

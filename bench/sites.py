@@ -27,9 +27,16 @@ REPO = Path(__file__).resolve().parents[1]
 BASE = Path("/srv/wsgi-shim-bench") / hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
 V010 = "wsgi-shim==0.1.0"
 BODY = "hello from the app"
+# /pid tells which process answered (bench/passenger.py's restart timing); the same one
+# comparison per request for every variant.
 APP = f"""\
+import os
+
+
 def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+    if environ.get("PATH_INFO") == "/pid":
+        return [str(os.getpid()).encode()]
     return [b"{BODY}"]
 """
 VARIANTS = ("bare", "ours", "v010")
@@ -74,6 +81,7 @@ def bare_site(python: Path) -> BenchSite:
     _mkdir(approot / "tmp", 0o750)
     write_file(approot / "app.py", APP)
     write_file(approot / "passenger_wsgi.py", "from app import application  # noqa: F401\n")
+    write_file(approot / "tmp" / "restart.txt", "")
     return BenchSite("bare", approot, docroot, python)
 
 

@@ -38,7 +38,8 @@ def test_inv_bench_quick_prints_the_table_and_writes_the_raw_numbers(tmp_path):
                 "a. per call, in process: ours, diagnostics off (function)",
                 "a. per request, one real Passenger app process", "b. start-up, loading passenger_wsgi.py",
                 "b. start-up added: ours / 0.1.0's", "c. Passenger, req/s: wsgi-shim 0.1.0",
-                "c. Passenger, latency p50 / p99", "e. `wsgi-shim check SITE` wall time"):
+                "c. Passenger, latency p50 / p99", "d. restart.txt touched to a new process serving",
+                "e. `wsgi-shim check SITE` wall time"):
         assert row in table, row
 
     data = json.loads(out.read_text())
@@ -52,3 +53,7 @@ def test_inv_bench_quick_prints_the_table_and_writes_the_raw_numbers(tmp_path):
         assert rs and all(r["requests"] > 0 and r["non_2xx"] == 0 and r["processes"] >= 1 for r in rs), name
     assert set(data["per_request_worker"]["cpu_us_per_request"]) == VARIANTS
     assert len(data["check"]["ms"]["ours"]) >= 2
+    for name, rs in data["restarts"].items():  # a new process did serve, and nobody got an error
+        assert rs and all(r["restart_s"] is not None and r["failed"] == 0 for r in rs), (name, rs)
+    if "runs" in data["deploys"]:  # bench/deploy_latency.py (the deploy issue's) is in the checkout
+        assert {r["variant"] for r in data["deploys"]["runs"]} == {"deploy", "deploy --maint"}

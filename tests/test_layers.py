@@ -131,16 +131,16 @@ NOT_AT_HEALTHY_START = ("traceback", "dataclasses", "inspect", "typing", "dateti
 PARSING = ("tomllib",)
 
 _MODULES_LOADED = """
-import json, logging, os, sys
-logging.basicConfig(level=logging.WARNING)  # as Passenger's wsgi-loader.py does first
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("_wsgi_shim_passenger_loader", sys.argv[2])
+loader = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(loader)
+loader.drop_script_dir(sys.argv[0])
+loader.initialize_logging()  # Passenger's loader sets up logging before it loads the app
 before = set(sys.modules)
+os.environ["IN_PASSENGER"] = "1"
 os.chdir(sys.argv[1])
-sys.path.insert(0, os.getcwd())
-import importlib.util
-spec = importlib.util.spec_from_file_location("passenger_wsgi", "passenger_wsgi.py")
-module = importlib.util.module_from_spec(spec)
-sys.modules["passenger_wsgi"] = module
-spec.loader.exec_module(module)
+module = loader.load_app()
 body = b"".join(module.application({"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, lambda *a: None))
 os.write(1, json.dumps({"body": body.decode(), "new": sorted(set(sys.modules) - before)}).encode())
 """
@@ -177,7 +177,8 @@ def test_a_healthy_start_imports_only_what_it_needs():
     site = make_site("lean")
 
     def start() -> set[str]:
-        proc = run_as_site([str(VENV / "bin/python"), "-c", _MODULES_LOADED, str(site.approot)])
+        proc = run_as_site([str(VENV / "bin/python"), "-c", _MODULES_LOADED, str(site.approot),
+                            str(REPO / "shim" / "ops" / "passenger_loader.py")])
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         assert result["body"] == "hello from the app"

@@ -20,18 +20,38 @@ PASSENGER_WSGI = """\
 try:
     import shim
 except ImportError as exc:  # PassengerPython names a Python without wsgi-shim: say so, not "We're sorry"
-    import html
+    # Visitors get a plain page with an error id. The details (which Python Passenger runs) are
+    # for the owner: a start record in logs/starts.jsonl, shown by `wsgi-shim status SITE` and
+    # `wsgi-shim logs SITE --id ID`. Passenger's cwd is the app root.
+    import json
+    import os
     import sys
+    import time
 
+    _id = os.urandom(5).hex()
+    _record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "epoch": time.time(),
+               "pid": os.getpid(), "state": "error", "error_id": _id, "python": sys.executable,
+               "problems": [{"code": "shim-not-installed", "severity": "error",
+                             "what": "wsgi-shim is not installed in the Python that Passenger runs "
+                                     "(%s): %s." % (sys.executable, exc),
+                             "where": "PassengerPython (Apache) / [passenger] passenger_python",
+                             "fix": "Make PassengerPython and passenger_python name the site venv's python, "
+                                    "or install wsgi-shim into this one (inv install)."}]}
+    try:
+        if not os.path.isdir("logs"):
+            os.mkdir("logs", 0o700)
+        _fd = os.open("logs/starts.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
+        try:
+            os.write(_fd, (json.dumps(_record, ensure_ascii=True) + "\\n").encode())
+        finally:
+            os.close(_fd)
+    except (OSError, ValueError):
+        pass
     _page = ("<!DOCTYPE html><meta charset='utf-8'><meta name='viewport' content='width=device-width, "
              "initial-scale=1'><title>Site error</title><h1>This site could not start</h1>"
-             "<p>wsgi-shim is not installed in the Python that Passenger runs: <code>%s</code> "
-             "(%s).</p><p>How to fix: make PassengerPython and [passenger] passenger_python name "
-             "the site venv's python, or install wsgi-shim into this one: "
-             "<code>inv install</code> or <code>%s -m pip install /path/to/wsgi-shim</code>. "
-             "[shim-not-installed]</p>"
-             % tuple(html.escape(str(v)) for v in (sys.executable, exc, sys.executable))
-             ).encode("utf-8", "backslashreplace")  # a path need not be UTF-8
+             "<p>Error id <code>%s</code>, %s. The site's owner can look it up with "
+             "<code>wsgi-shim status</code>.</p>"
+             % (_id, time.strftime("%d %B %Y, %H:%M UTC", time.gmtime()))).encode()
 
     def application(environ, start_response):
         start_response("500 Internal Server Error", [("Content-Type", "text/html; charset=utf-8"),

@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 LOADER = REPO / "shim" / "ops" / "passenger_loader.py"
 USERS = [REPO / "shim/ops/probe.py", REPO / "shim/ops/preview.py", REPO / "tests/support/passenger_harness.py",
-         REPO / "bench/startup.py"]
+         REPO / "bench/inprocess.py"]  # bench/startup.py runs Passenger's own wsgi-loader.py (bench/worker.py)
 # What loading the startup file the way Passenger does looks like in code.
 LOADING = re.compile(r"""spec_from_file_location\(\s*["']passenger_wsgi|load_source\(\s*["']passenger_wsgi|"""
                      r"""sys\.path\.insert\(0, os\.getcwd\(\)\)""")
