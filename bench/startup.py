@@ -26,11 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 APP = ("def application(environ, start_response):\n"
        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
        "    return [b'hello']\n")
+# wsgi-shim's one emulation of Passenger's loader (shim/ops/passenger_loader.py), imported by path
+# as the site's Python would, then one request, as Passenger's spawn serves one.
+LOADER = REPO / "shim" / "ops" / "passenger_loader.py"
 LOAD = ("import importlib.util, os, sys\n"
-        "sys.path.insert(0, os.getcwd())\n"
-        "spec = importlib.util.spec_from_file_location('passenger_wsgi', 'passenger_wsgi.py')\n"
-        "m = importlib.util.module_from_spec(spec); sys.modules['passenger_wsgi'] = m\n"
-        "spec.loader.exec_module(m)\n"
+        "spec = importlib.util.spec_from_file_location('_wsgi_shim_passenger_loader', sys.argv[1])\n"
+        "loader = importlib.util.module_from_spec(spec); spec.loader.exec_module(loader)\n"
+        "loader.drop_script_dir()\n"
+        "m = loader.start(os.getcwd())\n"
         "body = b''.join(m.application({'REQUEST_METHOD': 'GET', 'PATH_INFO': '/'}, lambda *a: None))\n"
         "assert body == b'hello', body\n")
 
@@ -60,7 +63,7 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 def start(python: Path, approot: Path) -> float:
     t = time.perf_counter()
-    subprocess.run([str(python), "-c", LOAD], cwd=approot, check=True, stdin=subprocess.DEVNULL, env=ENV)
+    subprocess.run([str(python), "-c", LOAD, str(LOADER)], cwd=approot, check=True, stdin=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - t
 
 

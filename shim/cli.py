@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from shim import __version__
 from shim.ops import checking, control
-from shim.runtime import records
+from shim.ops.locate import NotASite, locate
 from shim.runtime.layout import DEFAULT_APPROOT, DEFAULT_DOCROOT, Site
 
 
@@ -18,6 +19,40 @@ def _site_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("site", metavar="SITE", help="the site directory (or its app root)")
     p.add_argument("-a", "--approot", default=DEFAULT_APPROOT,
                    help=f"app root directory name inside SITE (default {DEFAULT_APPROOT})")
+
+
+def _logs_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new entries as they are written (Ctrl-C to stop)")
+    p.add_argument("--errors", action="store_true",
+                   help="only errors: request exceptions, failed starts, ERROR log records")
+    p.add_argument("--since", metavar="SPEC",
+                   help="only entries newer than SPEC: 30s, 10m, 2h, 1d, 1w, or an ISO time "
+                        "(2026-11-24T09:30, local time unless it names a zone)")
+    p.add_argument("-n", "--lines", type=_count, metavar="N",
+                   help="show the last N entries (default 50; with --since: all of them)")
+    p.add_argument("--id", metavar="ERROR_ID", dest="error_id",
+                   help="show the entry of this error id (printed on the 500 page)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("restart", help="make Passenger restart the site on its next request")
     _site_arg(p)
-    p.add_argument("--wait", type=float, metavar="SECONDS", default=0,
+    p.add_argument("--wait", type=_seconds, metavar="SECONDS", default=0,
                    help="wait up to SECONDS until a new process has started, then report its state")
     p.add_argument("--url", help="request this URL while waiting (Passenger restarts on a request)")
 
@@ -60,31 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("logs", help="read the app log the site writes")
     _site_arg(p)
-    from shim.ops import logview
-
-    logview.add_arguments(p)
+    _logs_arguments(p)
 
     p = sub.add_parser("serve", help="preview the site locally, loaded as Passenger loads it")
     _site_arg(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
 
-    from shim.ops import deploy
-
-    p = sub.add_parser("deploy", help="deploy new code as a release, check it, switch to it, restart")
-    _site_arg(p)
-    deploy.add_deploy_arguments(p)
-    p = sub.add_parser("rollback", help="switch back to the previous release (or --to RELEASE)")
-    _site_arg(p)
-    deploy.add_rollback_arguments(p)
-    p = sub.add_parser("releases", help="list the site's releases, marking the current one")
-    _site_arg(p)
-    deploy.add_releases_arguments(p)
+    _deploy_parsers(sub)
 
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
-    p.add_argument("dir", nargs="?", metavar="DIR", help="where to create it (default: a temporary dir)")
+    p.add_argument("dir", nargs="?", metavar="DIR",
+                   help="where to create it (default: a temporary directory, removed when the demo stops)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary demo site when the demo stops")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     return parser
 
 
@@ -92,17 +117,38 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except NotASite as exc:
+        return _fail(args, str(exc))
+    except control.BadURL as exc:
+        return _fail(args, str(exc), 2)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except RecursionError:  # e.g. thousands of nested brackets in a file a command reads
+        return _fail(args, "a file is nested too deeply to read (thousands of [ or {?); check config.toml "
+                           "with a TOML validator.")
+    except Exception as exc:  # noqa: BLE001 - the last line: one clear line, not a traceback
+        if os.environ.get("WSGI_SHIM_TRACEBACK") == "1":
+            raise
+        return _fail(args, f"internal error: {exc.__class__.__name__}: {_printable(str(exc))}. Please report "
+                           "it; WSGI_SHIM_TRACEBACK=1 shows the traceback.")
+
+
+def _printable(text: str) -> str:
+    """Control characters (a path may hold an escape sequence) shown escaped, never sent raw."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
+
+
+def _fail(args, message: str, code: int = 1) -> int:
+    """One line on stderr, named after the subcommand; CODE 1 (or 2 for usage)."""
+    print(f"wsgi-shim {args.command}: {_printable(message)}", file=sys.stderr)
+    return code
 
 
 def _site(args) -> Site:
-    path = Path(args.site)
-    if not path.is_absolute():
-        path = Path.cwd() / path
-    return Site.locate(path, args.approot)
+    """The site SITE names; raises NotASite (one line, exit 1) when it names none."""
+    return locate(args.site, args.approot)
 
 
 # ---- install -------------------------------------------------------------------------------
@@ -138,16 +184,21 @@ def cmd_install(args) -> int:
 # ---- check ---------------------------------------------------------------------------------
 
 
+NOT_IMPORTED = ("the import of the app (passenger_wsgi.py, [wsgi] app and everything it imports) "
+                "was not checked (--no-import)")
+
+
 def cmd_check(args) -> int:
     site = _site(args)
     problems, info = checking.collect_problems(site, not args.no_import)
+    errors = [p for p in problems if p.blocking]
+    not_checked = [NOT_IMPORTED] if args.no_import else []
     if args.json:
-        print(json.dumps({"site": str(site.site), "approot": str(site.approot),
-                          "ok": not any(p.blocking for p in problems),
+        print(json.dumps({"site": str(site.site), "approot": str(site.approot), "ok": not errors,
+                          "imported": not args.no_import, "not_checked": not_checked,
                           "maintenance": info["maintenance"], "problems": [p.as_dict() for p in problems]},
                          indent=2))
-        return 1 if any(p.blocking for p in problems) else 0
-    errors = [p for p in problems if p.blocking]
+        return 1 if errors else 0
     for p in problems:
         print(p.as_text() + "\n")
     state = "ON (visitors see the maintenance page)" if info["maintenance"] else "off"
@@ -156,9 +207,13 @@ def cmd_check(args) -> int:
     if errors:
         print(f"{len(errors)} problem{'s' if len(errors) != 1 else ''}{warnings} found in {site.approot}. "
               f"Maintenance mode: {state}.")
-        return 1
-    print(f"OK: {site.approot} would serve its app{warnings}. Maintenance mode: {state}.")
-    return 0
+    elif args.no_import:
+        print(f"No problem found in {site.approot}{warnings}, but the app was not imported (--no-import): "
+              "a missing module or an error at import time would not show. Maintenance mode: "
+              f"{state}.")
+    else:
+        print(f"OK: {site.approot} would serve its app{warnings}. Maintenance mode: {state}.")
+    return 1 if errors else 0
 
 
 # ---- maint, restart ------------------------------------------------------------------------
@@ -167,9 +222,7 @@ def cmd_check(args) -> int:
 def cmd_maint(args) -> int:
     site = _site(args)
     if not site.tmp.is_dir():
-        print(f"wsgi-shim maint: {site.tmp} does not exist; is {site.site} a site? "
-              "(wsgi-shim install creates it)", file=sys.stderr)
-        return 1
+        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
     if args.action == "status":
         print("maintenance mode is " + ("on" if site.maint_txt.exists() else "off"))
         return 0
@@ -188,105 +241,350 @@ def cmd_maint(args) -> int:
 
 def cmd_restart(args) -> int:
     site = _site(args)
+    if args.url:
+        control.check_url(args.url)
     if not site.tmp.is_dir():
-        print(f"wsgi-shim restart: {site.tmp} does not exist; is {site.site} a site?", file=sys.stderr)
-        return 1
+        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
     starts = control.starts_path(site)
     before = time.time()
     try:
         control.touch_restart(site.restart_txt)
     except OSError as exc:
-        print(f"wsgi-shim restart: cannot touch {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
+        return _fail(args, f"cannot touch {exc.filename}: {exc.strerror}")
     if not args.wait:
         print("restart requested; Passenger restarts the app on its next request")
         return 0
-    return control.wait_for_new_start(starts, before, args.wait, args.url)
+    restarted = control.wait_for_new_start(starts, before, args.wait, args.url)
+    if restarted.start is None:
+        return _fail(args, restarted.report())
+    print(restarted.report())
+    return 0 if restarted.ok else 1
 
 
 def cmd_status(args) -> int:
-    site = _site(args)
-    logging_cfg = control.site_logging(site)
-    starts = records.read_starts(logging_cfg.starts_path)
-    last = starts[-1] if starts else None
-    result: dict = {"site": str(site.site), "maintenance": site.maint_txt.exists(), "last_start": last}
-    from shim.ops import deploy
+    from shim.ops.status import site_status
 
-    try:
-        result["release"] = deploy.current_release(site)
-    except deploy.DeployError:
-        result["release"] = None
-    try:
-        restart_mtime = site.restart_txt.stat().st_mtime
-    except OSError:
-        restart_mtime = 0.0
-    result["restart_pending"] = bool(last and restart_mtime > last.get("epoch", 0))
-    from shim.ops import logview
-
-    result["recent_errors"] = logview.recent_errors(logging_cfg.path, 5)
-    if args.url:
-        try:
-            status, headers, _ = control.http_get(args.url)
-            result["http"] = {"url": args.url, "status": status, "serving": control.classify_response(status, headers)}
-        except OSError as exc:
-            result["http"] = {"url": args.url, "error": str(getattr(exc, "reason", exc))}
+    status = site_status(_site(args), args.url, lambda m: print(m, file=sys.stderr))
     if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"site:        {site.site}")
-        print(f"maintenance: {'on' if result['maintenance'] else 'off'}")
-        if result["release"]:
-            print(f"release:     {result['release']} (wsgi-shim releases SITE lists them)")
-        print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
-        if result["restart_pending"]:
-            print("restart:     pending (restart.txt is newer than the last start)")
-        for entry in result["recent_errors"]:
-            print(f"error:       {entry.get('time', '')} id {entry.get('id', '?')}: {entry.get('summary', '')}")
-        http = result.get("http")
-        if http:
-            print(f"http:        {http['url']} -> " + (f"{http['status']}, serving {http['serving']}"
-                                                       if "status" in http else f"unreachable: {http['error']}"))
-    serving = (result.get("http") or {}).get("serving") or (last or {}).get("state")
-    return 0 if serving in ("app", "maintenance") else 1
+        print(json.dumps(status.as_dict(), indent=2))
+        return 0 if status.ok else 1
+    last = status.last_start
+    print(f"site:        {status.site}")
+    print(f"maintenance: {'on' if status.maintenance else 'off'}")
+    if status.release:
+        commit = f", commit {status.commit}" if status.commit else ""
+        print(f"release:     {status.release}{commit} (wsgi-shim releases SITE lists them)")
+    print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
+    if status.restart_pending:
+        print("restart:     pending (restart.txt is newer than the last start)")
+    for e in status.errors:
+        label = "error:      " if e.current else "earlier:    "
+        note = "" if e.current else "  (before the last restart or a good start since: maybe fixed)"
+        print(f"{label} {e.time} {e.kind} {e.id or '-'}: {e.summary}{note}")
+    if status.errors:
+        print("             (wsgi-shim logs SITE --id ID shows an error in full)")
+    if status.http:
+        print(f"http:        {status.http.describe()}")
+    return 0 if status.ok else 1
 
 
 # ---- logs, serve, demo ---------------------------------------------------------------------
 
 
 def cmd_logs(args) -> int:
+    """0 when the log was read, 1 when it could not be or an --id was not found, 2 for a bad --since."""
     from shim.ops import logview
 
-    return logview.run(_site(args), args)
+    site = _site(args)
+    path = control.site_logging(site).path
+    try:
+        since = logview.parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        return _fail(args, str(exc), 2)
+    if not logview.log_files(path):
+        print(f"No app log yet at {path}. It is created when the site's app process first starts "
+              "with [logging] enabled; make a request to the site, or check that [logging] enabled "
+              "is true in config.toml.", file=sys.stderr)
+        if not args.follow:
+            return 1 if args.error_id else 0
+    try:
+        if args.error_id:
+            return _log_entry(path, args.error_id)
+        limit = args.lines if args.lines is not None else (None if since is not None else logview.DEFAULT_LINES)
+        selected = logview.select(path, args.errors, since, limit)
+    except PermissionError as exc:
+        return _fail(args, f"cannot read the app log: {exc}. It belongs to the site's user (passenger_user in "
+                           "config.toml): run `wsgi-shim logs` as that user.")
+    except OSError as exc:
+        return _fail(args, f"cannot read the app log {path}: {exc}")
+    for entry in selected:
+        sys.stdout.write(logview.entry_text(entry) + "\n")
+    sys.stdout.flush()
+    if not selected and not args.follow:
+        what = "error entries" if args.errors else "entries"
+        print(f"No {what}" + (f" since {args.since}" if since is not None else "") + f" in {path}.",
+              file=sys.stderr)
+    if args.follow:
+        logview.follow(path, args.errors, sys.stdout)
+    return 0
+
+
+def _log_entry(path: Path, error_id: str) -> int:
+    from shim.ops import logview
+
+    entry = logview.find_error(path, error_id)
+    if entry is None:
+        print(f"No entry with error id {error_id} in {path} or its rotated files. It may have been rotated "
+              "away (raise [logging] backups or max_bytes to keep more), or the id belongs to another site.",
+              file=sys.stderr)
+        return 1
+    sys.stdout.write(entry["text"] + "\n")
+    return 0
+
+
+def _say(kind: str, text: str) -> None:
+    """The preview's messages, on stderr (stdout stays the app's)."""
+    print(text if kind == "app-error" else f"[wsgi-shim serve] {text}", file=sys.stderr, flush=True)
 
 
 def cmd_serve(args) -> int:
     from shim.ops import preview
 
-    return preview.serve(_site(args), args.host, args.port)
+    site = _site(args)
+    try:
+        preview.check_site(site)
+        sock = preview.listen(args.host, args.port)
+    except preview.PreviewError as exc:
+        return _fail(args, str(exc))
+    _say("serving", f"restart the app: wsgi-shim restart {site.site}   maintenance: wsgi-shim maint on|off "
+                    f"{site.site}")
+    preview.serve(site, sock, _say)
+    return 0
+
+
+def _quiet(kind: str, text: str) -> None:
+    """The demo shows what goes wrong and what changes, not the routine."""
+    if kind not in ("start", "serving", "stop"):
+        _say(kind, text)
 
 
 def cmd_demo(args) -> int:
     from shim.ops import preview
 
-    return preview.demo(Path(args.dir).absolute() if args.dir else None, args.host, args.port)
+    try:
+        sock = preview.listen(args.host, args.port)  # before anything is created
+    except preview.PreviewError as exc:
+        return _fail(args, str(exc))
+    try:
+        demo = preview.make_demo(Path(args.dir) if args.dir else None)
+    except preview.PreviewError as exc:
+        sock.close()
+        return _fail(args, str(exc))
+    removed = demo.temporary and not args.keep
+    print(f"wsgi-shim demo: serving a demo site on {preview.url_of(sock)}  (Ctrl-C stops)")
+    print(f"  site directory: {demo.site.site}" + (" (removed when the demo stops; --keep keeps it)"
+                                                   if removed else ""))
+    print("  try /fail (a request that fails), and in another terminal:")
+    for line in demo.try_lines():
+        print("    " + line)
+    sys.stdout.flush()
+    try:
+        preview.serve(demo.site, sock, _quiet)
+    finally:
+        if removed:
+            preview.remove_demo(demo)
+            print(f"wsgi-shim demo: removed {demo.site.site}", file=sys.stderr)
+    return 0
+
+
+# ---- deploy, rollback, releases (docs/deploying.md) ----------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86400 or value != value:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, not {text}")
+    return value
+
+
+def _wait_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", type=_seconds, default=0, metavar="SECONDS",
+                   help="after the restart, wait up to SECONDS until a new process has started "
+                        "(needs --url), as wsgi-shim restart --wait does")
+    p.add_argument("--url", help="request this URL while waiting (Passenger restarts on a request)")
+
+
+def _deploy_parsers(sub) -> None:
+    from shim.ops.deploy import DEFAULT_KEEP, Limits
+
+    p = sub.add_parser("deploy", help="deploy new code as a release: check it, then switch to it and restart")
+    _site_arg(p)
+    p.add_argument("source", metavar="SOURCE", help="the code to deploy: a directory or a .tar.gz/.tgz")
+    p.add_argument("--maint", action="store_true",
+                   help="show the maintenance page while the release commands run and the release is "
+                        "switched (needs --url: waits until Passenger really serves the page)")
+    p.add_argument("--run", action="append", default=[], metavar="CMD",
+                   help="a release command, run in the new release with the site's Python and environment "
+                        "before the switch (e.g. 'python manage.py migrate'); repeatable; replaces "
+                        "config.toml's [deploy] run")
+    p.add_argument("--ref", metavar="REF", help="deploy exactly this git commit, branch or tag of SOURCE "
+                                                 "(a git repository); the commit is recorded")
+    p.add_argument("--keep", type=_positive_int, default=DEFAULT_KEEP, metavar="N",
+                   help=f"keep the N newest releases (default {DEFAULT_KEEP}); the current and the "
+                        "previous one are always kept")
+    p.add_argument("--no-requirements", action="store_true",
+                   help="do not pip install the release's requirements.txt")
+    p.add_argument("--init", action="store_true",
+                   help='first deploy of an existing site: change config.toml\'s [wsgi] chdir "." '
+                        'to "current" (that line only)')
+    p.add_argument("--max-bytes", type=_positive_int, default=Limits.max_bytes, metavar="N",
+                   help=f"refuse a release bigger than N bytes unpacked (default {Limits.max_bytes})")
+    p.add_argument("--max-entries", type=_positive_int, default=Limits.max_entries, metavar="N",
+                   help=f"refuse a release of more than N files and directories (default {Limits.max_entries})")
+    p.add_argument("--allow-sparse", action="store_true", help="accept sparse files in a tar archive")
+    p.add_argument("--maint-wait", type=_seconds, default=60, metavar="SECONDS",
+                   help="with --maint: how long to wait for the maintenance page, and for the app after it "
+                        "(default 60)")
+    _wait_arguments(p)
+    p = sub.add_parser("rollback", help="switch back to the release live before the current one (or --to RELEASE)")
+    _site_arg(p)
+    p.add_argument("--to", metavar="RELEASE", help="the release to go back to (default: the one that was "
+                                                   "live before the current one); see wsgi-shim releases")
+    _wait_arguments(p)
+    p = sub.add_parser("releases", help="list the site's releases and what went live when")
+    _site_arg(p)
+    p.add_argument("--json", action="store_true", help="print the releases as JSON")
+
+
+def _deploy_output():
+    from shim.ops.deploy.steps import Output
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    def warn(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    return Output(say, warn)
+
+
+def _deploy_failure(prog: str, exc: BaseException) -> int:
+    """The exit code and message of a deploy/rollback that stopped (already undone)."""
+    from shim.ops.deploy import DeployError
+    from shim.ops.deploy.journal import Interrupted
+
+    if isinstance(exc, KeyboardInterrupt):
+        signum = exc.signum if isinstance(exc, Interrupted) else 2
+        print(f"{prog}: stopped by {exc.args[0] if exc.args else 'SIGINT'}; the site is as it was before.",
+              file=sys.stderr)
+        return 128 + signum
+    for problem in getattr(exc, "problems", []):
+        print(problem.as_text() + "\n", file=sys.stderr)
+    if isinstance(exc, DeployError):
+        print(f"{prog}: {exc}", file=sys.stderr)
+    else:  # OSError
+        print(f"{prog}: {getattr(exc, 'filename', None) or ''}: {getattr(exc, 'strerror', None) or exc}"
+              .replace(": : ", ": ").lstrip(": "), file=sys.stderr)
+    return 1
 
 
 def cmd_deploy(args) -> int:
-    from shim.ops import deploy
+    from shim.ops.deploy import DeployError, Limits
+    from shim.ops.deploy.steps import DeployOptions, deploy
 
-    return deploy.run_deploy(_site(args), args)
+    prog = "wsgi-shim deploy"
+    site = _site(args)
+    if args.url:
+        control.check_url(args.url)
+    source = Path(args.source).absolute()
+    if not source.exists():
+        print(f"{prog}: {source} does not exist (give a directory or a .tar.gz).", file=sys.stderr)
+        return 1
+    if args.wait and not args.url:
+        print("note: --wait without --url: the new process starts only when a request arrives.", file=sys.stderr)
+    opts = DeployOptions(source=source, maint=args.maint, keep=args.keep, requirements=not args.no_requirements,
+                         init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref,
+                         limits=Limits(args.max_bytes, args.max_entries, args.allow_sparse),
+                         maint_wait=args.maint_wait)
+    try:
+        out = deploy(site, opts, _deploy_output())
+    except (DeployError, OSError, KeyboardInterrupt) as exc:
+        return _deploy_failure(prog, exc)
+    for old in out.removed:
+        print(f"Removed old release {old} (keeping {args.keep}).")
+    print(f"Deployed {out.release}." + (f" To go back to {out.previous}: wsgi-shim rollback {site.site}"
+                                        if out.previous else ""))
+    if not out.restart_ok:
+        print(f"{prog}: the new release is live but its process did not start cleanly (see above)."
+              + (f" wsgi-shim rollback {site.site} goes back to {out.previous}." if out.previous else ""),
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_rollback(args) -> int:
-    from shim.ops import deploy
+    from shim.ops.deploy import DeployError
+    from shim.ops.deploy.rollback import RollbackOptions, rollback
 
-    return deploy.run_rollback(_site(args), args)
+    prog = "wsgi-shim rollback"
+    if args.url:
+        control.check_url(args.url)
+    try:
+        out = rollback(_site(args), RollbackOptions(args.to, args.wait, args.url), _deploy_output())
+    except (DeployError, OSError, KeyboardInterrupt) as exc:
+        return _deploy_failure(prog, exc)
+    if out is None:
+        return 0
+    print(f"Rolled back to {out.release}." + (f" To undo: wsgi-shim rollback {args.site} --to {out.previous}"
+                                              if out.previous else ""))
+    return 0 if out.restart_ok else 1
 
 
 def cmd_releases(args) -> int:
-    from shim.ops import deploy
+    """The releases, newest first, current marked; then the history of what went live."""
+    from shim.ops.deploy.listing import release_info
 
-    return deploy.run_releases(_site(args), args)
+    site = _site(args)
+    info = release_info(site)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 1 if info["error"] else 0
+    if info["error"]:
+        print(f"wsgi-shim releases: {info['error']}", file=sys.stderr)
+    if info["unfinished"]:
+        print(f"note: {info['unfinished']}; the next deploy, rollback or status repairs it.", file=sys.stderr)
+    for name in info["ignored"]:
+        print(f"note: {name} in {site.site / 'releases'} is not a valid release name (no such date); ignored.",
+              file=sys.stderr)
+    if not info["releases"]:
+        print(f"No releases in {site.site / 'releases'} yet (wsgi-shim deploy SITE SOURCE makes one).")
+        return 1 if info["error"] else 0
+    for item in reversed(info["releases"]):
+        mark = "*" if item["current"] else " "
+        commit = f"  commit {item['commit'][:12]}" if item.get("commit") else ""
+        now = "  (current)" if item["current"] else ""
+        print(f"{mark} {item['name']}  deployed {item['deployed']}{commit}{now}")
+    if info["current"] is None and not info["error"]:
+        print(f"none is current: {site.approot / 'current'} does not exist (no deploy has finished yet).")
+    if info["history"]:
+        print("went live (newest first):")
+        for h in reversed(info["history"]):
+            gone = "" if h["kept"] else "  (removed)"
+            print(f"  {h['time']}  {h['release']}  by {h['how']}{gone}")
+    return 1 if info["error"] else 0
 
 
 COMMANDS = {"install": cmd_install, "check": cmd_check, "maint": cmd_maint, "restart": cmd_restart,

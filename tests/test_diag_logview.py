@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from shim.cli import build_parser, main
 from shim.ops import logview
 from shim.runtime.applog import AppLog, format_entry
 from shim.runtime.layout import Site
@@ -23,13 +24,11 @@ def make_site(tmp_path: Path) -> tuple[Site, Path]:
 
 
 def args(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    logview.add_arguments(p)
-    return p.parse_args(list(argv))
+    return build_parser().parse_args(["logs", "SITE", *argv])
 
 
 def run(site, capsys, *argv):
-    code = logview.run(site, args(*argv))
+    code = main(["logs", str(site.site), *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -37,6 +36,8 @@ def run(site, capsys, *argv):
 def test_flags_parse():
     a = args("--follow", "--errors", "--since", "2h", "-n", "7", "--id", "abc123def0")
     assert (a.follow, a.errors, a.since, a.lines, a.error_id) == (True, True, "2h", 7, "abc123def0")
+    with pytest.raises(SystemExit):
+        args("-n", "-3")
 
 
 def test_missing_log_says_where_and_why(tmp_path, capsys):
@@ -106,8 +107,7 @@ def test_recent_errors_for_status(tmp_path):
         log.entry("INFO", "stdout", "fine")
     errors = logview.recent_errors(path, 3)
     assert [e["error_id"] for e in errors] == [f"{i:010x}" for i in (5, 6, 7)]
-    assert errors[-1]["id"] == errors[-1]["error_id"]
-    assert errors[-1]["summary"].startswith("error id 0000000007: GET /7")
+    assert errors[-1]["message"].startswith("error id 0000000007: GET /7")
     assert "Traceback" in errors[-1]["text"]
     assert logview.recent_errors(tmp_path / "nowhere.log", 3) == []
 
@@ -128,7 +128,7 @@ def test_follow_across_rotation(tmp_path):
     log = AppLog(path, max_bytes=4096, backups=3)
     log.entry("INFO", "stdout", "before follow")
     out = io.StringIO()
-    t = threading.Thread(target=logview._follow, args=(path, False, out, 3.0))
+    t = threading.Thread(target=logview.follow, args=(path, False, out, 3.0))
     t.start()
     time.sleep(0.7)
     for i in range(100):  # several rotations while following
@@ -148,7 +148,7 @@ def test_follow_errors_only(tmp_path):
     _, path = make_site(tmp_path)
     log = AppLog(path)
     out = io.StringIO()
-    t = threading.Thread(target=logview._follow, args=(path, True, out, 1.5))
+    t = threading.Thread(target=logview.follow, args=(path, True, out, 1.5))
     t.start()
     time.sleep(0.6)
     log.entry("INFO", "stdout", "chatter")

@@ -14,6 +14,7 @@ import os
 import pwd
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 from shim.runtime import checks, records
@@ -199,7 +200,8 @@ def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...
     return []
 
 
-def collect_problems(site: Site, do_import: bool = True) -> tuple[list[Problem], dict]:
+def collect_problems(site: Site, do_import: bool = True,
+                     probe_root: Path | None = None) -> tuple[list[Problem], dict]:
     """Every problem: config, files, accounts, then the app imported as Passenger would."""
     from shim.runtime.config import load_config
 
@@ -218,7 +220,7 @@ def collect_problems(site: Site, do_import: bool = True) -> tuple[list[Problem],
         problems += python_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
-            problems += probe_problems(site, cfg.passenger_python, info)
+            problems += probe_problems(site, cfg.passenger_python, info, probe_root)
         elif not do_import or not python_ok:
             problems += checks.runtime_problems(cfg, check_identity=False)
     if cfg is not None:
@@ -249,21 +251,37 @@ def last_start_problems(site: Site, cfg) -> list[Problem]:
             for p in last.get("problems", []) if p.get("code") in START_ONLY_CODES]
 
 
-def probe_problems(site: Site, python: str, info: dict) -> list[Problem]:
-    """Load passenger_wsgi.py in a fresh process of the site's Python, as Passenger does."""
+def probe_problems(site: Site, python: str, info: dict, root: Path | None = None) -> list[Problem]:
+    """Load passenger_wsgi.py in a fresh process of the site's Python, as Passenger does
+    (from ROOT instead of the app root: deploy's shadow root of a release not yet current).
+
+    The probe reports through a file descriptor of its own (an unnamed temporary file), so that
+    whatever the app prints at import cannot garble the report."""
     probe = Path(__file__).with_name("probe.py")
     env = dict(os.environ, WSGI_SHIM_PROBE="1")
     env.pop("PYTHONPATH", None)
+    with tempfile.TemporaryFile() as report:
+        fd = report.fileno()
+        try:
+            out = subprocess.run([python, str(probe), str(root or site.approot), str(fd)], cwd=root or site.approot,
+                                 env=env,
+                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=300, pass_fds=(fd,))
+        except subprocess.TimeoutExpired:
+            return [Problem("app-import-timeout", "Importing the app took more than 300 seconds.",
+                            str(site.passenger_wsgi), "Look for code that waits at import time (network, locks).")]
+        except OSError as exc:
+            return [Problem("probe-failed", f"Could not run the site's Python to import the app: {exc.strerror}.",
+                            python, "Check passenger_python and that the venv works: PYTHON -c 'import shim'.")]
+        report.seek(0)
+        raw = report.read()
     try:
-        out = subprocess.run([python, str(probe), str(site.approot)], cwd=site.approot, env=env,
-                             stdin=subprocess.DEVNULL, capture_output=True, timeout=300, text=True)
-        result = json.loads(out.stdout or "{}")
-    except subprocess.TimeoutExpired:
-        return [Problem("app-import-timeout", "Importing the app took more than 300 seconds.",
-                        str(site.passenger_wsgi), "Look for code that waits at import time (network, locks).")]
-    except (OSError, ValueError) as exc:
-        return [Problem("probe-failed", f"Could not run the site's Python to import the app: {exc}.",
-                        python, "Check passenger_python and that the venv works: PYTHON -c 'import shim'.")]
+        result = json.loads(raw)
+    except ValueError:
+        said = out.stderr.decode("utf-8", "replace").strip()
+        return [Problem("probe-failed", f"The site's Python exited (code {out.returncode}) without reporting "
+                                        "on the import of the app.", python,
+                        "Check that the venv works: PYTHON -c 'import shim'; an app that calls os._exit() "
+                        "at import time ends the process before anything can be reported.", said[-2000:])]
     info["probe"] = result
     version = tuple(result.get("python_version") or ())
     early = python_passenger_problems(version, passenger_version(), python) if version else []

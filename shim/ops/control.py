@@ -4,15 +4,18 @@ Start records themselves are written by the runtime (shim.runtime.records)."""
 
 from __future__ import annotations
 
+import http.client
 import os
-import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from shim import __version__
 from shim.runtime import records
+from shim.runtime.config import LoggingConfig
 from shim.runtime.layout import Site
 from shim.runtime.permissions import create_private_file
 from shim.runtime.problems import Problem
@@ -54,16 +57,63 @@ def touch_restart(restart_txt: Path) -> float:
     return new
 
 
+class BadURL(ValueError):
+    """A message for the user: the URL cannot be requested."""
+
+
+def check_url(url: str) -> str:
+    """Only http(s) URLs with a host: `file:` and the like would read local files, not the site."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        raise BadURL(f"--url {url!r} is not a valid URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadURL(f"--url {url!r} is not an http:// or https:// URL of the site "
+                     "(e.g. https://www.example.org/).")
+    try:
+        parts.port
+    except ValueError:
+        raise BadURL(f"--url {url!r} has an invalid port.") from None
+    return url
+
+
 def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers={"User-Agent": f"wsgi-shim/{__version__}"})
+    """GET an http(s) URL. Raises BadURL for any other URL, OSError when it cannot be reached."""
+    request = urllib.request.Request(check_url(url), headers={"User-Agent": f"wsgi-shim/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+    except (http.client.HTTPException, ValueError) as exc:  # a server that does not speak HTTP
+        raise OSError(f"no valid HTTP answer ({exc.__class__.__name__})") from None
 
 
-def site_logging(site: Site):
+@dataclass
+class Probe:
+    """What a URL answered: a status and what it serves, or why it could not be reached."""
+
+    url: str
+    status: int | None = None
+    serving: str | None = None
+    error: str | None = None
+
+    def describe(self) -> str:
+        if self.status is None:
+            return f"{self.url} is unreachable: {self.error}"
+        return f"{self.url} answers {self.status}, serving {self.serving}"
+
+
+def ask(url: str) -> Probe:
+    """Request URL once and classify the answer. Never raises OSError (BadURL still)."""
+    try:
+        status, headers, _ = http_get(url)
+    except OSError as exc:
+        return Probe(url, error=str(getattr(exc, "reason", None) or exc))
+    return Probe(url, status, classify_response(status, headers))
+
+
+def site_logging(site: Site) -> LoggingConfig:
     """The site's [logging] settings (log and start-record paths); defaults if config.toml is unreadable."""
     from shim.runtime.config import load_config
     from shim.runtime.loader import default_logging
@@ -79,16 +129,46 @@ def starts_path(site: Site) -> Path:
 def describe_start(record: dict) -> str:
     lines = [f"{record.get('time')} pid {record.get('pid')}: serving "
              + {"app": "the app", "maintenance": "the maintenance page",
-                "error": "the error page"}.get(record.get("state"), str(record.get("state")))]
+                "error": "the error page"}.get(record.get("state"), str(record.get("state")))
+             + (f" (error id {record['error_id']})" if record.get("error_id") else "")]
     for p in record.get("problems", []):
         lines.append(Problem.from_dict(p).as_text())
     return "\n".join(lines)
 
 
-def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None,
-                       prog: str = "wsgi-shim restart") -> int:
+@dataclass
+class Restarted:
+    """The outcome of waiting for a new app process: the start it recorded, or (after a
+    timeout) what the URL serves and the last start before the restart."""
+
+    waited: float
+    start: dict | None = None
+    url: Probe | None = None
+    previous: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A new process serves the app or the maintenance page."""
+        return self.start is not None and self.start.get("state") in ("app", "maintenance")
+
+    def report(self) -> str:
+        """As text, for the terminal: the new start, or why none was seen."""
+        if self.start is not None:
+            return "restarted: " + describe_start(self.start)
+        lines = [f"no new process started within {self.waited:g} s."
+                 + ("" if self.url else " No request reached the site: pass --url so wsgi-shim can make one.")]
+        if self.url:
+            lines.append(self.url.describe())
+        if self.previous:
+            lines.append("last start (before this restart): " + describe_start(self.previous))
+        return "\n".join(lines)
+
+
+def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None) -> Restarted:
     """Wait until a process start newer than BEFORE is recorded (requesting URL meanwhile, as
-    Passenger restarts on a request) and report it; 0 when it serves the app or maintenance."""
+    Passenger restarts on a request). Raises BadURL before waiting if URL is not an http(s) URL."""
+    if url:
+        check_url(url)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if url:
@@ -98,22 +178,10 @@ def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None
                 pass
         new = [r for r in records.read_starts(starts) if r.get("epoch", 0) > before]
         if new:
-            record = new[-1]
-            print("restarted: " + describe_start(record))
-            return 0 if record.get("state") in ("app", "maintenance") else 1
+            return Restarted(wait, start=new[-1])
         time.sleep(0.5)
-    hint = "" if url else " No request reached the site: pass --url so wsgi-shim can make one."
-    print(f"{prog}: no new process started within {wait:g} s.{hint}", file=sys.stderr)
-    if url:
-        try:
-            status, headers, _ = http_get(url)
-            print(f"{url} answers {status}, serving {classify_response(status, headers)}", file=sys.stderr)
-        except OSError as exc:
-            print(f"{url} is unreachable: {getattr(exc, 'reason', exc)}", file=sys.stderr)
     old = records.read_starts(starts, limit=1)
-    if old:
-        print("last start (before this restart): " + describe_start(old[-1]), file=sys.stderr)
-    return 1
+    return Restarted(wait, url=ask(url) if url else None, previous=old[-1] if old else None)
 
 
 # ---- status --------------------------------------------------------------------------------

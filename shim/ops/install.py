@@ -23,13 +23,15 @@ except ImportError as exc:  # PassengerPython names a Python without wsgi-shim: 
     import html
     import sys
 
-    _page = ("<!DOCTYPE html><title>Site error</title><h1>This site could not start</h1>"
+    _page = ("<!DOCTYPE html><meta charset='utf-8'><meta name='viewport' content='width=device-width, "
+             "initial-scale=1'><title>Site error</title><h1>This site could not start</h1>"
              "<p>wsgi-shim is not installed in the Python that Passenger runs: <code>%s</code> "
              "(%s).</p><p>How to fix: make PassengerPython and [passenger] passenger_python name "
              "the site venv's python, or install wsgi-shim into this one: "
              "<code>inv install</code> or <code>%s -m pip install /path/to/wsgi-shim</code>. "
              "[shim-not-installed]</p>"
-             % tuple(html.escape(str(v)) for v in (sys.executable, exc, sys.executable))).encode()
+             % tuple(html.escape(str(v)) for v in (sys.executable, exc, sys.executable))
+             ).encode("utf-8", "backslashreplace")  # a path need not be UTF-8
 
     def application(environ, start_response):
         start_response("500 Internal Server Error", [("Content-Type", "text/html; charset=utf-8"),
@@ -71,7 +73,7 @@ CONFIG_HEADER = """\
 #   request is logged with an error id; visitors see only the id),
 #   debug_token_file = "" and debug_addresses = [] (who may see tracebacks), redact = [] (regexes)
 #
-# Full reference: README.md, "Configuration".
+# Full reference: docs/configuration.md in the wsgi-shim repository.
 
 """
 

@@ -9,24 +9,21 @@
     wsgi-shim logs SITE --id 3f9a1c2b7d the entry of that error id (from the 500 page)
     wsgi-shim logs SITE --follow        keep printing new entries (Ctrl-C to stop)
 
-Needs no special rights: the log belongs to the site's user, who is the developer.
+Reading and selecting only: shim/cli.py parses the flags and prints. Needs no special rights:
+the log belongs to the site's user, who is the developer.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from shim.runtime.layout import Site
+from typing import Any
 
 ENTRY = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[(?P<pid>\d+)\] (?P<level>[A-Z]+) "
@@ -35,22 +32,6 @@ ERROR_ID = re.compile(r"\berror id ([0-9a-f]{6,32})\b")
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
 DEFAULT_LINES = 50
 POLL_SECONDS = 0.5
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `wsgi-shim logs` (SITE is added by shim.cli)."""
-    parser.add_argument("-f", "--follow", action="store_true",
-                        help="keep printing new entries as they are written (Ctrl-C to stop)")
-    parser.add_argument("--errors", action="store_true",
-                        help="only errors: request exceptions, failed starts, ERROR log records")
-    parser.add_argument("--since", metavar="SPEC",
-                        help="only entries newer than SPEC: 30s, 10m, 2h, 1d, 1w, or an ISO time "
-                             "(2026-11-24T09:30, local time unless it names a zone)")
-    parser.add_argument("-n", "--lines", type=int, metavar="N",
-                        help=f"show the last N entries (default {DEFAULT_LINES}; "
-                             "with --since: all of them)")
-    parser.add_argument("--id", metavar="ERROR_ID", dest="error_id",
-                        help="show the entry of this error id (printed on the 500 page)")
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -73,9 +54,12 @@ def log_files(log_path: Path) -> list[Path]:
 
 def parse_entries(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """Group log lines into entries: a header line plus its indented continuation lines."""
+    from shim.runtime.redact import escape_controls
+
     current: dict[str, Any] | None = None
     for line in lines:
-        line = line.rstrip("\n")
+        # Whatever wrote the file, nothing raw reaches the terminal (ESC) or splits an entry.
+        line = escape_controls(line.rstrip("\n"))
         m = ENTRY.match(line)
         if m:
             if current is not None:
@@ -109,12 +93,40 @@ def entry_epoch(entry: dict[str, Any]) -> float:
         return 0.0
 
 
+MAX_LINE = 1024 * 1024  # longer lines are cut: a log line is never worth more memory
+
+
+def open_log(path: Path) -> Any:
+    """A log file for reading as text: a regular file only (a FIFO would block), split at \\n
+    only (a CR written by an older wsgi-shim must not start a line). Raises OSError."""
+    from shim.runtime.files import open_regular
+
+    fd = open_regular(path)
+    return open(fd, encoding="utf-8", errors="replace", newline="\n")
+
+
+def bounded_lines(f: Any, limit: int = MAX_LINE) -> Iterator[str]:
+    """Lines of f, each cut at `limit` characters (the rest of that line is skipped, so it can
+    never be read as a line of its own)."""
+    while True:
+        line = f.readline(limit)
+        if not line:
+            return
+        if len(line) >= limit and not line.endswith("\n"):
+            while True:
+                rest = f.readline(limit)
+                if not rest or rest.endswith("\n"):
+                    break
+            line += " [line cut]\n"
+        yield line
+
+
 def read_entries(log_path: Path) -> Iterator[dict[str, Any]]:
     """All entries of the log and its rotated files, oldest first. Raises OSError."""
     for path in log_files(log_path):
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                yield from parse_entries(f)
+            with open_log(path) as f:
+                yield from parse_entries(bounded_lines(f))
         except FileNotFoundError:  # rotated away while we read
             continue
 
@@ -141,11 +153,7 @@ def parse_since(spec: str, now: float | None = None) -> float:
 
 
 def recent_errors(log_path: Path, limit: int) -> list[dict[str, Any]]:
-    """The last `limit` error entries (newest last), for `wsgi-shim status`. Never raises.
-
-    Each: {"time", "pid", "level", "source", "message", "error_id", "text"}, plus "id" (=
-    error_id) and "summary" (= message) as `wsgi-shim status` prints them.
-    """
+    """The last `limit` error entries (newest last), for `wsgi-shim status`. Never raises."""
     found: deque[dict[str, Any]] = deque(maxlen=max(0, limit))
     try:
         for e in read_entries(Path(log_path)):
@@ -153,7 +161,7 @@ def recent_errors(log_path: Path, limit: int) -> list[dict[str, Any]]:
                 found.append(e)
     except OSError:
         return []
-    return [_public(e) for e in found]
+    return [_with_text(e) for e in found]
 
 
 def find_error(log_path: Path, error_id: str) -> dict[str, Any] | None:
@@ -161,86 +169,28 @@ def find_error(log_path: Path, error_id: str) -> dict[str, Any] | None:
     wanted = error_id.strip().lower()
     for e in read_entries(Path(log_path)):
         if e["error_id"] == wanted:
-            return _public(e)
+            return _with_text(e)
     return None
 
 
-def _public(e: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in e.items() if k != "lines"}
-    out["text"] = entry_text(e)
-    out["id"] = e["error_id"]
-    out["summary"] = e["message"]
-    return out
+def _with_text(e: dict[str, Any]) -> dict[str, Any]:
+    """An entry plus its whole text, as printed."""
+    return {**e, "text": entry_text(e)}
 
 
-# -- the command ----------------------------------------------------------------------------
+# -- selecting -----------------------------------------------------------------------------
 
-def log_path_of(site: Site) -> Path:
-    """The site's app log path from its config.toml ([logging] file), else the default."""
-    from shim.runtime.config import load_config
-
-    cfg, _ = load_config(site.approot)  # never raises; None when config.toml is unusable
-    if cfg is not None:
-        return Path(cfg.logging.path)
-    return site.default_logs / "app.log"
-
-
-def run(site: Site, args: argparse.Namespace) -> int:
-    """`wsgi-shim logs`: print entries; 0 when the log was read, 1 when it could not be or an
-    --id was not found, 2 for a bad --since."""
-    out = sys.stdout
-    path = log_path_of(site)
-    try:
-        since = parse_since(args.since) if getattr(args, "since", None) else None
-    except ValueError as exc:
-        print(f"wsgi-shim logs: {exc}", file=sys.stderr)
-        return 2
-    error_id = getattr(args, "error_id", None)
-    errors_only = bool(getattr(args, "errors", False))
-    limit = getattr(args, "lines", None)
-    if limit is None:
-        limit = None if since is not None else DEFAULT_LINES
-    follow = bool(getattr(args, "follow", False))
-
-    if not path.exists() and not log_files(path):
-        print(f"No app log yet at {path}. It is created when the site's app process first starts "
-              "with [logging] enabled; make a request to the site, or check that [logging] enabled "
-              "is true in config.toml.", file=sys.stderr)
-        if not follow:
-            return 1 if error_id else 0
-    try:
-        if error_id:
-            entry = find_error(path, error_id)
-            if entry is None:
-                print(f"No entry with error id {error_id} in {path} or its rotated files. It may "
-                      "have been rotated away (raise [logging] backups or max_bytes to keep more), "
-                      "or the id belongs to another site.", file=sys.stderr)
-                return 1
-            out.write(entry["text"] + "\n")
-            return 0
-        selected: deque[dict[str, Any]] = deque(maxlen=limit if limit and limit > 0 else None)
-        for e in read_entries(path):
-            if _wanted(e, errors_only, since):
-                selected.append(e)
-        if limit == 0:
-            selected.clear()
-        for e in selected:
-            out.write(entry_text(e) + "\n")
-        out.flush()
-        if not selected and not follow:
-            what = "error entries" if errors_only else "entries"
-            print(f"No {what}" + (f" since {args.since}" if since is not None else "")
-                  + f" in {path}.", file=sys.stderr)
-    except PermissionError as exc:
-        print(f"Cannot read the app log: {exc}. It belongs to the site's user (passenger_user in "
-              "config.toml): run `wsgi-shim logs` as that user.", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"Cannot read the app log {path}: {exc}", file=sys.stderr)
-        return 1
-    if follow:
-        return _follow(path, errors_only, out)
-    return 0
+def select(log_path: Path, errors_only: bool = False, since: float | None = None,
+           limit: int | None = DEFAULT_LINES) -> list[dict[str, Any]]:
+    """The last LIMIT entries (None: all) of the log and its rotated files, oldest first, only
+    errors if ERRORS_ONLY, only those newer than SINCE (epoch seconds). Raises OSError."""
+    selected: deque[dict[str, Any]] = deque(maxlen=limit if limit and limit > 0 else None)
+    if limit == 0:
+        return []
+    for e in read_entries(log_path):
+        if _wanted(e, errors_only, since):
+            selected.append(e)
+    return list(selected)
 
 
 def _wanted(e: dict[str, Any], errors_only: bool, since: float | None) -> bool:
@@ -249,19 +199,22 @@ def _wanted(e: dict[str, Any], errors_only: bool, since: float | None) -> bool:
     return since is None or entry_epoch(e) >= since
 
 
-def _follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = None) -> int:
-    """Print entries appended from now on; follows the log across rotations."""
+def follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = None,
+           stop: threading.Event | None = None) -> None:
+    """Write entries appended from now on to OUT (a text stream) until interrupted (Ctrl-C),
+    STOP_AFTER seconds or STOP is set; follows the log across rotations. A log that does not
+    exist yet is read from its start once it appears."""
     f = None
     ident = None
     pending = ""  # a line still being written
-    first = True
+    first = os.path.exists(path)
     deadline = None if stop_after is None else time.monotonic() + stop_after
     try:
-        while deadline is None or time.monotonic() < deadline:
+        while (deadline is None or time.monotonic() < deadline) and not (stop and stop.is_set()):
             if f is None:
                 try:
                     # kept open across polls, closed in finally
-                    f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+                    f = open_log(path)
                 except FileNotFoundError:
                     time.sleep(POLL_SECONDS)
                     continue
@@ -293,4 +246,3 @@ def _follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = 
     finally:
         if f is not None:
             f.close()
-    return 0

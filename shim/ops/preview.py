@@ -17,27 +17,39 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import tomllib
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from shim.runtime.layout import Site
 
 POLL_SECONDS = 0.25
 STOP_SECONDS = 5.0
+LOADER = Path(__file__).with_name("passenger_loader.py")
 
-# Runs in the app process, under the site's Python: standard library + waitress only.
-# Mirrors /usr/share/passenger/helper-scripts/wsgi-loader.py (load_app), minus the `imp` module
-# that Python 3.12 removed.
+# Runs in the app process, under the site's Python: standard library + waitress only. The app is
+# loaded by wsgi-shim's one emulation of Passenger's loader (passenger_loader.py, by path). Each
+# request gets one line on the terminal (method, path, status, time), and a traceback that
+# escapes the app is printed there too, as `flask run` does: through a copy of stderr made before
+# the shim sends the process's own stderr to the app log.
 CHILD = r"""
-import importlib.util, os, socket, sys
-mode, fd, startup = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+import importlib.util, os, socket, sys, time, traceback, urllib.parse
+mode, fd, loader_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+terminal = os.fdopen(os.dup(2), "w", buffering=1, errors="backslashreplace")
+spec = importlib.util.spec_from_file_location("_wsgi_shim_passenger_loader", loader_path)
+loader = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(loader)
+loader.drop_script_dir()
 try:
     import waitress
 except ImportError:
@@ -46,16 +58,7 @@ except ImportError:
     import waitress
 sock = socket.socket(fileno=fd)
 if mode == "app":
-    # -c puts '' first on sys.path; Passenger's loader is a script, so drop it like Passenger
-    # would not have it, then do what its load_app() does.
-    if sys.path and sys.path[0] == "":
-        del sys.path[0]
-    sys.path.insert(0, os.getcwd())
-    spec = importlib.util.spec_from_file_location("passenger_wsgi", startup)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["passenger_wsgi"] = module
-    spec.loader.exec_module(module)
-    app = module.application
+    app = loader.start(os.getcwd()).application
 else:
     # The app process failed to start: answer like Passenger does, details in the terminal.
     body = (b"<!DOCTYPE html><title>We're sorry, but something went wrong</title>"
@@ -66,51 +69,84 @@ else:
         start_response("500 Internal Server Error", [("Content-Type", "text/html"),
                                                      ("Content-Length", str(len(body)))])
         return [body]
-waitress.serve(app, sockets=[sock], ident="wsgi-shim preview", _quiet=True)
+
+def shown(environ):
+    # A visitor's path may hold escape sequences: percent-encode all but plain characters.
+    safe = "/:@!$&'()*+,;=-._~%"
+    path = urllib.parse.quote(environ.get("PATH_INFO", "").encode("latin-1", "replace"), safe=safe)
+    query = environ.get("QUERY_STRING", "")
+    if query:
+        path += "?" + urllib.parse.quote(query.encode("latin-1", "replace"), safe=safe + "?")
+    return urllib.parse.quote(environ.get("REQUEST_METHOD", "?"), safe="") + " " + path
+
+class Logged:
+    def __init__(self, body, line):
+        self.body, self.line, self.failed = body, line, False
+    def __iter__(self):
+        try:
+            yield from self.body
+        except BaseException:
+            self.failed = True
+            terminal.write(traceback.format_exc())
+            raise
+    def close(self):
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            self.line(self.failed)
+
+def talking(environ, start_response):
+    started, seen = time.monotonic(), {}
+    def line(failed):
+        status = "500 (the app raised an exception)" if failed else seen.get("status", "-")
+        ms = (time.monotonic() - started) * 1000
+        terminal.write("[wsgi-shim serve] %s -> %s (%.1f ms)\n" % (shown(environ), status, ms))
+    def remember(status, headers, exc_info=None):
+        seen["status"] = status.split(" ", 1)[0]
+        return start_response(status, headers, exc_info)
+    try:
+        return Logged(app(environ, remember), line)
+    except BaseException:
+        terminal.write(traceback.format_exc())
+        line(True)
+        raise
+waitress.serve(talking, sockets=[sock], ident="wsgi-shim preview", _quiet=True)
 """
 
-
-def say(message: str) -> None:
-    print(f"[wsgi-shim serve] {message}", file=sys.stderr, flush=True)
+Report = Callable[[str, str], None]  # (kind, text); kind: start, restart, warning, error, stop
 
 
-def _read_passenger(site: Site) -> dict:
-    try:
-        with open(site.config_toml, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        say(f"cannot read {site.config_toml} ({exc}); the app's own error page will say more")
-        return {}
-    section = data.get("passenger", {})
-    return section if isinstance(section, dict) else {}
+class PreviewError(Exception):
+    """A message for the user: the preview cannot start."""
 
 
-def _python_for(passenger: dict) -> str:
-    python = passenger.get("passenger_python")
-    if isinstance(python, str) and python and os.access(python, os.X_OK):
+def _python_for(cfg, report: Report) -> str:
+    python = cfg.passenger_python if cfg is not None else ""
+    if python and os.access(python, os.X_OK):
         return python
-    say(f"WARNING: passenger_python {python!r} is not an executable file; "
-        f"running the app with {sys.executable} instead (Passenger could not start it)")
+    report("warning", f"WARNING: passenger_python {python or None!r} is not an executable file; "
+                      f"running the app with {sys.executable} instead (Passenger could not start it)")
     return sys.executable
 
 
-def _identity(passenger: dict) -> dict:
+def _identity(cfg, report: Report) -> dict:
     """As root, run the app as passenger_user/passenger_group, as Passenger does."""
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or cfg is None:
         return {}
-    user = passenger.get("passenger_user")
-    if not isinstance(user, str) or not user or user == "root":
+    user = cfg.passenger_user
+    if not user or user == "root":
         return {}
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
-        say(f"WARNING: passenger_user {user!r} does not exist; running the app as root")
+        report("warning", f"WARNING: passenger_user {user!r} does not exist; running the app as root")
         return {}
-    group = passenger.get("passenger_group")
+    group = cfg.passenger_group
     try:
-        gid = grp.getgrnam(group).gr_gid if isinstance(group, str) and group else pw.pw_gid
+        gid = grp.getgrnam(group).gr_gid if group else pw.pw_gid
     except KeyError:
-        say(f"WARNING: passenger_group {group!r} does not exist; using {user}'s primary group")
+        report("warning", f"WARNING: passenger_group {group!r} does not exist; using {user}'s primary group")
         gid = pw.pw_gid
     return {"user": pw.pw_uid, "group": gid, "extra_groups": os.getgrouplist(user, gid),
             "home": pw.pw_dir, "name": user}
@@ -126,30 +162,47 @@ def _mtime(path: Path) -> int | None:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
+    """The preview's listening socket. Raises PreviewError (a busy port, an unknown host)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family = infos[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except (OSError, OverflowError, UnicodeError) as exc:
+        raise PreviewError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(infos[0][4][:2] if family == socket.AF_INET else infos[0][4])
+        sock.listen(128)
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        raise PreviewError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    bound = sock.getsockname()
+    shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
+    return f"http://{shown}:{bound[1]}/"
 
 
 class Supervisor:
     """One app process at a time on a socket this process keeps open."""
 
-    def __init__(self, site: Site, sock: socket.socket) -> None:
+    def __init__(self, site: Site, sock: socket.socket, report: Report) -> None:
         self.site = site
         self.sock = sock
+        self.report = report
         self.child: subprocess.Popen | None = None
         self.failed = False
         self.spare: str | None = None
 
     def start(self) -> None:
-        passenger = _read_passenger(self.site)
-        python = _python_for(passenger)
-        startup = passenger.get("passenger_startup_file") or "passenger_wsgi.py"
-        who = _identity(passenger)
+        from shim.runtime.config import load_config
+
+        cfg, _ = load_config(self.site.approot)  # its problems are the app's error page's to show
+        python = _python_for(cfg, self.report)
+        who = _identity(cfg, self.report)
         env = dict(os.environ, PYTHONUNBUFFERED="1", WSGI_SHIM_PREVIEW="1",
                    WSGI_SHIM_PREVIEW_WAITRESS=self.spare_waitress())
         # Passenger does not get the developer's PYTHONPATH; an app that only imports with it
@@ -159,22 +212,21 @@ class Supervisor:
         kwargs: dict = {}
         if who:
             env.update(HOME=who["home"], USER=who["name"], LOGNAME=who["name"])
-            kwargs = {"user": who["user"], "group": who["group"],
-                      "extra_groups": who["extra_groups"]}
+            kwargs = {"user": who["user"], "group": who["group"], "extra_groups": who["extra_groups"]}
         try:
-            self.child = subprocess.Popen(
-                [python, "-c", CHILD, "app", str(self.sock.fileno()), str(startup)],
-                cwd=self.site.approot, env=env, pass_fds=(self.sock.fileno(),), **kwargs)
+            self.child = subprocess.Popen([python, "-c", CHILD, "app", str(self.sock.fileno()), str(LOADER)],
+                                          cwd=self.site.approot, env=env, pass_fds=(self.sock.fileno(),),
+                                          **kwargs)
         except OSError as exc:
             # e.g. passenger_python not executable by passenger_user: Passenger fails too.
-            say(f"cannot start the app process with {python}: {exc}; serving an error page "
-                "until tmp/restart.txt changes")
+            self.report("error", f"cannot start the app process with {python}: {exc}; serving an error page "
+                                 "until tmp/restart.txt changes")
             self.start_error_page()
             return
         self.failed = False
         as_user = f" as {who['name']}" if who else ""
-        say(f"app process {self.child.pid} started{as_user}: {python} loading "
-            f"{self.site.approot / startup}")
+        self.report("start", f"app process {self.child.pid} started{as_user}: {python} loading "
+                             f"{self.site.passenger_wsgi}")
 
     def spare_waitress(self) -> str:
         """A world-readable copy of our waitress, for a site Python that lacks it: ours may sit
@@ -192,9 +244,9 @@ class Supervisor:
         return self.spare
 
     def start_error_page(self) -> None:
-        self.child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, "error", str(self.sock.fileno()), ""],
-            pass_fds=(self.sock.fileno(),))
+        env = dict(os.environ, WSGI_SHIM_PREVIEW_WAITRESS=self.spare_waitress())
+        self.child = subprocess.Popen([sys.executable, "-c", CHILD, "error", str(self.sock.fileno()), str(LOADER)],
+                                      pass_fds=(self.sock.fileno(),), env=env)
         self.failed = True
 
     def stop(self) -> None:
@@ -208,60 +260,109 @@ class Supervisor:
             child.kill()
             child.wait()
 
+    def close(self) -> None:
+        self.stop()
+        self.sock.close()
+        if self.spare:
+            shutil.rmtree(self.spare, ignore_errors=True)
 
-def serve(site: Site, host: str = "127.0.0.1", port: int = 8000) -> int:
-    """Serve SITE until interrupted, restarting the app when tmp/restart.txt changes."""
+
+def check_site(site: Site) -> None:
+    """Raises PreviewError unless SITE has a startup file to load."""
     if not site.passenger_wsgi.is_file():
-        print(f"wsgi-shim serve: no {site.passenger_wsgi}: not a site "
-              f"(create one with: wsgi-shim install {site.site})", file=sys.stderr)
-        return 1
-    try:
-        sock = listen(host, port)
-    except OSError as exc:
-        print(f"wsgi-shim serve: cannot listen on {host}:{port}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 1
-    bound = sock.getsockname()
-    shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
-    url = f"http://{shown}:{bound[1]}/"
+        raise PreviewError(f"no {site.passenger_wsgi}: not a site (create one with: wsgi-shim install {site.site})")
 
-    # Stop cleanly (and take the app process along) on SIGTERM as on Ctrl-C.
-    def terminate(signum, frame):
+
+@contextmanager
+def stop_on_signals():
+    """SIGTERM and SIGHUP (a closed terminal) stop the preview as Ctrl-C does, so that its
+    `finally` blocks run: the app process is stopped and a demo's temporary site removed."""
+    def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
-    sup = Supervisor(site, sock)
-    restart_txt = site.restart_txt
-    seen = _mtime(restart_txt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        sup.start()
-        say(f"serving {site.approot} on {url}  (Ctrl-C stops)")
-        say(f"restart the app: touch {restart_txt}   maintenance: wsgi-shim maint on|off "
-            f"{site.site}")
-        while True:
-            time.sleep(POLL_SECONDS)
-            now = _mtime(restart_txt)
-            # As Passenger: a changed mtime restarts, a deleted file triggers nothing.
-            if now is not None and now != seen:
-                seen = now
-                say(f"{restart_txt} changed: restarting the app process")
-                sup.stop()
-                sup.start()
-                continue
-            child = sup.child
-            if child is not None and child.poll() is not None and not sup.failed:
-                say(f"app process {child.pid} exited with code {child.returncode} (output "
-                    "above); serving an error page until tmp/restart.txt changes")
-                sup.start_error_page()
-    except KeyboardInterrupt:
-        say("stopping")
-        return 0
+        yield
     finally:
-        sup.stop()
-        sock.close()
-        if sup.spare:
-            shutil.rmtree(sup.spare, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve(site: Site, sock: socket.socket, report: Report) -> None:
+    """Serve SITE on SOCK (see listen()) until interrupted, restarting the app when
+    tmp/restart.txt changes, printing the app log's errors (tracebacks of failed requests and
+    starts) as they are written. Returns on Ctrl-C, SIGTERM or SIGHUP; closes SOCK."""
+    check_site(site)
+    sup = Supervisor(site, sock, report)
+    errors = _ErrorEcho(site, report)
+    try:
+        with stop_on_signals():
+            sup.start()
+            report("serving", f"serving {site.approot} on {url_of(sock)}  (Ctrl-C stops)")
+            errors.start()
+            _watch(site, sup, report)
+    except KeyboardInterrupt:
+        report("stop", "stopping")
+    finally:
+        errors.stop()
+        sup.close()
+
+
+def _watch(site: Site, sup: Supervisor, report: Report) -> None:
+    seen = _mtime(site.restart_txt)
+    while True:
+        time.sleep(POLL_SECONDS)
+        now = _mtime(site.restart_txt)
+        # As Passenger: a changed mtime restarts, a deleted file triggers nothing.
+        if now is not None and now != seen:
+            seen = now
+            report("restart", f"{site.restart_txt} changed: restarting the app process")
+            sup.stop()
+            sup.start()
+            continue
+        child = sup.child
+        if child is not None and child.poll() is not None and not sup.failed:
+            report("error", f"app process {child.pid} exited with code {child.returncode} (output above); "
+                            "serving an error page until tmp/restart.txt changes")
+            sup.start_error_page()
+
+
+class _ErrorEcho:
+    """Follows the site's app log in a thread and reports its error entries (a failed request's
+    traceback, a failed start), as `flask run` shows them in the terminal."""
+
+    def __init__(self, site: Site, report: Report) -> None:
+        from shim.ops.control import site_logging
+
+        self.path = site_logging(site).path
+        self.report = report
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+
+    def _run(self) -> None:
+        from shim.ops import logview
+
+        report = self.report
+
+        class Out:
+            def write(self, text: str) -> None:
+                if text.strip():
+                    report("app-error", text.rstrip("\n"))
+
+            def flush(self) -> None:
+                pass
+
+        try:
+            logview.follow(self.path, True, Out(), stop=self.done)
+        except OSError as exc:  # e.g. the log belongs to the site's user and we are not
+            report("warning", f"cannot follow the app log {self.path} ({exc.strerror or exc}); "
+                              "request errors will not show here")
 
 
 # --- demo ------------------------------------------------------------------------------------
@@ -273,21 +374,23 @@ import sys
 import time
 
 STARTED = time.strftime("%H:%M:%S")
+TRY = {TRY!r}
 
 
 def application(environ, start_response):
+    if environ.get("PATH_INFO") == "/fail":
+        raise RuntimeError("a failing request, on purpose: see its traceback in the terminal")
+    try_html = "\\n".join(TRY).replace("&", "&amp;").replace("<", "&lt;")
     body = f"""<!DOCTYPE html>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>wsgi-shim demo</title>
 <h1>Hello from the wsgi-shim demo</h1>
 <p>This page comes from <code>hello.py</code>, loaded through <code>passenger_wsgi.py</code>
 exactly as Passenger loads it. App process {os.getpid()} started at {STARTED},
 Python {sys.version.split()[0]}.</p>
-<p>Try, in another terminal:</p>
-<pre>
-wsgi-shim maint on {APPROOT}      # then reload: the maintenance page
-wsgi-shim maint off {APPROOT}
-wsgi-shim check {APPROOT}
-echo 'oops =' >> {APPROOT}/hello.py; wsgi-shim restart {APPROOT}   # a readable error page
+<p>Try <a href="/fail">/fail</a> (a request that fails), and in another terminal:</p>
+<pre style="overflow-x:auto">
+{try_html}
 </pre>
 """.encode()
     start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
@@ -296,64 +399,99 @@ echo 'oops =' >> {APPROOT}/hello.py; wsgi-shim restart {APPROOT}   # a readable 
 '''
 
 
-def _cli(python: str, *args: str) -> int:
-    """Run `wsgi-shim ARGS` with PYTHON (the demo site's venv, which sees this wsgi-shim)."""
-    code = "import sys; from shim.cli import main; sys.exit(main())"
-    return subprocess.call([python, "-c", code, *args], stdin=subprocess.DEVNULL)
+@dataclass
+class Demo:
+    """A demo site ready to serve: where it is, the command that manages it (as it can be run
+    from a new shell) and what to try."""
+
+    site: Site
+    command: str
+    temporary: bool
+    reused: bool = False
+
+    def try_lines(self) -> list[str]:
+        approot, cmd = shlex.quote(str(self.site.approot)), self.command
+        hello = shlex.quote(str(self.site.approot / "hello.py"))
+        return [f"{cmd} maint on {approot}      # then reload: the maintenance page",
+                f"{cmd} maint off {approot}",
+                f"{cmd} check {approot}",
+                f"echo 'oops =' >> {hello}; {cmd} restart {approot}   # a readable error page",
+                f"{cmd} logs {approot}"]
 
 
-def _demo_python(dir: Path) -> str | None:
+def _command(python: str) -> str:
+    """How to run this wsgi-shim from a new shell: the venv's script by its full path (a new
+    shell has no venv on PATH), else its Python with -m shim.cli."""
+    script = Path(python).parent / "wsgi-shim"
+    if script.is_file() and os.access(script, os.X_OK):
+        return shlex.quote(str(script))
+    return f"{shlex.quote(python)} -m shim.cli"
+
+
+def _demo_python(dir: Path) -> str:
     """The running venv's python; outside a venv, a venv in DIR that sees this Python's packages
     (the shim runs sites only from a venv, and this Python has wsgi-shim and waitress)."""
     if sys.prefix != sys.base_prefix:
         return sys.executable
     venv = dir / "venv"
-    print(f"wsgi-shim demo: {sys.executable} is not a venv; creating {venv} on it "
-          "(--system-site-packages, so it sees wsgi-shim)", file=sys.stderr)
-    result = subprocess.run([sys.executable, "-m", "venv", "--without-pip",
-                             "--system-site-packages", str(venv)],
-                            check=False, stdin=subprocess.DEVNULL)
+    result = subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+                            check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if result.returncode != 0:
-        print(f"wsgi-shim demo: creating {venv} failed (exit {result.returncode})",
-              file=sys.stderr)
-        return None
+        raise PreviewError(f"creating a venv in {venv} failed: {result.stderr.strip()[-500:]}")
     # The running wsgi-shim may be importable only through sys.path tweaks (PYTHONPATH, a
     # checkout): point the demo venv at the very package this is.
     site_packages = next((venv / "lib").glob("python3*/site-packages"))
-    (site_packages / "wsgi_shim_demo.pth").write_text(str(Path(__file__).parent.parent) + "\n")
+    (site_packages / "wsgi_shim_demo.pth").write_text(str(Path(__file__).parents[2]) + "\n")
     return str(venv / "bin" / "python")
 
 
-def demo(dir: Path | None = None, host: str = "127.0.0.1", port: int = 8000) -> int:
-    """Create (or reuse) a demo site in DIR (default: a new temporary directory) and serve it."""
-    if dir is None:
-        dir = Path(tempfile.mkdtemp(prefix="wsgi-shim-demo-"))
-        dir.chmod(0o755)  # as a real site directory: reachable by the web server's user
-    dir = Path(dir).absolute()
+def make_demo(dir: Path | None) -> Demo:
+    """Create (or reuse) a demo site in DIR (default: a new temporary directory), maintenance
+    off. Raises PreviewError; a temporary directory is removed again on failure."""
+    temporary = dir is None
+    dir = Path(tempfile.mkdtemp(prefix="wsgi-shim-demo-")) if dir is None else Path(os.path.abspath(dir))
+    try:
+        return _fill_demo(dir, temporary)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(dir, ignore_errors=True)
+        raise
+
+
+def _fill_demo(dir: Path, temporary: bool) -> Demo:
+    from shim.ops import control
+    from shim.ops.install import InstallError, install
+
     site = Site(dir)
     if site.passenger_wsgi.is_file():
-        print(f"wsgi-shim demo: reusing the demo site in {dir}", file=sys.stderr)
-    else:
+        python = _demo_python_of(site)
+        control.maint_off(site.maint_txt)
+        return Demo(site, _command(python), temporary, reused=True)
+    try:
         dir.mkdir(parents=True, exist_ok=True)
-        # The demo runs with this Python and as whoever runs it (root included, on a fresh
-        # machine): the demo's venv is the running environment.
-        import getpass
-
-        user = getpass.getuser()
-        group = grp.getgrgid(os.getgid()).gr_name
+        dir.chmod(0o755)  # as a real site directory: reachable by the web server's user
         python = _demo_python(dir)
-        if python is None:
-            return 1
-        code = _cli(python, "install", str(dir), "--python", python, "--app",
-                    "hello.application", "--user", user, "--group", group)
-        if code != 0:
-            print(f"wsgi-shim demo: `wsgi-shim install {dir}` failed (exit {code})",
-                  file=sys.stderr)
-            return code or 1
+        # The demo runs as whoever runs it (root included, on a fresh machine).
+        install(site, pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name, python,
+                "hello.application")
+        demo = Demo(site, _command(python), temporary)
         hello = site.approot / "hello.py"
-        hello.write_text(HELLO.replace("{APPROOT}", str(site.approot)))
+        hello.write_text(HELLO.replace("{TRY!r}", repr(demo.try_lines())))
         hello.chmod(0o644)
-        print(f"wsgi-shim demo: created a demo site in {dir} (app: {hello})", file=sys.stderr)
-    if site.maint_txt.exists():
-        _cli(sys.executable, "maint", "off", str(site.approot))
-    return serve(site, host, port)
+        control.maint_off(site.maint_txt)
+    except InstallError as exc:
+        raise PreviewError(str(exc)) from None
+    except OSError as exc:
+        raise PreviewError(f"cannot create the demo site in {dir}: {exc.strerror or exc}") from None
+    return demo
+
+
+def _demo_python_of(site: Site) -> str:
+    from shim.runtime.config import load_config
+
+    cfg, _ = load_config(site.approot)
+    return cfg.passenger_python if cfg is not None and cfg.passenger_python else sys.executable
+
+
+def remove_demo(demo: Demo) -> None:
+    shutil.rmtree(demo.site.site, ignore_errors=True)

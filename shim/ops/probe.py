@@ -1,9 +1,14 @@
 """Load a site's passenger_wsgi.py exactly as Passenger 6 does and report what it got.
 
 Run by `wsgi-shim check` with the site's own Python (passenger_python), by file path, so it
-works even when that venv lacks wsgi-shim:  python probe.py APP_ROOT  -> one JSON object on
-stdout. With WSGI_SHIM_PROBE=1 the shim imports the app but records nothing and ignores
-maintenance mode. Standard library only; imports nothing from shim at module level.
+works even when that venv lacks wsgi-shim:
+
+    python probe.py APP_ROOT REPORT_FD
+
+writes one JSON object to the inherited file descriptor REPORT_FD, a channel of its own: whatever
+the app prints at import (to stdout, stderr or through logging) cannot garble the report. With
+WSGI_SHIM_PROBE=1 the shim imports the app but records nothing and ignores maintenance mode.
+Standard library only; imports nothing from shim at module level.
 """
 
 import json
@@ -11,25 +16,46 @@ import os
 import sys
 import traceback
 
+# Problems after which importing the app tells nothing new (it would fail for the same reason).
+NO_IMPORT_AFTER = {"chdir-missing", "chdir-not-dir", "chdir-unreadable", "config-app-format",
+                   "config-missing-key"}
 
-def load_source(name: str, path: str):
-    """What imp.load_source (used by Passenger 6.0.17's loader) does, without `imp`."""
+
+def _loader():
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec_path = os.path.join(here, "passenger_loader.py")
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location("_wsgi_shim_passenger_loader", spec_path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-def main(app_root: str) -> dict:
-    out = os.fdopen(os.dup(1), "w")  # the shim may redirect sys.stdout into the app log
+def import_despite_config(app_root: str, result: dict) -> None:
+    """get_app() stops at a blocking config problem; `check` goes on and imports the app with
+    the values config.toml did give, so that a misspelt key and a missing module show together."""
+    codes = {p.get("code") for p in result.get("problems", [])}
+    if result.get("state") != "error" or any(c.startswith("app-") for c in codes) or codes & NO_IMPORT_AFTER:
+        return
+    try:  # a venv with an older wsgi-shim has neither: its own start reported what it could
+        from pathlib import Path
+
+        from shim.runtime.config import load_config
+        from shim.runtime.loader import import_app
+    except ImportError:
+        return
+    cfg, _ = load_config(Path(app_root))
+    if cfg is None or not cfg.module:
+        return
+    _, problems = import_app(cfg, cfg.secret_values())
+    result["problems"] += [p.as_dict() for p in problems]
+
+
+def main(app_root: str, report_fd: int) -> dict:
     result: dict = {"loaded": False, "python_version": list(sys.version_info[:3])}
     try:
-        os.chdir(app_root)
-        sys.path.insert(0, os.getcwd())  # what Passenger's wsgi-loader.py does
-        module = load_source("passenger_wsgi", "passenger_wsgi.py")
+        module = _loader().start(app_root)
         result["loaded"] = True
         result["callable"] = callable(getattr(module, "application", None))
         # shim.runtime.loader since 0.3; shim.loader in a venv that holds an older wsgi-shim
@@ -39,12 +65,13 @@ def main(app_root: str) -> dict:
         if start is not None:
             result["state"] = start.state
             result["problems"] = [p.as_dict() for p in start.problems]
+            import_despite_config(app_root, result)
     except BaseException as exc:  # noqa: BLE001 - report whatever Passenger would have died of
         result["loader_error"] = "".join(traceback.format_exception(exc))
         result["exception"] = f"{exc.__class__.__name__}: {exc}"
         result["missing_module"] = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
-    out.write(json.dumps(result))
-    out.flush()
+    with os.fdopen(report_fd, "w", encoding="utf-8", errors="surrogateescape") as out:
+        out.write(json.dumps(result))
     return result
 
 
@@ -54,4 +81,4 @@ if __name__ == "__main__":
     if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]
     os.environ["WSGI_SHIM_PROBE"] = "1"
-    main(sys.argv[1])
+    main(sys.argv[1], int(sys.argv[2]))

@@ -1,6 +1,6 @@
 """The app log: one file the developer owns, fed by every app process Passenger starts.
 
-    applog, problems = shim.applog.setup(config.logging, config.secret_values())
+    applog, problems = shim.runtime.applog.setup(config.logging, redactor)
     applog.startup("app", problems)
 
 What lands there (each entry stamped with UTC time, process id, level and source):
@@ -17,7 +17,9 @@ Entry format, parsed by ``wsgi-shim logs`` (shim.logview)::
       Traceback (most recent call last):
       ...
 
-Continuation lines are indented by two spaces, so a message can never fake a new entry.
+Continuation lines are indented by two spaces, and every control character but newline and tab
+(CR, ESC, U+2028...) is written as a visible escape (``\r``, ``\x1b``), so a message can never
+fake a new entry nor send escape sequences to the terminal of whoever reads the log.
 
 Rotation is by size and safe across processes and threads: every write takes an exclusive
 flock on ``<log>.lock``, reopens the log when another process rotated it (inode changed), and
@@ -44,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from shim.runtime.permissions import group_is_safe
 from shim.runtime.problems import Problem
-from shim.runtime.redact import Redactor, secret_env_values
+from shim.runtime.redact import Redactor, escape_controls, secret_env_values
 
 if TYPE_CHECKING:
     from shim.runtime.config import LoggingConfig
@@ -118,6 +120,9 @@ class AppLog:
         try:
             if self.redact:
                 text = self.redact(text)
+            # One entry is one entry: a CR or an escape sequence from a request path or a print()
+            # must not start a line of its own for `wsgi-shim logs`, nor reach a terminal raw.
+            text = escape_controls(text)
             self._append(text.encode("utf-8", "backslashreplace"))
         except Exception as exc:  # noqa: BLE001 - never into the app; said once, to Passenger
             self._report_failure(exc)
@@ -137,8 +142,9 @@ class AppLog:
                 lines += ["  " + line for line in p.detail.rstrip().splitlines()]
         return lines
 
-    def startup(self, state: str, problems: list[Problem]) -> None:
-        """Record one process start and every problem the checks found (what/where/fix)."""
+    def startup(self, state: str, problems: list[Problem], error_id: str = "") -> None:
+        """Record one process start and every problem the checks found (what/where/fix).
+        A failed start is one entry carrying its error id, so `logs --id` shows all of it."""
         import pwd
 
         try:  # the real uid: $USER may still name whoever started the server
@@ -146,12 +152,16 @@ class AppLog:
         except KeyError:
             user = str(os.geteuid())
         level = "ERROR" if state == "error" else ("WARNING" if problems else "INFO")
-        text = format_entry(level, "shim", f"process started: state={state} user={user} "
-                            f"gid={os.getgid()} python={sys.executable} "
-                            f"({sys.version.split()[0]}) problems={len(problems)}")
-        for p in problems:
-            text += format_entry(level if state == "error" else "WARNING", "shim",
-                                 "\n".join(self.problem_lines([p])))
+        head = (f"process started: state={state} user={user} gid={os.getgid()} "
+                f"python={sys.executable} ({sys.version.split()[0]}) problems={len(problems)}")
+        if error_id:
+            text = format_entry(level, "shim", "\n".join([f"{head} error id {error_id}",
+                                                          *self.problem_lines(problems)]))
+        else:
+            text = format_entry(level, "shim", head)
+            for p in problems:
+                text += format_entry(level if state == "error" else "WARNING", "shim",
+                                     "\n".join(self.problem_lines([p])))
         self.write(text)
 
     def close(self) -> None:
@@ -485,8 +495,11 @@ def _problem(code: str, what: str, where: str, fix: str) -> Problem:
     return Problem(code, what, where, fix)
 
 
-def setup(cfg: LoggingConfig, secrets: Sequence[str]) -> tuple[AppLog | None, list[Problem]]:
+def setup(cfg: LoggingConfig, redact: Redactor | Sequence[str]) -> tuple[AppLog | None, list[Problem]]:
     """Open the app log and (with capture_output) route the process's output into it.
+
+    ``redact`` is the process's Redactor (shim.runtime.loader builds it once); a list of secret
+    values is accepted too and turned into one.
 
     Never raises. Returns (None, problems) when logging is off or the log cannot be opened;
     the problems are warnings: the site can still serve without its log.
@@ -497,7 +510,10 @@ def setup(cfg: LoggingConfig, secrets: Sequence[str]) -> tuple[AppLog | None, li
         return None, problems
     path = Path(cfg.path)
     try:
-        redactor = Redactor(list(secrets) + secret_env_values(), getattr(cfg, "redact", ()))
+        if isinstance(redact, Redactor):
+            redactor = redact
+        else:
+            redactor = Redactor(list(redact) + secret_env_values(), getattr(cfg, "redact", ()))
         for err in redactor.errors:
             problems.append(_problem(
                 "log-redact-pattern",

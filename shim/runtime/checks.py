@@ -14,6 +14,8 @@ from pathlib import Path
 
 from shim.runtime.config import Config
 from shim.runtime.permissions import (
+    foreign_owned,
+    is_group_member,
     name_of_group,
     name_of_user,
     readable_by_others,
@@ -107,8 +109,11 @@ def secret_problems(cfg: Config) -> list[Problem]:
                 where, "Create the file (mode 600) or correct the path."))
             continue
         if not stat.S_ISREG(st.st_mode):
-            problems.append(Problem("secret-not-file", f"secret_files.{key}: {path} is not a regular file.",
-                                    where, "Point it at a file holding the secret."))
+            from shim.runtime.files import kind_of
+
+            problems.append(Problem("secret-not-file", f"secret_files.{key}: {path} is {kind_of(st.st_mode)}, "
+                                                       "not a regular file.",
+                                    where, "Point it at a regular file holding the secret."))
             continue
         if not os.access(path, os.R_OK):
             problems.append(Problem("secret-unreadable",
@@ -121,7 +126,22 @@ def secret_problems(cfg: Config) -> list[Problem]:
                 "secret-exposed", f"secret_files.{key}: {path} is accessible to other users "
                                   f"(mode {stat.filemode(st.st_mode)}).", where,
                 f"chmod 600 {path} (or 640 with a project group). Like ssh keys, secrets must be private."))
+        problems += _short_secret(cfg, key, where)
     return problems
+
+
+def _short_secret(cfg: Config, key: str, where: str) -> list[Problem]:
+    from shim.runtime.redact import MIN_MASK_LENGTH
+
+    content = cfg.secret_contents().get(key)
+    if isinstance(content, str) and 0 < len(content.strip()) < MIN_MASK_LENGTH:
+        return [Problem("secret-short", f"secret_files.{key} holds fewer than {MIN_MASK_LENGTH} characters, so "
+                                        "it is not masked in logs and pages (masking so short a value would "
+                                        "garble every traceback and show where it occurs).", where,
+                        f"Use a secret of at least {MIN_MASK_LENGTH} characters (a short one is guessable "
+                        "anyway), e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'.",
+                        severity="warning")]
+    return []
 
 
 def environment_problems(cfg: Config, environ: dict[str, str] | None = None) -> list[Problem]:
@@ -167,19 +187,107 @@ def config_file_problems(cfg: Config) -> list[Problem]:
     return []
 
 
+MAINT_PAGE_LIMIT = 1024 * 1024  # a maintenance page is a few KiB of HTML
+
+
+def maintenance_page_refusal(cfg: Config) -> str:
+    """Why [maintenance] page must not be served to the public, or "": it names config.toml, a
+    secret file or the debug token file (the page is shown to every visitor)."""
+    page = cfg.maintenance_page_path
+    if page is None:
+        return ""
+    private = {"config.toml": cfg.file, "the debug token file": cfg.logging.debug_token_file,
+               **{f"the secret file of {k}": v for k, v in cfg.secret_files.items()}}
+    real = os.path.realpath(page)
+    for name, path in private.items():
+        if path and os.path.realpath(path) == real:
+            return f"names {name}, which would be shown to every visitor"
+    return ""
+
+
+def read_maintenance_page(cfg: Config) -> bytes:
+    """The custom maintenance page's bytes. Raises OSError (files.NotReadable says why)."""
+    from shim.runtime.files import NotReadable, read_regular
+
+    page = cfg.maintenance_page_path
+    refusal = maintenance_page_refusal(cfg)
+    if page is None or refusal:
+        raise NotReadable(page or "", refusal or "is not set")
+    return read_regular(page, MAINT_PAGE_LIMIT)
+
+
 def maintenance_problems(cfg: Config) -> list[Problem]:
     page = cfg.maintenance_page_path
     if page is None:
         return []
-    try:
-        with open(page, "rb") as f:
-            f.read(1)
-    except OSError as exc:
-        return [Problem("maint-page-unreadable", f"The custom maintenance page cannot be read: {exc.strerror}.",
-                        f"{cfg.file}, [maintenance] page = {page}",
-                        "Create the file or correct the path; the default page is shown meanwhile.",
+    refusal = maintenance_page_refusal(cfg)
+    if refusal:
+        return [Problem("maint-page-private", f"[maintenance] page {refusal}; the default page is shown "
+                                              "instead.", f"{cfg.file}, [maintenance] page = {page}",
+                        "Point [maintenance] page at an HTML file made for visitors, e.g. maintenance.html.",
                         severity="warning")]
+    from shim.runtime.files import why_not
+
+    try:
+        read_maintenance_page(cfg)
+    except OSError as exc:
+        return [Problem("maint-page-unreadable", f"The custom maintenance page {why_not(exc)}.",
+                        f"{cfg.file}, [maintenance] page = {page}",
+                        "Create the file (a regular file of at most 1 MiB) or correct the path; the default "
+                        "page is shown meanwhile.", severity="warning")]
     return []
+
+
+def site_uid(cfg: Config) -> int:
+    """The uid the site runs as: passenger_user's, else this process's."""
+    if cfg.passenger_user:
+        import pwd
+
+        try:
+            return pwd.getpwnam(cfg.passenger_user).pw_uid
+        except KeyError:
+            pass
+    return os.geteuid()
+
+
+def ownership_problems(cfg: Config, prefix: str | None = None) -> list[Problem]:
+    """Who owns the directories on the way to the app root, config.toml, passenger_wsgi.py, the
+    venv and the secret files. Anyone but root and the site's user who owns one of them can
+    rename it and put their own code, venv, config or secret in its place, which then runs as
+    the site's user. Such an owner blocks the start, unless they are a member of the site's
+    group (a shared project directory of a research group): then it is a warning."""
+    uid = site_uid(cfg)
+    paths: list[tuple[str | Path, bool]] = [(cfg.app_root / "config.toml", True),
+                                            (cfg.app_root / "passenger_wsgi.py", True)]
+    if cfg.passenger_python and os.path.isabs(cfg.passenger_python):
+        paths.append((cfg.passenger_python, True))
+    if prefix:
+        paths.append((prefix, True))
+    paths += [(v, False) for v in cfg.secret_files.values() if os.path.isabs(v)]
+    problems = []
+    user = name_of_user(uid)
+    # This process's user too: Passenger runs the app as the site's user (a wrong passenger_user
+    # is reported as user-mismatch, not as every file being someone else's).
+    for path, owner in foreign_owned(paths, {0, uid, os.geteuid()}):
+        who = name_of_user(owner)
+        if cfg.passenger_group and is_group_member(owner, cfg.passenger_group):
+            problems.append(Problem(
+                "owner-group-member",
+                f"{path} is owned by {who}, a member of the site's group '{cfg.passenger_group}', not by "
+                f"{user} or root: {who} can rename it and put other code, a venv, config.toml or a secret "
+                f"in its place, which would then run as {user}.", str(path),
+                f"Fine for a shared project directory whose owner you trust. Otherwise ask the sysadmins to "
+                f"chown root {path}, or move the site under a directory owned by {user}.",
+                severity="warning"))
+        else:
+            problems.append(Problem(
+                "owner-foreign",
+                f"{path} is owned by {who}, who is neither the site's user ({user}) nor root: {who} can "
+                f"rename it and put other code, a venv, config.toml or a secret in its place, which would "
+                f"then run as {user}.", str(path),
+                f"Ask the sysadmins to chown root {path} (or chown {user} it if it is the site's own), or "
+                f"move the site, its venv and its secrets under directories owned by {user} or root."))
+    return problems
 
 
 def runtime_problems(cfg: Config, check_identity: bool = True) -> list[Problem]:
@@ -192,6 +300,7 @@ def runtime_problems(cfg: Config, check_identity: bool = True) -> list[Problem]:
     problems += environment_problems(cfg)
     problems += chdir_problems(cfg)
     problems += maintenance_problems(cfg)
+    problems += ownership_problems(cfg, sys.prefix if sys.prefix != sys.base_prefix else None)
     if cfg.passenger_app_root and os.path.realpath(cfg.passenger_app_root) != os.path.realpath(cfg.app_root):
         problems.append(Problem(
             "approot-mismatch", f"config.toml says passenger_app_root = {cfg.passenger_app_root}, but the app "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shim.runtime.layout import DEFAULT_LOG_FILE, log_paths
 from shim.runtime.problems import Problem
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -36,6 +37,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "secret_files": {},
     "environment": {},
     "maintenance": {"page": str, "retry_after": int},
+    "deploy": {"run": list},  # release commands of `wsgi-shim deploy` (not used at run time)
     "logging": {
         "enabled": bool,
         "file": str,
@@ -46,9 +48,13 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "catch_errors": bool,
         "debug_token_file": str,
         "debug_addresses": list,
+        "details_for_everyone": bool,
         "redact": list,
     },
 }
+SECRET_LIMIT = 256 * 1024  # what is read of a secret file for masking (a key file is a few KiB)
+MAX_BACKUPS = 100  # each rotation renames every backup while holding the log's lock
+
 REQUIRED = [("passenger", "passenger_user"), ("passenger", "passenger_group"),
             ("passenger", "passenger_python"), ("wsgi", "app")]
 
@@ -56,7 +62,7 @@ REQUIRED = [("passenger", "passenger_user"), ("passenger", "passenger_group"),
 @dataclass
 class LoggingConfig:
     enabled: bool = True
-    file: str = "logs/app.log"
+    file: str = DEFAULT_LOG_FILE
     max_bytes: int = 1_048_576
     backups: int = 3
     level: str = "INFO"
@@ -64,9 +70,27 @@ class LoggingConfig:
     catch_errors: bool = True
     debug_token_file: str = ""
     debug_addresses: list[str] = field(default_factory=list)
+    details_for_everyone: bool = False  # every visitor sees what opted-in requests see
     redact: list[str] = field(default_factory=list)
     path: Path = Path("logs/app.log")          # resolved against the app root
     starts_path: Path = Path("logs/starts.jsonl")
+    _networks: tuple[list[Any], list[str]] | None = field(default=None, repr=False, compare=False)
+
+    def debug_networks(self) -> tuple[list[Any], list[str]]:
+        """debug_addresses parsed (once): (ip networks, entries that are not addresses)."""
+        if self._networks is None:
+            networks: list[Any] = []
+            bad: list[str] = []
+            if self.debug_addresses:
+                import ipaddress  # only when addresses are configured
+
+                for address in self.debug_addresses:
+                    try:
+                        networks.append(ipaddress.ip_network(str(address).strip(), strict=False))
+                    except ValueError:
+                        bad.append(address)
+            self._networks = (networks, bad)
+        return self._networks
 
 
 @dataclass
@@ -84,7 +108,9 @@ class Config:
     environment: dict[str, str] = field(default_factory=dict)
     maintenance_page: str = ""
     retry_after: int = 300
+    deploy_run: list[str] = field(default_factory=list)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    _secret_cache: dict[str, str | OSError] | None = field(default=None, repr=False, compare=False)
 
     @property
     def app_spec(self) -> str:
@@ -106,21 +132,33 @@ class Config:
         """What get_app() adds to os.environ: secret file *paths* and [environment] values."""
         return {**self.secret_files, **self.environment}
 
-    def secret_values(self) -> list[str]:
-        """Contents of the readable secret files, and [environment] values under secret-looking
-        names (DB_PASSWORD, API_TOKEN...), for redaction only."""
-        from shim.runtime.redact import looks_secret
+    def secret_contents(self) -> dict[str, str | OSError]:
+        """Each [secret_files] file's text (at most SECRET_LIMIT bytes), or why it cannot be
+        read; read once per Config, through the FIFO-safe reader."""
+        if self._secret_cache is None:
+            from shim.runtime.files import read_regular
 
-        values = [v for k, v in self.environment.items() if len(v) >= 4 and looks_secret(k)]
-        for path in self.secret_files.values():
-            try:
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    text = f.read(65536)
-            except OSError:
+            cache: dict[str, str | OSError] = {}
+            for key, path in self.secret_files.items():
+                try:
+                    data = read_regular(path, SECRET_LIMIT, truncate=True)
+                    cache[key] = data.decode("utf-8", "replace")
+                except OSError as exc:
+                    cache[key] = exc
+            self._secret_cache = cache
+        return self._secret_cache
+
+    def secret_values(self) -> list[str]:
+        """What to mask: the contents of the readable secret files (and the values inside
+        structured ones), and [environment] values (see shim.runtime.redact)."""
+        from shim.runtime.redact import MIN_MASK_LENGTH, environment_secrets, structured_values
+
+        values = environment_secrets(self.environment)
+        for text in self.secret_contents().values():
+            if isinstance(text, OSError):
                 continue
-            for candidate in (text, text.strip(), *text.splitlines()):
-                candidate = candidate.strip()
-                if len(candidate) >= 4:
+            for candidate in (text, *structured_values(text)):
+                if len(candidate.strip()) >= MIN_MASK_LENGTH:
                     values.append(candidate)
         return sorted(set(values), key=len, reverse=True)
 
@@ -178,6 +216,10 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
     r = _Reader(file, text)
     try:
         data = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses per nested [ or {: thousands of them exhaust the stack
+        r.add("config-syntax", "config.toml is not valid TOML: arrays or tables are nested too deeply.",
+              str(file), "Look for a long run of [ or { (a paste gone wrong) and remove it.")
+        return None, r.problems
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message names line and column but not the text, which may hold a password.
         r.add("config-syntax", f"config.toml is not valid TOML: {exc}.", str(file),
@@ -201,7 +243,7 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
             home = all_keys.get(name)
             hint = f" It belongs in section [{home}]." if home else _suggest(name, list(all_keys))
             r.add("config-unknown-key", f"Unknown top-level key '{name}'.{hint}",
-                  r.where(None, name), "Put every key under its [section] header (see README, Configuration).")
+                  r.where(None, name), "Put every key under its [section] header (see docs/configuration.md).")
 
     def section(name: str) -> dict[str, Any]:
         value = data.get(name, {})
@@ -262,9 +304,18 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
               r.where("maintenance", "retry_after"), "Give the number of seconds, e.g. 300.")
         retry = 300
     cfg.retry_after = retry
+    _parse_deploy(r, cfg, values)
     _parse_env(r, cfg, data)
     _parse_logging(r, cfg, values)
     return cfg, r.problems
+
+
+def _parse_deploy(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    cfg.deploy_run = values.get(("deploy", "run"), [])
+    if not all(isinstance(c, str) and c.strip() for c in cfg.deploy_run):
+        r.add("config-bad-value", "[deploy] run must be a list of commands (non-empty strings).",
+              r.where("deploy", "run"), 'Write e.g. run = ["python manage.py migrate"].')
+        cfg.deploy_run = []
 
 
 def _drop_nul_strings(r: _Reader, table: dict[str, Any], path: list[str]) -> None:
@@ -345,20 +396,21 @@ def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) 
             r.add("config-bad-value", f"[logging] {key} must be at least {minimum}.",
                   r.where("logging", key), f"Use a value of {minimum} or more.")
             setattr(lc, key, getattr(LoggingConfig, key))
+    if lc.backups > MAX_BACKUPS:
+        r.add("config-bad-value", f"[logging] backups must be at most {MAX_BACKUPS}.",
+              r.where("logging", "backups"),
+              f"Use {MAX_BACKUPS} or fewer, and raise max_bytes to keep more log (every rotation "
+              "renames each backup while the other processes wait).")
+        lc.backups = MAX_BACKUPS
     for key in ("debug_addresses", "redact"):
         items = getattr(lc, key)
         if not all(isinstance(i, str) for i in items):
             r.add("config-wrong-type", f"[logging] {key} must be a list of strings.",
                   r.where("logging", key), "Quote every entry, e.g. [\"203.0.113.7\"].")
             setattr(lc, key, [])
-    if lc.debug_addresses:
-        import ipaddress  # only when addresses are configured
-    for address in lc.debug_addresses:
-        try:
-            ipaddress.ip_network(address, strict=False)
-        except ValueError:
-            r.add("config-bad-value", f"[logging] debug_addresses entry '{address}' is not an IP address or network.",
-                  r.where("logging", "debug_addresses"), "Write addresses like \"203.0.113.7\" or \"10.0.0.0/8\".")
+    for address in lc.debug_networks()[1]:
+        r.add("config-bad-value", f"[logging] debug_addresses entry '{address}' is not an IP address or network.",
+              r.where("logging", "debug_addresses"), "Write addresses like \"203.0.113.7\" or \"10.0.0.0/8\".")
     for pattern in lc.redact:
         try:
             re.compile(pattern)
@@ -368,16 +420,20 @@ def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) 
     if lc.debug_token_file and not os.path.isabs(lc.debug_token_file):
         r.add("config-bad-value", "[logging] debug_token_file must be an absolute path.",
               r.where("logging", "debug_token_file"), "Write the full path of a file only you can read.")
-    lc.path = cfg.app_root / lc.file
-    lc.starts_path = lc.path.parent / "starts.jsonl"
+    lc.path, lc.starts_path = log_paths(cfg.app_root, lc.file)
     cfg.logging = lc
+
+
+CONFIG_LIMIT = 1024 * 1024  # a config.toml is a few KiB; more is a mistake (or /dev/zero)
 
 
 def load_config(app_root: Path) -> tuple[Config | None, list[Problem]]:
     """Read app_root/config.toml. Returns (None, problems) if it cannot be read at all."""
+    from shim.runtime.files import NotReadable, read_regular
+
     file = app_root / "config.toml"
     try:
-        raw = file.read_bytes()
+        raw = read_regular(file, CONFIG_LIMIT)
     except FileNotFoundError:
         return None, [Problem("config-missing", "config.toml does not exist.", str(file),
                               "Run `wsgi-shim install SITE` to create it, or restore it from your backup.")]
@@ -387,9 +443,18 @@ def load_config(app_root: Path) -> tuple[Config | None, list[Problem]]:
     except IsADirectoryError:
         return None, [Problem("config-missing", "config.toml is a directory, not a file.", str(file),
                               "Remove the directory and create the file (`wsgi-shim install` writes a template).")]
+    except NotReadable as exc:
+        return None, [Problem("config-not-file", f"config.toml {exc.reason}.", str(file),
+                              f"Replace it with a regular file: rm {file} and restore config.toml from your "
+                              "backup (`wsgi-shim install` writes a template).")]
     except OSError as exc:
         return None, [Problem("config-unreadable", f"config.toml cannot be read: {exc.strerror}.", str(file),
                               "Check the file system and the file's permissions.")]
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return None, [Problem("config-bom", "config.toml starts with a UTF-8 byte order mark (BOM), which "
+                                            "TOML does not allow.", f"{file} line 1",
+                              "Save the file as UTF-8 without BOM (in Notepad: 'UTF-8', not 'UTF-8 with BOM'; "
+                              "or run: sed -i '1s/^\\xEF\\xBB\\xBF//' config.toml).")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -1,7 +1,7 @@
 """Request-time exception middleware: an error id page for visitors, the traceback in the app log.
 
     from shim.runtime.diagnostics import wrap
-    application = wrap(app, config.logging, applog, config.secret_values())
+    application = wrap(app, config.logging, applog, redactor)
 
 shim.loader does this when ``[logging] catch_errors = true`` (the default); with it off,
 ``wrap`` returns the app itself and nothing is added to the request path.
@@ -21,12 +21,12 @@ any other iterable is passed through a thin generator.
 from __future__ import annotations
 
 import contextlib
-import html
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shim.runtime import optin
 from shim.runtime.applog import format_entry
 from shim.runtime.redact import Redactor, header_secrets, looks_secret, mask_query, secret_env_values
 
@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from shim.runtime.applog import AppLog
     from shim.runtime.config import LoggingConfig
 
-TOKEN_HEADER = "HTTP_X_SHIM_DEBUG_TOKEN"
-TOKEN_COOKIE = "shim_debug_token"
-MIN_TOKEN_LENGTH = 16
+TOKEN_HEADER = optin.TOKEN_HEADER
+TOKEN_COOKIE = optin.TOKEN_COOKIE
+MIN_TOKEN_LENGTH = optin.MIN_TOKEN_LENGTH
 SHIM_HEADER = ("X-Wsgi-Shim", "app-error")
 # Headers never shown, even masked by pattern: their whole value is a credential.
 _CREDENTIAL_HEADERS = frozenset({"HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE",
@@ -113,12 +113,11 @@ class _GuardedBody:
 class ErrorReporter:
     """Everything the error path needs: logging with an error id, opt-in check, the page."""
 
-    def __init__(self, applog: AppLog | None, redact: Redactor, token: bytes = b"",
-                 networks: Sequence[Any] = ()) -> None:
+    def __init__(self, applog: AppLog | None, redact: Redactor,
+                 opt_in: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.applog = applog
         self.redact = redact
-        self.token = token
-        self.networks = tuple(networks)
+        self.opted_in = opt_in or optin.OptIn()
 
     # -- logging ---------------------------------------------------------------------------
 
@@ -165,7 +164,7 @@ class ErrorReporter:
             self._write(error_id, text)
         with contextlib.suppress(Exception):
             detail = text if text is not None and self.opted_in(environ) else None
-        body = error_page(error_id, detail).encode("utf-8")
+        body = _page_bytes(error_id, detail)
         headers = [("Content-Type", "text/html; charset=utf-8"),
                    ("Content-Length", str(len(body))),
                    ("Cache-Control", "no-store"),
@@ -178,25 +177,6 @@ class ErrorReporter:
         finally:
             del exc_info
         return [body]
-
-    def opted_in(self, environ: dict[str, Any]) -> bool:
-        """Does this request see tracebacks? Token (constant-time compare) or client address."""
-        if self.token:
-            import hmac
-
-            sent = environ.get(TOKEN_HEADER) or cookie_value(environ.get("HTTP_COOKIE", ""),
-                                                             TOKEN_COOKIE)
-            if sent and hmac.compare_digest(sent.strip().encode("utf-8", "replace"), self.token):
-                return True
-        if self.networks:
-            import ipaddress
-
-            try:
-                addr = ipaddress.ip_address(environ.get("REMOTE_ADDR", "").split("%")[0])
-            except ValueError:
-                return False
-            return any(addr in net for net in self.networks if addr.version == net.version)
-        return False
 
 
 def new_error_id() -> str:
@@ -226,105 +206,37 @@ def request_headers(environ: dict[str, Any]) -> list[str]:
     return lines
 
 
-def cookie_value(cookie_header: str, name: str) -> str:
-    for part in cookie_header.split(";"):
-        k, _, v = part.strip().partition("=")
-        if k == name:
-            return v.strip().strip('"')
-    return ""
+def _page_bytes(error_id: str, detail: tuple[str, str] | None) -> bytes:
+    from shim.runtime import pages  # only when a request failed
 
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="robots" content="noindex">
-<title>500 Internal Server Error</title>
-<style>body{{font-family:sans-serif;max-width:50em;margin:3em auto;padding:0 1em;color:#222}}
-code{{background:#f3f3f3;padding:.1em .3em}}
-pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style>
-</head>
-<body>
-<h1>Something went wrong</h1>
-<p>The site hit an error while handling this request. The error has been recorded.</p>
-<p>Error id: <code class="error-id">{error_id}</code></p>
-<p>If you report this problem, please quote the error id.</p>
-{detail}</body>
-</html>
-"""
-
-_DETAIL = """<h2>Traceback</h2>
-<p>Shown because this request is opted in to debugging ([logging] debug_token_file or
-debug_addresses). Find this entry later with <code>wsgi-shim logs SITE --id {error_id}</code>.</p>
-<pre>{head}
-{body}</pre>
-"""
+    return pages.request_error_page(error_id, detail)
 
 
 def error_page(error_id: str, detail: tuple[str, str] | None = None) -> str:
-    """The plain 500 page; ``detail`` = (request line, headers + traceback), already redacted."""
-    esc = html.escape
-    extra = ""
-    if detail is not None:
-        extra = _DETAIL.format(error_id=esc(error_id), head=esc(detail[0]), body=esc(detail[1]))
-    return _PAGE.format(error_id=esc(error_id), detail=extra)
+    """The request error page (shim.runtime.pages renders it); ``detail`` = (request line,
+    headers + traceback), already redacted."""
+    from shim.runtime import pages  # only when a request failed
 
-
-def _read_token(path: str) -> tuple[bytes, str]:
-    """The debug token and "" , or b"" and why the token cannot be used."""
-    import stat
-
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            data = f.read(4096).strip()
-    except OSError as exc:
-        return b"", f"cannot be read ({exc.strerror or exc})"
-    if st.st_mode & stat.S_IROTH:
-        return b"", "is readable by everyone (chmod 600 it)"
-    try:
-        from shim.runtime.permissions import group_is_safe
-
-        if st.st_mode & stat.S_IRGRP and not group_is_safe(st.st_gid, None):
-            return b"", "is readable by a group shared with other users (chmod 600 it)"
-    except ImportError:  # pragma: no cover
-        pass
-    if len(data) < MIN_TOKEN_LENGTH:
-        return b"", (f"holds fewer than {MIN_TOKEN_LENGTH} characters (make one with "
-                     "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
-    return data, ""
+    return pages.request_error_page(error_id, detail).decode("utf-8")
 
 
 def wrap(app: WSGIApp, cfg: LoggingConfig, applog: AppLog | None,
-         secrets: Sequence[str]) -> WSGIApp:
+         redact: Redactor | Sequence[str]) -> WSGIApp:
     """The app with the exception middleware around it, or the app itself when
-    ``[logging] enabled`` or ``catch_errors`` is off. Never raises."""
+    ``[logging] enabled`` or ``catch_errors`` is off. Never raises.
+
+    ``redact`` is the process's Redactor (the one the app log uses; the debug token is added to
+    it); a list of secret values is accepted too."""
     if not getattr(cfg, "enabled", True) or not getattr(cfg, "catch_errors", True):
         return app
-    warnings: list[str] = []
-    token = b""
-    token_file = getattr(cfg, "debug_token_file", "") or ""
-    if token_file:
-        token, why = _read_token(token_file)
-        if why:
-            warnings.append(f"[logging] debug_token_file {token_file} {why}; "
-                            "no request sees tracebacks by token.")
-    networks = []
-    addresses = list(getattr(cfg, "debug_addresses", []) or [])
-    if addresses:
-        import ipaddress
-
-        for a in addresses:
-            try:
-                networks.append(ipaddress.ip_network(str(a).strip(), strict=False))
-            except ValueError:
-                warnings.append(f"[logging] debug_addresses entry {a!r} is not an IP address or "
-                                "network; it is ignored.")
-    extra = [token.decode("utf-8", "replace")] if token else []
-    redact = Redactor(list(secrets) + secret_env_values() + extra,
-                      getattr(cfg, "redact", []) or [])
+    opt_in, warnings = optin.from_config(cfg)
+    if not isinstance(redact, Redactor):  # a caller with a list of secret values
+        redact = Redactor(list(redact) + secret_env_values(), getattr(cfg, "redact", []) or [])
+        if applog is not None:
+            applog.redact = redact
+    if opt_in.token:  # the log and the pages mask the token too
+        redact.add([opt_in.token.decode("utf-8", "replace")])
     if applog is not None:
-        applog.redact = redact  # the log masks the token too
         for w in warnings:
             applog.entry("WARNING", "shim", w)
-    return CatchErrors(app, ErrorReporter(applog, redact, token, networks))
+    return CatchErrors(app, ErrorReporter(applog, redact, opt_in))

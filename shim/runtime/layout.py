@@ -3,7 +3,7 @@
     SITE/                     the site directory (wsgi-shim install SITE)
       www-approot/            PassengerAppRoot (-a/--approot)
         passenger_wsgi.py     `import shim; application = shim.get_app()`
-        config.toml           the site's settings (see README, "Configuration")
+        config.toml           the site's settings (see docs/configuration.md)
         tmp/                  PassengerRestartDir
           restart.txt         touched by `wsgi-shim restart`
           maint.txt           exists = maintenance mode (`wsgi-shim maint on|off`)
@@ -21,6 +21,15 @@ from pathlib import Path
 
 DEFAULT_APPROOT = "www-approot"
 DEFAULT_DOCROOT = "www-docroot"
+DEFAULT_LOG_FILE = "logs/app.log"  # [logging] file
+STARTS_FILE = "starts.jsonl"
+
+
+def log_paths(app_root: Path, file: str = DEFAULT_LOG_FILE) -> tuple[Path, Path]:
+    """The one rule for where a site logs: the app log at [logging] file (relative to the app
+    root; default logs/app.log), the start records (starts.jsonl) beside it."""
+    log = app_root / file
+    return log, log.parent / STARTS_FILE
 
 
 @dataclass(frozen=True)

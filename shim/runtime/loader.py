@@ -12,17 +12,16 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from shim import __version__
 from shim.runtime import records
-from shim.runtime import pages
 from shim.runtime.checks import runtime_problems
 from shim.runtime.config import Config, LoggingConfig, load_config
-from shim.runtime.layout import Site
+from shim.runtime.layout import Site, log_paths
 from shim.runtime.permissions import name_of_group, name_of_user
 from shim.runtime.problems import Problem
+from shim.runtime.redact import Redactor, secret_env_values
 
 PROBE_ENV = "WSGI_SHIM_PROBE"  # set by `wsgi-shim check`: import only, record nothing
 
@@ -37,17 +36,19 @@ LAST_START: StartResult | None = None  # read by `wsgi-shim check` through shim/
 
 
 def process_facts(app_root: Path) -> dict[str, str]:
+    """What the owner's start-up page tells about the process (never a visitor's)."""
+    import time
+
     return {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
             "python": f"{sys.executable} ({sys.version.split()[0]})",
-            "app root": str(app_root), "pid": str(os.getpid()), "time": pages.now_text(),
-            "wsgi-shim": __version__}
+            "app root": str(app_root), "pid": str(os.getpid()),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "wsgi-shim": __version__}
 
 
 def default_logging(app_root: Path) -> LoggingConfig:
     """Where the log goes when config.toml cannot be read: its default place."""
     cfg = LoggingConfig()
-    cfg.path = app_root / cfg.file
-    cfg.starts_path = cfg.path.parent / "starts.jsonl"
+    cfg.path, cfg.starts_path = log_paths(app_root, cfg.file)
     return cfg
 
 
@@ -58,11 +59,16 @@ def get_app(app_root: str | Path | None = None):
     except BaseException as exc:  # noqa: BLE001 - the last line of defence; see module docstring
         if isinstance(exc, KeyboardInterrupt):
             raise
-        problem = Problem("shim-internal", f"wsgi-shim itself failed: {exc.__class__.__name__}: {exc}.",
-                          "wsgi-shim", "Please report this with the traceback below; meanwhile check "
-                                       "config.toml with `wsgi-shim check SITE`.",
-                          "".join(traceback.format_exception(exc)))
-        return _finish("error", [problem], root, None, None)
+        try:
+            problem = Problem("shim-internal", f"wsgi-shim itself failed: {exc.__class__.__name__}: {exc}.",
+                              "wsgi-shim", "Please report this with the traceback below; meanwhile check "
+                                           "config.toml with `wsgi-shim check SITE`.",
+                              "".join(traceback.format_exception(exc)))
+            return _finish("error", [problem], root, None, None)
+        except Exception:  # noqa: BLE001 - not even the error page: still not Passenger's
+            from shim.runtime import pages
+
+            return pages.fallback_page()
 
 
 def _get_app(app_root: Path):
@@ -73,62 +79,92 @@ def _get_app(app_root: Path):
     applog = None
     if cfg is not None:
         problems += runtime_problems(cfg, check_identity=not probe)
-    secrets = cfg.secret_values() if cfg is not None else []  # read once, for redaction only
+    redact = site_redactor(cfg)  # the one redactor of this process, passed down
     logging_cfg = cfg.logging if cfg is not None else default_logging(app_root)
     if logging_cfg.enabled and not probe:
         from shim.runtime import applog as applog_module  # only when logging is on
 
-        applog, log_problems = applog_module.setup(logging_cfg, secrets)
+        applog, log_problems = applog_module.setup(logging_cfg, redact)
         problems += log_problems
     if in_maintenance:
-        return _finish("maintenance", problems, app_root, cfg, applog)
+        return _finish("maintenance", problems, app_root, cfg, applog, redact=redact)
     if cfg is None or any(p.blocking for p in problems):
-        return _finish("error", problems, app_root, cfg, applog)
-    app, import_problems = import_app(cfg, secrets)
+        return _finish("error", problems, app_root, cfg, applog, redact=redact)
+    app, import_problems = import_app(cfg, redact)
     if import_problems:
-        return _finish("error", problems + import_problems, app_root, cfg, applog)
+        return _finish("error", problems + import_problems, app_root, cfg, applog, redact=redact)
     if cfg.logging.enabled and cfg.logging.catch_errors:
         from shim.runtime import diagnostics  # without a log it still gives visitors the error-id page
 
-        app = diagnostics.wrap(app, cfg.logging, applog, secrets)
-    return _finish("app", problems, app_root, cfg, applog, app)
+        app = diagnostics.wrap(app, cfg.logging, applog, redact)
+    return _finish("app", problems, app_root, cfg, applog, app, redact=redact)
 
 
-def _finish(state, problems, app_root, cfg: Config | None, applog, app=None):
+def site_redactor(cfg: Config | None) -> Redactor:
+    """The process's redactor: secret files, [environment] values, secret-named variables of
+    the process and [logging] redact patterns. Cheap: nothing is compiled until first use."""
+    secrets = cfg.secret_values() if cfg is not None else []
+    return Redactor(secrets + secret_env_values(), cfg.logging.redact if cfg is not None else ())
+
+
+def _finish(state, problems, app_root, cfg: Config | None, applog, app=None, redact=None):
     global LAST_START
+    if redact is not None and problems:  # nothing unmasked reaches a record, the log or a page
+        problems = redact.problems(problems)
     LAST_START = StartResult(state, problems)
-    facts = process_facts(app_root)
+    error_id = os.urandom(5).hex() if state == "error" else ""  # as a request error's id
     if os.environ.get(PROBE_ENV) != "1":
         starts = (cfg.logging if cfg else default_logging(app_root)).starts_path
-        records.record_start(starts, state, problems,
-                             {"user": facts["user"], "group": facts["group"], "python": sys.executable})
+        facts = {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
+                 "python": sys.executable}
+        if error_id:
+            facts["error_id"] = error_id
+        records.record_start(starts, state, problems, facts)
         if applog is not None:
-            applog.startup(state, problems)
+            applog.startup(state, problems, error_id)
     if state == "app":
         return app
     if state == "maintenance":
         return _maintenance(cfg, app_root)
-    return pages.error_page(problems, facts)
+    return start_error_page(problems, app_root, cfg, error_id, redact)
+
+
+def start_error_page(problems: list[Problem], app_root: Path, cfg: Config | None, error_id: str,
+                     redact: Redactor | None = None):
+    """The start-up error page: plain for visitors, the full page for opted-in requests (by
+    token, address, or everyone when the site says so); nobody is opted in when config.toml
+    could not be read, except loopback in `wsgi-shim serve` (the developer's own preview)."""
+    from shim.runtime import optin, pages
+
+    preview = ["127.0.0.0/8", "::1"] if os.environ.get("WSGI_SHIM_PREVIEW") == "1" else []
+    opt_in, _ = optin.from_config(cfg.logging if cfg is not None else None, preview)
+    if redact is None:
+        redact = site_redactor(cfg)
+    if opt_in.token:
+        redact.add([opt_in.token.decode("utf-8", "replace")])
+    return pages.error_page(problems, process_facts(app_root), error_id, opt_in, redact)
 
 
 def _maintenance(cfg: Config | None, app_root: Path):
+    from shim.runtime import pages
+
     custom = None
-    page = cfg.maintenance_page_path if cfg else None
-    if page is not None:
-        try:
-            custom = page.read_bytes()
+    if cfg is not None and cfg.maintenance_page_path is not None:
+        from shim.runtime.checks import read_maintenance_page
+
+        try:  # never a FIFO, a device, a huge file, config.toml or a secret file
+            custom = read_maintenance_page(cfg)
         except OSError:
             custom = None  # reported by checks.maintenance_problems; the default page is shown
-    since = ""
+    since = None
     try:
-        since = datetime.fromtimestamp(
-            os.stat(Site.from_approot(app_root).maint_txt).st_mtime).astimezone().isoformat(timespec="minutes")
+        since = os.stat(Site.from_approot(app_root).maint_txt).st_mtime
     except OSError:
         pass
     return pages.maintenance_page(custom, cfg.retry_after if cfg else 300, since)
 
 
-def import_app(cfg: Config, secrets: list[str]):
+def import_app(cfg: Config, redact: Redactor | None = None):
     """Import the app with config's environment, cwd and sys.path; undo all of it on failure."""
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
@@ -161,9 +197,8 @@ def import_app(cfg: Config, secrets: list[str]):
                 "Django: wsgi.application).")])
         return app, []
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure of the user's import
-        from shim.runtime.redact import Redactor, secret_env_values  # only on this failure path
-
-        redact = Redactor(secrets + secret_env_values(), cfg.logging.redact)
+        if not isinstance(redact, Redactor):  # a caller of the old signature (list of secrets)
+            redact = Redactor(list(redact or ()) + secret_env_values(), cfg.logging.redact)
         problem = describe_import_failure(exc, cfg, redact)
         return None, _rollback(saved_env, saved_cwd, saved_path, saved_modules, [problem])
 

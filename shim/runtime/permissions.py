@@ -133,3 +133,75 @@ def create_private_dir(path: Path, base: int = 0o750) -> None:
     os.mkdir(path, 0o700)
     st = os.stat(path)
     os.chmod(path, private_mode(base, st.st_gid, umask=current_umask()))
+
+
+def on_the_way(path: str | Path, include_final: bool = True,
+               cache: dict[str, os.stat_result | None] | None = None) -> list[tuple[Path, os.stat_result]]:
+    """(path, lstat) of every directory and symlink from / down to `path`, following symlinks
+    (a link is listed, then the components of its target). The final component is left out
+    when include_final is False. Stops quietly at the first one that cannot be stat'ed."""
+    cache = {} if cache is None else cache
+    out: list[tuple[Path, os.stat_result]] = []
+    current = Path("/")
+    pending = list(Path(os.path.abspath(path)).parts)
+    hops = 0
+    while pending:
+        name = pending.pop(0)
+        if name == "/":
+            current = Path("/")
+        elif name == "..":
+            current = current.parent
+            continue
+        elif name in ("", "."):
+            continue
+        else:
+            current = current / name
+        key = str(current)
+        if key not in cache:
+            try:
+                cache[key] = os.lstat(current)
+            except OSError:
+                cache[key] = None
+        st = cache[key]
+        if st is None:
+            break
+        if stat.S_ISLNK(st.st_mode):
+            out.append((current, st))
+            hops += 1
+            try:
+                target = os.readlink(current)
+            except OSError:
+                break
+            if hops > 40:
+                break
+            current = current.parent
+            pending = list(Path(target).parts) + pending
+            continue
+        if pending or include_final:
+            out.append((current, st))
+    return out
+
+
+def foreign_owned(paths: list[tuple[str | Path, bool]], trusted: set[int]) -> list[tuple[Path, int]]:
+    """For each path, the first directory or symlink (or, where asked, the final file) on the way
+    to it whose owner is not in `trusted` (the site's user and root): that owner can rename it
+    and put something else in its place. Each (path, owner uid) once, in walking order."""
+    cache: dict[str, os.stat_result | None] = {}
+    seen: dict[Path, int] = {}
+    for path, include_final in paths:
+        for p, st in on_the_way(path, include_final, cache):
+            if st.st_uid not in trusted:
+                # The first one is enough: its owner controls everything below it.
+                seen.setdefault(p, st.st_uid)
+                break
+    return list(seen.items())
+
+
+def is_group_member(uid: int, group: str) -> bool:
+    """Is the user with this uid a member (primary or supplementary) of `group`?"""
+    try:
+        pw = pwd.getpwuid(uid)
+        gr = grp.getgrnam(group)
+    except KeyError:
+        return False
+    return pw.pw_gid == gr.gr_gid or pw.pw_name in gr.gr_mem

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Problem:
-    code: str        # stable identifier, e.g. "config-syntax"; README's troubleshooting table keys
+    code: str        # stable identifier, e.g. "config-syntax"; docs/troubleshooting.md's table keys
     what: str        # one sentence: what is wrong
     where: str       # file, config key or path it concerns
     fix: str         # what to do about it
@@ -35,5 +35,7 @@ class Problem:
         label = "" if self.severity == "error" else f"{self.severity}: "
         lines = [f"{label}[{self.code}] {self.what}", f"    where: {self.where}", f"    fix:   {self.fix}"]
         if self.detail:
-            lines += ["    " + line for line in self.detail.rstrip().splitlines()]
-        return "\n".join(lines)
+            lines += ["    " + line for line in self.detail.rstrip().split("\n")]
+        from shim.runtime.redact import escape_controls  # text for a terminal: no raw ESC or CR
+
+        return escape_controls("\n".join(lines))

@@ -39,12 +39,10 @@ def record_start(starts_path: Path, state: str, problems: list[Problem], facts: 
 
 def read_starts(starts_path: Path, limit: int = 50) -> list[dict]:
     """The most recent start records, oldest first; unreadable or torn lines are skipped."""
-    try:
-        with open(starts_path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 256 * 1024))
-            lines = f.read().splitlines()
+    from shim.runtime.files import read_tail
+
+    try:  # never blocks on a FIFO, never reads more than the tail
+        lines = [line for line in read_tail(starts_path, 256 * 1024).split(b"\n") if line.strip()]
     except OSError:
         return []
     records = []

@@ -1,18 +1,33 @@
-"""Secret redaction for everything the shim writes to the app log or shows on a page.
+"""Secret redaction for everything the shim writes to the app log, a start record or a page.
 
     from shim.runtime.redact import Redactor, secret_env_values
     redact = Redactor(secrets=config.secret_values() + secret_env_values(), patterns=cfg.redact)
     safe_text = redact(text)
 
-What is masked:
-  * the contents of [secret_files] files (whole, stripped, and each longer line, so a PEM key
-    or a multi-line credentials file is caught even when only one line leaks),
-  * values of environment variables whose names look secret (``secret_env_values``),
+Built once per process (shim.runtime.loader.get_app) and handed to the app log, the import
+failure report and the exception middleware; the middleware adds the debug token with ``add``.
+
+What is masked (see docs/security.md):
+  * the contents of [secret_files] files: whole, stripped, each line of at least 8 characters
+    (a PEM key or a credentials file is caught when one line leaks), and the values inside a
+    structured file (JSON string values, ``KEY=value`` / ``key: value`` lines of a .env file),
+  * every [environment] value of at least 8 characters (except a few public names such as
+    DJANGO_SETTINGS_MODULE and paths of existing files), and values of process environment
+    variables whose names look secret (``secret_env_values``),
   * per request, on the error path only: Authorization / Cookie / X-Shim-Debug-Token header values
     (``Redactor.extended``),
   * anything matching the regular expressions of ``[logging] redact``.
+Each secret is masked in every form it is likely to be printed in: literal, repr()/backslash-
+escaped, JSON-escaped, URL-encoded (quote and quote_plus), HTML-escaped and base64 (standard
+and URL-safe, at each of the three byte alignments, so a secret inside a longer base64 blob such
+as a Basic auth header is caught too).
 
-Standard library only; cheap to import (one ``re`` import, patterns compiled once).
+Values shorter than MIN_MASK_LENGTH (8) from config are not masked: a short value ("on", "self",
+"admin") occurs everywhere, so masking it would garble every traceback and, by where the mask
+appears, tell a reader what the secret is. ``wsgi-shim check`` warns about such secrets.
+
+Standard library only; cheap at start-up: the variants and the regular expression are built
+on the first call, i.e. only when something is written or shown.
 """
 
 from __future__ import annotations
@@ -20,11 +35,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 MASK = "[redacted]"
 
-# Shorter values would mask common words everywhere ("on", "1", "true") and ruin the log.
+# Explicit values (request headers) shorter than this are ignored: "1" or "on" is no secret.
 MIN_SECRET_LENGTH = 4
+# Values taken from config.toml, secret files and the environment: shorter ones are not masked
+# (they would garble every traceback and reveal themselves by where the mask lands).
+MIN_MASK_LENGTH = 8
 # Lines of a multi-line secret file are masked one by one only when long enough to be specific.
 MIN_LINE_LENGTH = 8
 
@@ -50,6 +69,16 @@ _NOT_SECRET_ENV = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "DBUS_SESSION_BUS
                              "XDG_SESSION_DESKTOP", "DESKTOP_SESSION", "AUTH_TYPE",
                              "SERVER_SIGNATURE", "PASSENGER_SPAWN_WORK_DIR"})
 
+# [environment] names whose values are public by nature and appear in every traceback
+# (masking DJANGO_SETTINGS_MODULE would hide which settings module failed to import).
+PUBLIC_ENV = frozenset({"DJANGO_SETTINGS_MODULE", "FLASK_APP", "FLASK_ENV", "PYTHONPATH", "PATH",
+                        "HOME", "LANG", "LANGUAGE", "TZ", "PYTHONIOENCODING", "PYTHONUNBUFFERED",
+                        "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED"})
+
+
+def _is_existing_path(value: str) -> bool:
+    return value.startswith("/") and " " not in value and os.path.exists(value)
+
 
 def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of environment variables whose names look secret (e.g. DJANGO_SECRET_KEY).
@@ -63,71 +92,205 @@ def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
     for k, v in env.items():
         if not isinstance(v, str) or k in _NOT_SECRET_ENV or not looks_secret(k):
             continue
-        if v.startswith("/") and " " not in v and os.path.exists(v):
+        if _is_existing_path(v):
             continue
         out.append(v)
     return out
 
 
+def environment_secrets(environment: Mapping[str, str]) -> list[str]:
+    """The [environment] values to mask: all of at least MIN_MASK_LENGTH characters, except
+    PUBLIC_ENV names and paths of existing files (those show in tracebacks anyway)."""
+    return [v for k, v in environment.items()
+            if isinstance(v, str) and len(v.strip()) >= MIN_MASK_LENGTH and k not in PUBLIC_ENV
+            and not k.startswith("LC_") and not _is_existing_path(v)]
+
+
+def structured_values(text: str) -> list[str]:
+    """Values inside a structured secret file: JSON string values (nested too) and the right-hand
+    sides of ``KEY=value`` / ``key: value`` lines (.env, YAML, INI), quotes removed."""
+    out: list[str] = []
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        import json
+
+        try:
+            _json_strings(json.loads(stripped), out)
+        except (ValueError, RecursionError):
+            pass
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"(?:export\s+)?[\"']?[\w.-]+[\"']?\s*[=:]\s*(.+?)\s*,?$", line)
+        if m:
+            value = m.group(1)
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            out.append(value)
+    return out
+
+
+def _json_strings(node: object, out: list[str], depth: int = 0) -> None:
+    if depth > 50:
+        return
+    if isinstance(node, str):
+        out.append(node)
+    elif isinstance(node, dict):
+        for v in node.values():
+            _json_strings(v, out, depth + 1)
+    elif isinstance(node, list):
+        for v in node:
+            _json_strings(v, out, depth + 1)
+
+
 def expand_secret(value: str) -> list[str]:
-    """The forms of one secret value worth masking: itself, stripped, and its long lines."""
+    """The pieces of one secret value worth masking: itself, stripped, and its long lines."""
     out = [value, value.strip()]
-    if "\n" in value:
+    if "\n" in value or "\r" in value:
         out += [line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_LINE_LENGTH]
     return out
+
+
+def encoded_forms(value: str) -> set[str]:
+    """How a value may appear when printed: literal, repr()/escaped, JSON-escaped, URL-encoded,
+    HTML-escaped, base64 (standard and URL-safe, at every byte alignment)."""
+    import base64
+    import html
+    import json
+    from urllib.parse import quote, quote_plus
+
+    forms = {value, repr(value)[1:-1], value.encode("unicode_escape").decode("ascii"),
+             json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
+             quote(value, safe=""), quote(value), quote_plus(value), html.escape(value),
+             html.escape(value, quote=False)}
+    raw = value.encode("utf-8", "surrogateescape")
+    for k in range(3):
+        # Only the base64 characters fed by the secret's own bits: the same text wherever the
+        # secret sits in a longer encoded blob with this alignment.
+        encoded = base64.b64encode(b"\0" * k + raw + b"\0\0").decode("ascii")
+        core = encoded[-(-8 * k // 6):(8 * (k + len(raw))) // 6]
+        forms.add(core)
+        forms.add(core.replace("+", "-").replace("/", "_"))
+    forms.add(base64.b64encode(raw).decode("ascii"))
+    forms.add(base64.urlsafe_b64encode(raw).decode("ascii"))
+    return forms
 
 
 class Redactor:
     """Callable text -> text with every known secret replaced by ``[redacted]``.
 
-    One compiled alternation for the literal secrets (longest first, so a secret that contains
-    another is masked whole) plus the configured patterns. ``errors`` lists patterns that did not
-    compile (the caller reports them; they are skipped, never fatal).
+    One compiled alternation for the literal secrets in all their forms (longest first, so a
+    secret that contains another is masked whole) plus the configured patterns. ``errors`` lists
+    patterns that did not compile (the caller reports them; they are skipped, never fatal).
+    Built lazily: nothing is computed until the first call.
     """
 
     def __init__(self, secrets: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
-        values: set[str] = set()
-        for s in secrets:
-            if not isinstance(s, str):
-                continue
-            for form in expand_secret(s):
-                if len(form) >= MIN_SECRET_LENGTH and form.lower() not in _HARMLESS:
-                    values.add(form)
-        self._values = frozenset(values)
+        self._secrets: list[str] = [s for s in secrets if isinstance(s, str)]
         self._patterns = tuple(str(p) for p in patterns)
-        self.errors: list[str] = []
+        self._errors: list[str] | None = None
+        self._pattern_rx: tuple[re.Pattern[str], ...] = ()
+        self._literal_rx: re.Pattern[str] | None = None
+        self._values: frozenset[str] | None = None
+
+    # -- building, on first use -----------------------------------------------------------
+
+    @property
+    def errors(self) -> list[str]:
+        if self._errors is None:
+            self._compile_patterns()
+        return self._errors  # type: ignore[return-value]
+
+    def _compile_patterns(self) -> None:
+        errors: list[str] = []
         regexes: list[re.Pattern[str]] = []
-        if values:
-            alternation = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
-            regexes.append(re.compile(alternation))
         for p in self._patterns:
             try:
                 rx = re.compile(p)
             except re.error as exc:
-                self.errors.append(f"{p!r}: {exc}")
+                errors.append(f"{p!r}: {exc}")
                 continue
             if rx.search(""):
                 # A pattern matching the empty string would insert the mask everywhere.
-                self.errors.append(f"{p!r}: matches the empty string")
+                errors.append(f"{p!r}: matches the empty string")
                 continue
             regexes.append(rx)
-        self._regexes = tuple(regexes)
+        self._pattern_rx = tuple(regexes)
+        self._errors = errors
+
+    def _build(self) -> None:
+        values: set[str] = set()
+        for s in self._secrets:
+            for piece in expand_secret(s):
+                if len(piece) < MIN_SECRET_LENGTH or piece.lower() in _HARMLESS:
+                    continue
+                values.update(f for f in encoded_forms(piece) if len(f) >= MIN_SECRET_LENGTH)
+        self._values = frozenset(values)
+        self._literal_rx = None
+        if values:
+            alternation = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+            self._literal_rx = re.compile(alternation)
+
+    # -- use ------------------------------------------------------------------------------
 
     def __call__(self, text: str) -> str:
-        for rx in self._regexes:
+        if self._values is None:
+            self._build()
+        if self._errors is None:
+            self._compile_patterns()
+        if self._literal_rx is not None:
+            text = self._literal_rx.sub(MASK, text)
+        for rx in self._pattern_rx:
             text = rx.sub(MASK, text)
         return text
 
     def __bool__(self) -> bool:
-        return bool(self._regexes)
+        return bool(self._secrets) or bool(self._patterns)
+
+    def add(self, more: Iterable[str]) -> None:
+        """Mask these values too from now on (e.g. the debug token, read after start-up)."""
+        extra = [m for m in more if isinstance(m, str) and len(m.strip()) >= MIN_SECRET_LENGTH]
+        if extra:
+            self._secrets += extra
+            self._values = None  # rebuilt on the next call
 
     def extended(self, more: Iterable[str]) -> Redactor:
         """A redactor that also masks ``more`` (per-request values such as header contents)."""
         extra = [m for m in more if isinstance(m, str) and len(m.strip()) >= MIN_SECRET_LENGTH]
         if not extra:
             return self
-        r = Redactor(list(self._values) + extra, self._patterns)
-        return r
+        return Redactor(self._secrets + extra, self._patterns)
+
+    def problems(self, problems: list[Any]) -> list[Any]:
+        """Problems with every text field masked (for start records, pages and the log)."""
+        if not problems or not self:
+            return problems
+        from dataclasses import replace
+
+        return [replace(p, what=self(p.what), where=self(p.where), fix=self(p.fix),
+                        detail=self(p.detail) if p.detail else p.detail) for p in problems]
+
+
+# Characters that move a terminal's cursor, change its state or end a line for some reader:
+# C0 controls but tab and newline, DEL, C1 controls, Unicode line/paragraph separators and the
+# bidirectional overrides. A visitor controls request paths and headers, so these must never
+# reach the log raw (a CR + a fake header line would read as an entry of its own) nor a terminal.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\r": "\\r", "\x1b": "\\x1b", "\x0b": "\\v", "\x0c": "\\f", "\x00": "\\0"}
+
+
+def _escape_one(m: re.Match[str]) -> str:
+    c = m.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
+def escape_controls(text: str) -> str:
+    """text with every control character but newline and tab written as a visible escape
+    (\\r, \\x1b, \\u2028); text without any is returned as is (one regex search)."""
+    if _CONTROLS.search(text) is None:
+        return text
+    return _CONTROLS.sub(_escape_one, text)
 
 
 def header_secrets(environ: Mapping[str, object]) -> list[str]:

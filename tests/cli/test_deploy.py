@@ -115,7 +115,7 @@ def test_deploy_switch_refuse_a_broken_release_and_roll_back():
 
     v2 = deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")}))
     assert v2.returncode == 0, v2.stdout + v2.stderr
-    assert "Checking the site" in v2.stdout and "Deployed" in v2.stdout
+    assert "Checking release" in v2.stdout and "before the switch" in v2.stdout and "Deployed" in v2.stdout
     assert f"To go back to {v1}: wsgi-shim rollback" in v2.stdout
     assert body(site) == "v2"
     second = current(site)
@@ -125,7 +125,7 @@ def test_deploy_switch_refuse_a_broken_release_and_roll_back():
     broken = deploy(site, source_dir(site, "v3", {"app.py": "import no_such_module_anywhere\n" + app_source("v3")}))
     assert broken.returncode == 1
     assert "no_such_module_anywhere" in broken.stderr
-    assert f"current is back to {second}" in broken.stderr
+    assert f"nothing was switched: the site still serves {second}" in broken.stderr
     assert current(site) == second and releases(site) == sorted([v1, second])  # v3 is gone
     assert site.restart_txt.stat().st_mtime == restarted  # no restart for a refused release
     assert body(site) == "v2"
@@ -143,11 +143,15 @@ def test_deploy_switch_refuse_a_broken_release_and_roll_back():
     assert current(site) == v1 and body(site) == "v1"
     assert site.restart_txt.stat().st_mtime > restarted
 
-    oldest = wsgi_shim("rollback", str(site.site))
-    assert oldest.returncode == 1 and "no earlier one" in oldest.stderr
-    again = wsgi_shim("rollback", str(site.site), "--to", second)
+    # Rollback goes by history: the release live before v1 now is the second one.
+    again = wsgi_shim("rollback", str(site.site))
     assert again.returncode == 0, again.stderr
-    assert body(site) == "v2"
+    assert f"Rolled back to {second}" in again.stdout and body(site) == "v2"
+    same = wsgi_shim("rollback", str(site.site), "--to", second)
+    assert same.returncode == 0 and "already the current release" in same.stdout
+    history = json.loads(wsgi_shim("releases", str(site.site), "--json").stdout)["history"]
+    assert [h["release"] for h in history] == [v1, second, v1, second]
+    assert [h["how"] for h in history] == ["deploy", "deploy", "rollback", "rollback"]
     missing = wsgi_shim("rollback", str(site.site), "--to", "20000101T000000Z")
     assert missing.returncode == 1 and "there is no release '20000101T000000Z'" in missing.stderr
 
@@ -160,7 +164,7 @@ def test_rollback_to_a_release_that_no_longer_works_is_refused():
     (site.site / "releases" / v1 / "app.py").write_text("raise RuntimeError('broken since')\n")
     result = wsgi_shim("rollback", str(site.site))
     assert result.returncode == 1
-    assert "broken since" in result.stderr and f"current is back to {v2}" in result.stderr
+    assert "broken since" in result.stderr and f"nothing was switched: current is still {v2}" in result.stderr
     assert current(site) == v2 and body(site) == "v2"
 
 
@@ -182,7 +186,7 @@ def test_a_failing_requirements_install_leaves_nothing_behind():
     result = deploy(site, src)
     assert result.returncode == 1
     assert "pip install -r requirements.txt failed" in result.stderr
-    assert "no-such-package-wsgi-shim-test" in result.stderr  # pip's own words
+    assert "  pip: " in result.stdout and "no-such-package-wsgi-shim-test" in result.stdout  # pip's own words
     assert "Nothing was switched" in result.stderr
     assert releases(site) == [v1] and current(site) == v1
     assert not [n for n in os.listdir(site.site / "releases") if n.startswith(".partial")]
@@ -281,22 +285,14 @@ def test_pruning_keeps_n_and_never_the_current_or_previous():
     assert body(site) == "v5"
 
 
-def test_maint_flag_is_undone_and_a_maintenance_already_on_is_kept():
+def test_maint_without_a_url_is_refused_before_anything_changes():
     site = deployed_site("deploy-maint")
-    ok = deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")}), "--maint")
-    assert ok.returncode == 0, ok.stderr
-    assert "Maintenance mode on" in ok.stdout and "Maintenance mode off." in ok.stdout
-    assert not site.maint_txt.exists() and body(site) == "v2"
-
-    broken = deploy(site, source_dir(site, "v3", {"app.py": "raise SystemExit(3)\n"}), "--maint")
-    assert broken.returncode == 1
-    assert "Maintenance mode off again" in broken.stderr and not site.maint_txt.exists()
-
-    assert wsgi_shim("maint", "on", str(site.site)).returncode == 0
-    kept = deploy(site, source_dir(site, "v4", {"app.py": app_source("v4")}), "--maint")
-    assert kept.returncode == 0 and "already on" in kept.stdout
-    assert site.maint_txt.exists()
-    assert load_like_passenger(site).response.kind == "maintenance"
+    v1 = current(site)
+    refused = deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")}), "--maint")
+    assert refused.returncode == 1
+    assert "--maint needs --url URL" in refused.stderr
+    assert releases(site) == [v1] and current(site) == v1 and not site.maint_txt.exists()
+    # (what --maint does with a URL is proven through real Passenger: tests/e2e/test_deploy_load.py)
 
 
 def test_wait_without_a_request_reports_the_timeout():
@@ -320,17 +316,18 @@ def test_ctrl_c_during_the_check_puts_everything_back():
     slow = source_dir(site, "v2", {"app.py": "import time\ntime.sleep(60)\n" + app_source("v2")})
     proc = subprocess.Popen(
         [RUNUSER, "-u", SITE_USER, "-g", "shimproj", "--", str(VENV / "bin/wsgi-shim"), "deploy",
-         str(site.site), str(slow), "--maint"],
+         str(site.site), str(slow)],
         env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"},
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     try:
         out = ""
         deadline = time.monotonic() + 60
-        while "Checking the site" not in out:
+        while "Checking release" not in out:
             assert time.monotonic() < deadline and proc.poll() is None, out
             out += proc.stdout.readline()
-        assert current(site) != v1 and site.maint_txt.exists()  # mid-deploy: switched, maintenance on
+        assert current(site) == v1  # mid-check: the release being checked is not current
+        assert json.loads((site.site / "releases/.journal.json").read_text())["step"] == "check"
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         _, err = proc.communicate(timeout=60)
@@ -338,7 +335,8 @@ def test_ctrl_c_during_the_check_puts_everything_back():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
-    assert "interrupted; current is back to" in err
+    assert "interrupted (SIGINT); undoing:" in err and "removed the unfinished release" in err
+    assert not (site.site / "releases/.journal.json").exists()
     assert current(site) == v1 and releases(site) == [v1] and not site.maint_txt.exists()
     assert body(site) == "v1"
 

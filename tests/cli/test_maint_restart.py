@@ -82,11 +82,13 @@ def test_status_reports_last_start_and_pending_restart():
 
 
 def test_commands_on_a_directory_that_is_no_site(tmp_path):
-    for args in (("maint", "on"), ("restart",)):
+    for args in (("maint", "on"), ("restart",), ("check",), ("status",), ("logs",)):
         out = wsgi_shim(*args, "/srv")
-        assert out.returncode == 1 and "does not exist; is /srv a site?" in out.stderr
-    out = wsgi_shim("check", "/srv")
-    assert out.returncode == 1 and "[approot-missing]" in out.stdout
+        assert out.returncode == 1, args
+        assert out.stderr.strip().splitlines() == [
+            f"wsgi-shim {args[0]}: /srv is not a site: /srv has no app root www-approot/ (nor config.toml "
+            "or passenger_wsgi.py). Create a site there with: wsgi-shim install /srv"], args
+        assert out.stdout == ""
 
 
 def test_restart_wait_timeout_shows_what_the_url_serves():
@@ -130,3 +132,32 @@ def test_status_names_the_current_release_and_check_says_deploy_first():
     release = json.loads(wsgi_shim("status", str(site.site), "--json").stdout)["release"]
     assert release and (site.site / "releases" / release).is_dir()
     assert f"release:     {release}" in wsgi_shim("status", str(site.site)).stdout
+
+
+def test_status_tells_current_and_earlier_errors_apart_with_one_id_and_the_exception_type():
+    from tests.support.sites import write_file
+
+    site = make_site("tidy", app_source={"app.py": "raise RuntimeError('nope')\n"})
+    load_like_passenger(site)  # a failed start ...
+    write_file(site.approot / "app.py", "def application(e, s):\n    if e['PATH_INFO'] == '/x':\n"
+                                        "        raise KeyError('k')\n    s('200 OK', [])\n    return [b'ok']\n")
+    assert wsgi_shim("restart", str(site.site)).returncode == 0  # ... fixed and restarted ...
+    page = load_like_passenger(site, [{"path": "/x"}]).response  # ... and a request error now
+    assert page.code == 500
+    out = wsgi_shim("status", str(site.site))
+    lines = out.stdout.splitlines()
+    [start_line] = [ln for ln in lines if " start " in ln and "start failed" in ln]
+    [request_line] = [ln for ln in lines if " request " in ln]
+    assert start_line.startswith("earlier:") and "maybe fixed" in start_line
+    assert "RuntimeError" in start_line
+    assert request_line.startswith("error:") and "GET /x HTTP/1.1" in request_line
+    assert request_line.endswith("KeyError: 'k'")
+    assert "id :" not in out.stdout and "error id" not in request_line  # one id, never empty
+    data = json.loads(wsgi_shim("status", str(site.site), "--json").stdout)
+    start, request = data["errors"]
+    assert (start["kind"], start["current"]) == ("start", False)
+    assert (request["kind"], request["current"], request["exception"]) == ("request", True, "KeyError: 'k'")
+    assert request["id"] and request["id"] in request["text"] and request["id"] not in request["summary"]
+    for entry in data["errors"]:
+        assert not {"error_id", "message"} & set(entry), entry  # no duplicated fields
+    assert "recent_errors" not in data

@@ -23,7 +23,15 @@ import pytest
 from shim.runtime.layout import Site
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
 from tests.support.apache import ApacheServer, Response, http_get, poll
-from tests.support.sites import BASE, HELLO_APP, make_site, shared_venv, write_file, wsgi_shim
+from tests.support.sites import (
+    BASE,
+    HELLO_APP,
+    make_site,
+    opt_in_owner,
+    shared_venv,
+    write_file,
+    wsgi_shim,
+)
 
 pytestmark = pytest.mark.realserver
 
@@ -76,6 +84,7 @@ def http_status(site: Site, url: str) -> tuple[int, dict]:
 
 def test_site_lifecycle_through_passenger(apache: ApacheServer, site_venv: Path) -> None:
     site = make_site("e2e-life", {"hello.py": HELLO}, app="hello.application", maint=True)
+    owner = opt_in_owner(site)
     url = serve(apache, site)
     module = site.approot / "hello.py"
     write_file(site.docroot / "robots.txt", "User-agent: *\n", mode=0o644)
@@ -102,14 +111,21 @@ def test_site_lifecycle_through_passenger(apache: ApacheServer, site_venv: Path)
     assert status["last_start"]["user"] == SITE_USER
     assert status["last_start"]["group"] == PROJECT_GROUP
 
-    # A module that raises at import time: our error page, with the exception and file/line.
+    # A module that raises at import time: our error page, with the exception and file/line
+    # for the owner (opted in by the debug token), only an error id for a visitor.
     write_file(module, BROKEN)
     shim_ok("restart", str(site.site))
-    r = poll(url + "/", shim_page("error"), timeout=20)
+    r = poll(url + "/", shim_page("error"), timeout=20, headers=owner)
     assert r.status == 500
     assert PASSENGER_GENERIC not in r.body
     assert "RuntimeError" in r.body and "e2e: broken at import time" in r.body
     assert f"{module} line 3" in r.body, r.body
+    visitor = http_get(url + "/")
+    assert visitor.status == 500 and visitor.headers.get("x-wsgi-shim") == "error"
+    assert PASSENGER_GENERIC not in visitor.body
+    assert 'class="error-id">' in visitor.body
+    for detail in ("RuntimeError", "e2e: broken", str(module), SITE_USER, "Traceback"):
+        assert detail not in visitor.body, detail
     code, status = http_status(site, url + "/")
     assert (code, status["http"]["serving"], status["last_start"]["state"]) == (1, "error", "error")
 
@@ -122,22 +138,25 @@ def test_site_lifecycle_through_passenger(apache: ApacheServer, site_venv: Path)
 def test_config_mistake_shown_on_our_page(apache: ApacheServer, site_venv: Path) -> None:
     """A typo in config.toml: the visitor-facing page names it; Passenger's page never shows."""
     site = make_site("e2e-config", {"hello.py": HELLO}, app="hello.application")
+    owner = opt_in_owner(site)
     text = site.config_toml.read_text().replace("[wsgi]", "[wsgi]\nchdirr = \".\"", 1)
     write_file(site.config_toml, text, mode=site.config_toml.stat().st_mode & 0o777)
     url = serve(apache, site)
-    r = poll(url + "/", shim_page("error"), timeout=20)
+    r = poll(url + "/", shim_page("error"), timeout=20, headers=owner)
     assert r.status == 500
     assert PASSENGER_GENERIC not in r.body
     assert "chdirr" in r.body
+    assert "chdirr" not in http_get(url + "/").body  # a visitor sees the plain page
 
 
 def test_apache_group_differs_from_config(apache: ApacheServer, site_venv: Path) -> None:
     """Only a real Passenger runs the app as Apache's PassengerGroup: config.toml says otherwise."""
     site = make_site("e2e-group", {"app.py": HELLO_APP})
+    owner = opt_in_owner(site)
     url = apache.serve(site.site.parent.name, site.approot, site.docroot, user=SITE_USER,
                        group=SITE_USER,  # the user's private group, not the project group
                        python=site_venv / "bin" / "python")
-    r = poll(url + "/", shim_page("error"), timeout=20)
+    r = poll(url + "/", shim_page("error"), timeout=20, headers=owner)
     assert "[group-mismatch]" in r.body and "PassengerGroup" in r.body, r.body
     assert PASSENGER_GENERIC not in r.body
 

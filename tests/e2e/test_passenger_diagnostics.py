@@ -148,7 +148,7 @@ def test_raising_view_shows_error_id_page_and_logs_traceback(site) -> None:
 
     # `wsgi-shim status` leads to the same entry.
     st = wsgi_shim("status", str(site.site), "--json")
-    ids = [e.get("error_id") for e in json.loads(st.stdout)["recent_errors"]]
+    ids = [e.get("id") for e in json.loads(st.stdout)["errors"]]
     assert eid in ids
     errors = logs_as_site_user(site, "--errors", "--since", "10m")
     assert errors.returncode == 0 and eid in errors.stdout

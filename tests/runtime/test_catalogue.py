@@ -181,24 +181,52 @@ def _venv_python_of(site: Site) -> str | None:
     return python if python.startswith(str(site.site)) else None
 
 
+# Requests from 127.0.0.1 are the owner's (opted in by [logging] debug_addresses, see
+# owner_site); any other address is an anonymous visitor, who sees only the plain page.
+OWNER = {"path": "/"}
+VISITOR = {"path": "/", "remote_addr": "203.0.113.9"}
+OWNER_CONFIG = {"logging": {"debug_addresses": ["127.0.0.1"]}}
+# config.toml cannot be read: no opt-in is known, so every page is plain; `check` tells the owner.
+UNREADABLE = ("config-missing", "config-syntax", "config-encoding")
+
+
+def owner_site(name: str, **kw) -> Site:
+    return make_site(name, config={**OWNER_CONFIG, **kw.pop("config", {})}, **kw)
+
+
+def assert_plain(page) -> None:
+    """What an anonymous visitor may see of a failed start: that it failed, an id, the time."""
+    assert page.code == 500 and page.kind == "error", page
+    assert 'class="error-id">' in page.body
+    for detail in ("How to fix:", "Traceback", "[", "/srv/", "shimsite", "shimproj", "python"):
+        assert detail not in page.body.split("<body>", 1)[1], (detail, page.body)
+
+
 @pytest.mark.parametrize("mistake", CATALOGUE, ids=[m.name for m in CATALOGUE])
 def test_page_and_check_name_the_cause(mistake: Mistake):
-    site = make_site("cat")
+    site = owner_site("cat")
     mistake.breaks(site)
 
-    loaded = load_like_passenger(site, python=_venv_python_of(site))
-    page = loaded.response
-    assert page.code == 500, page
-    assert page.kind == "error"
-    assert f"[{mistake.page}]" in page.body
-    assert "How to fix:" in page.body
-    if mistake.says:
-        assert mistake.says in page.body
+    loaded = load_like_passenger(site, [OWNER, VISITOR], python=_venv_python_of(site))
+    page, visitor = loaded.responses
+    assert_plain(visitor)
+    assert "<script>alert" not in visitor.body
+    if mistake.page in UNREADABLE:
+        assert_plain(page)  # nobody is opted in without a readable config.toml
+    else:
+        assert page.code == 500, page
+        assert page.kind == "error"
+        assert f"[{mistake.page}]" in page.body
+        assert "How to fix:" in page.body
+        if mistake.says:
+            assert mistake.says in page.body
     assert "<script>alert" not in page.body
 
     checked = wsgi_shim("check", str(site.site))
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert f"[{mistake.check}]" in checked.stdout, checked.stdout
+    if mistake.page in UNREADABLE and mistake.says:
+        assert mistake.says in checked.stdout, checked.stdout
     assert "Traceback" not in checked.stderr
 
 
@@ -207,7 +235,7 @@ def test_catalogue_is_large_enough():
 
 
 def test_every_problem_is_listed_not_just_the_first():
-    site = make_site("many")
+    site = owner_site("many")
     update_config(site, {"wsgi": {"chdir": "missing-dir"}, "environment": {"BAD-NAME": "x"},
                          "passenger": {"passenger_user": OTHER_USER}})
     page = load_like_passenger(site).response
@@ -275,9 +303,9 @@ def test_get_app_returns_the_users_callable_itself(tmp_path: Path):
 
 
 def test_failed_start_leaves_no_half_applied_environment():
-    site = make_site("rollback", app_source={"pkg/app.py": "raise RuntimeError('boom')\n"},
-                     config={"wsgi": {"chdir": "pkg", "app": "app.application"},
-                             "environment": {"SHIM_TEST_SETTING": "on"}})
+    site = owner_site("rollback", app_source={"pkg/app.py": "raise RuntimeError('boom')\n"},
+                      config={"wsgi": {"chdir": "pkg", "app": "app.application"},
+                              "environment": {"SHIM_TEST_SETTING": "on"}})
     loaded = load_like_passenger(site, watch_env=["SHIM_TEST_SETTING"])
     assert "[app-exception]" in loaded.response.body
     assert "RuntimeError" in loaded.response.body
@@ -287,7 +315,7 @@ def test_failed_start_leaves_no_half_applied_environment():
 
 
 def test_secret_contents_never_reach_the_page():
-    site = make_site("secret", app_source={
+    site = owner_site("secret", app_source={
         "app.py": "import os\nvalue = open(os.environ['DB_PASSWORD_FILE']).read().strip()\n"
                   "raise ValueError('cannot connect with password ' + value)\n"})
     write_file(site.site / "db_password", "hunter2-very-secret\n", 0o600)
@@ -301,12 +329,16 @@ def test_secret_contents_never_reach_the_page():
     assert "hunter2-very-secret" not in out.stdout + out.stderr
     # A syntax error on a line holding a password must not show the line's text.
     write_file(site.config_toml, site.config_toml.read_text() + "\nDB_PASS = hunter3-plain\n", 0o600)
+    # config.toml unreadable: the page is plain for everyone, `check` names the problem.
     page = load_like_passenger(site).response
-    assert "[config-syntax]" in page.body and "hunter3-plain" not in page.body
+    assert_plain(page)
+    assert "hunter3-plain" not in page.body
+    out = wsgi_shim("check", str(site.site))
+    assert "[config-syntax]" in out.stdout and "hunter3-plain" not in out.stdout + out.stderr
 
 
 def test_process_facts_on_the_error_page():
-    site = make_site("facts", app_source={"app.py": "raise RuntimeError('x')\n"})
+    site = owner_site("facts", app_source={"app.py": "raise RuntimeError('x')\n"})
     body = load_like_passenger(site).response.body
     for fact in (f"<td>user</td><td>{SITE_USER}</td>", "<td>group</td><td>shimproj</td>",
                  f"<td>app root</td><td>{site.approot}</td>", str(VENV / "bin/python")):

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shim.runtime.config import SCHEMA
+from shim.runtime import loader
 from shim.runtime.loader import get_app
 
 KNOWN = [(s, k) for s, keys in SCHEMA.items() for k in keys] + [("secret_files", "X"), ("environment", "Y")]
@@ -35,7 +36,10 @@ def _serve(app_root: Path, content: bytes) -> tuple[str, list]:
         body = app({"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.input": None},
                    lambda status, headers, exc_info=None: seen.update(status=status, headers=headers))
         text = b"".join(body)
-        assert text and b"[shim-internal]" not in text, text.decode()  # a real diagnosis, not our crash
+        # A real diagnosis, not our crash (visitors see the plain page: ask the start itself).
+        assert text and b"[shim-internal]" not in text, text.decode()
+        codes = [p.code for p in loader.LAST_START.problems]
+        assert "shim-internal" not in codes, loader.LAST_START
         return seen["status"], seen["headers"]
     finally:
         sys.stdout, sys.stderr = saved[0], saved[1]

@@ -1,26 +1,27 @@
 """Load passenger_wsgi.py the way Phusion Passenger 6's wsgi-loader.py does, then serve requests.
 
-Usage: python passenger_harness.py APP_ROOT REQUESTS_JSON   (run as the site's user)
-Prints one JSON object on the original stdout: loader_error (what Passenger would turn into its
+Usage: python passenger_harness.py APP_ROOT REQUESTS_JSON REPORT_FD   (run as the site's user)
+Writes one JSON object to the inherited file descriptor REPORT_FD (a channel of its own, whatever
+the app prints): loader_error (what Passenger would turn into its
 generic "We're sorry" page) or one response per request: status, headers, body, request_error.
-This file belongs to the tests, not to wsgi-shim: it must not import shim.
+The loading itself is wsgi-shim's one emulation of Passenger's loader (shim/ops/passenger_loader.py),
+copied beside this file and imported by path: this file must not import shim.
 """
 
 import io
 import json
-import logging
 import os
 import sys
 import traceback
 
 
-def load_source(name, path):
-    # Passenger 6.0.17: imp.load_source('passenger_wsgi', startup_file)
+def passenger_loader():
+    """shim/ops/passenger_loader.py, copied beside this file by tests/support/sites.py."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, path)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "passenger_loader.py")
+    spec = importlib.util.spec_from_file_location("_wsgi_shim_passenger_loader", path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -78,18 +79,13 @@ def serve(app, request):
 
 
 def main():
-    out = os.fdopen(os.dup(1), "w")
-    app_root, requests = sys.argv[1], json.loads(sys.argv[2])
-    # What wsgi-loader.py does before loading the app.
-    logging.basicConfig(level=logging.WARNING, format="[ pid=%(process)d, time=%(asctime)s ]: %(message)s")
-    logging.captureWarnings(True)
-    os.environ["IN_PASSENGER"] = "1"
-    os.chdir(app_root)
+    app_root, requests, report_fd = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+    out = os.fdopen(report_fd, "w")
+    loader = passenger_loader()
+    loader.drop_script_dir(__file__)
     result = {"loader_error": None, "responses": [], "pid": os.getpid()}
     try:
-        sys.path.insert(0, os.getcwd())
-        module = load_source("passenger_wsgi", "passenger_wsgi.py")
-        app = module.application
+        app = loader.start(app_root).application
     except BaseException:
         result["loader_error"] = traceback.format_exc()
     else:

@@ -37,6 +37,7 @@ def _tree_base() -> Path:
 BASE = _tree_base()
 VENV = BASE / "venv"
 HARNESS = BASE / "passenger_harness.py"
+LOADER = BASE / "passenger_loader.py"
 SYSTEM_PYTHON = "/usr/bin/python3"  # other users cannot run the root-only pyenv python (FACTS.md)
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 VENV_PACKAGES = ["tomli-w", "waitress", "flask", "django"]
@@ -55,6 +56,7 @@ def run_as(user: str, group: str, cmd: list[str], **kw) -> subprocess.CompletedP
            **kw.pop("env", {})}
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
+    kw.setdefault("errors", "replace")  # whatever an app writes must not break the test's reading
     kw.setdefault("timeout", 600)
     return subprocess.run([RUNUSER, "-u", user, "-g", group, "--", *cmd], env=env,
                           stdin=subprocess.DEVNULL, **kw)
@@ -107,6 +109,9 @@ def shared_venv() -> Path:
             marker.write_text(digest)
         shutil.copy(REPO / "tests/support/passenger_harness.py", HARNESS)
         HARNESS.chmod(0o644)
+        # The harness imports wsgi-shim's one emulation of Passenger's loader from beside it.
+        shutil.copy(REPO / "shim/ops/passenger_loader.py", LOADER)
+        LOADER.chmod(0o644)
     _venv_ready = True
     return VENV
 
@@ -130,6 +135,7 @@ def _checked(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 def wsgi_shim(*args: str, **kw) -> subprocess.CompletedProcess:
     """Run the `wsgi-shim` command of the shared venv as the site's user."""
+    shared_venv()  # with this tree's wsgi-shim, also in a test that makes no site
     return run_as_site([str(VENV / "bin/wsgi-shim"), *args], **kw)
 
 
@@ -254,10 +260,26 @@ def load_like_passenger(site: Site, requests: list[dict] | None = None, user: st
     """Start a fresh app process as Passenger would (as user:group, cwd = app root) and serve."""
     requests = requests or [{"path": "/"}]
     python = python or str(VENV / "bin/python")
-    proc = run_as(user, group, [python, str(HARNESS), str(site.approot), json.dumps(requests)],
-                  env={"HARNESS_WATCH": json.dumps(list(watch_env))}, timeout=120)
+    with tempfile.TemporaryFile() as report:
+        fd = report.fileno()
+        proc = run_as(user, group, [python, str(HARNESS), str(site.approot), json.dumps(requests), str(fd)],
+                      env={"HARNESS_WATCH": json.dumps(list(watch_env))}, timeout=120, pass_fds=(fd,))
+        report.seek(0)
+        text = report.read().decode("utf-8", "replace")
     try:
-        raw = json.loads(proc.stdout)
+        raw = json.loads(text)
     except ValueError:
         raise AssertionError(f"harness failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from None
     return LoadResult(raw["loader_error"], [Response(**r) for r in raw["responses"]], raw)
+
+
+OWNER_TOKEN = "owner-debug-token-0123456789abcdef"
+
+
+def opt_in_owner(site: Site) -> dict[str, str]:
+    """Give SITE a debug token file (mode 600, the site user's) in [logging] debug_token_file;
+    return the header that opts a request in, as the site's owner would send it."""
+    token_file = site.site / "debug-token"
+    write_file(token_file, OWNER_TOKEN + "\n", 0o600)
+    update_config(site, {"logging": {"debug_token_file": str(token_file)}})
+    return {"X-Shim-Debug-Token": OWNER_TOKEN}

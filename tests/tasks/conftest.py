@@ -52,7 +52,7 @@ def inv(*args: str, cwd: Path, env: dict[str, str] | None = None,
 
 @pytest.fixture(scope="session")
 def tasks_venv() -> Path:
-    """A developer's environment as the README sets it up, for the site's user:
+    """A developer's environment as docs/tasks.md sets it up, for the site's user:
     pip install 'wsgi-shim[tasks]' (this checkout's wheel) into a venv of its own."""
     from tests.support.sites import BASE, SYSTEM_PYTHON, _lock, run_as_site, shared_venv
 

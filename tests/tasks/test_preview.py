@@ -4,6 +4,8 @@ started as a subprocess, asked over HTTP, driven through restart.txt and maint.t
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -200,7 +202,7 @@ def test_demo_serves_a_hello_app_and_honours_maintenance(port, tmp_path):
 
 
 def test_inv_demo_from_the_repo_root(port, tmp_path):
-    """The README's first command for newcomers."""
+    """The quick start's `inv demo` (docs/quickstart.md)."""
     cmd = [sys.executable, "-m", "invoke", "demo", "--dir", str(tmp_path / "demo"),
            "--port", str(port)]
     with preview(cmd, port, tmp_path / "demo.log", cwd=REPO) as server:
@@ -257,3 +259,100 @@ def test_a_task_without_a_site_says_how_to_set_one(own_repo):
     assert "No site given" in result.stderr
     assert "Traceback" not in result.stderr
 
+
+
+# --- a preview that talks, a demo that is quiet -------------------------------------------------
+
+FAILING_APP = """\
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/boom":
+        raise ZeroDivisionError("boom at request time")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"fine"]
+"""
+
+
+@pytest.mark.realserver
+def test_serve_prints_a_line_per_request_and_the_traceback_of_a_failing_one(port, tmp_path):
+    site = make_site("preview-talks", {"app.py": FAILING_APP})
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
+        assert server.get("/fine?x=1").body == "fine"
+        failed = server.get("/boom")
+        assert failed.status == 500 and failed.headers.get("x-wsgi-shim") == "app-error"
+        server.get("/%1b%5b2J")  # an escape sequence in the path must not reach the terminal raw
+        poll_output(server, "ZeroDivisionError: boom at request time")
+    out = server.output()
+    assert "[wsgi-shim serve] GET /fine?x=1 -> 200 (" in out
+    assert "[wsgi-shim serve] GET /boom -> 500 (" in out
+    assert "[wsgi-shim serve] GET /%1B%5B2J -> 404 (" in out or "GET /%1B%5B2J -> 200 (" in out
+    assert "\x1b" not in out
+    # The traceback, as the app log has it, with the request's error id.
+    error_id = failed.body.split("error id")[1].split()[0].strip("<>/:.")[:10] if "error id" in failed.body else ""
+    assert 'line 3, in application' in out and "Traceback (most recent call last)" in out
+    if error_id:
+        assert error_id in out
+
+
+def poll_output(server, text: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in server.output():
+        assert time.monotonic() < deadline, f"{text!r} not in:\n{server.output()}"
+        time.sleep(0.2)
+
+
+def demo_dirs(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("wsgi-shim-demo-*"))
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_demo_is_quiet_its_commands_work_as_printed_and_its_site_goes_on_exit(port, tmp_path, monkeypatch,
+                                                                               stop):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    with preview([*WSGI_SHIM, "demo", "--port", str(port)], port, tmp_path / "demo.log") as server:
+        assert "Hello from the wsgi-shim demo" in server.get().body
+        [site_dir] = demo_dirs(tmp)
+        printed = server.output()
+        commands = [ln.strip() for ln in printed.splitlines() if ln.startswith("    ")]
+        # A new shell: no venv on PATH, no PYTHONPATH.
+        clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+        maint_on = next(c for c in commands if " maint on " in c).split("#")[0]
+        done = subprocess.run(["bash", "-c", maint_on], env=clean, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert poll(server.url, lambda r: r.status == 503, timeout=15).headers.get("x-wsgi-shim") == "maintenance"
+        os.killpg(server.proc.pid, stop)
+        server.proc.wait(30)
+    out = server.output()
+    head = out.split("[wsgi-shim serve]")[0]
+    assert len(head.strip().splitlines()) <= 10, head
+    assert f"http://127.0.0.1:{port}/" in head and str(site_dir) in head
+    for noise in ("Maintenance mode is ON", "Values for the sysadmins", "PassengerAppRoot", "touch "):
+        assert noise not in out
+    assert all(not c.startswith("wsgi-shim ") for c in commands), commands  # full paths only
+    assert any(" restart " in c for c in commands)
+    assert demo_dirs(tmp) == [], "the temporary demo site was left behind"
+    assert "Traceback" not in out
+
+
+def test_demo_keep_keeps_the_temporary_site(port, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    with preview([*WSGI_SHIM, "demo", "--keep", "--port", str(port)], port, tmp_path / "demo.log") as server:
+        server.get()
+    [kept] = demo_dirs(tmp_path)
+    assert (kept / "www-approot" / "hello.py").is_file()
+
+
+def test_demo_on_a_busy_port_says_so_in_one_line_and_creates_nothing(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = busy.getsockname()[1]
+        result = subprocess.run([*WSGI_SHIM, "demo", "--port", str(taken)],
+                                env=command_env(TMPDIR=str(tmp_path)), capture_output=True, text=True,
+                                check=False, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"wsgi-shim demo: cannot listen on 127.0.0.1:{taken}: Address already in use"]
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,311 @@
+"""The deploy and rollback steps, in order (each recorded in the journal before it is taken):
+
+    deploy:   unpack -> requirements -> check -> [maint on, restart, wait for the page]
+              -> release commands -> switch (+ --init config) -> [maint off] -> restart -> prune
+    rollback: check -> switch -> restart
+
+The check runs before the switch (checkrelease.py), so `current` only ever names a checked
+release; a failure or an interrupt before the switch leaves the live site exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shim.ops import control
+from shim.ops.deploy import commands, journal, store
+from shim.ops.deploy.checkrelease import check_release, remove_stale_shadows
+from shim.ops.deploy.journal import Journal
+from shim.ops.deploy.store import CURRENT, RELEASES, DeployError
+from shim.ops.deploy.unpack import Limits, unpack
+from shim.runtime import records
+from shim.runtime.config import Config, load_config
+from shim.runtime.layout import Site
+from shim.runtime.problems import Problem
+
+# Files of the deploy tooling itself, not of the app (issue: `inv deploy` packed them).
+TOOL_FILES = ("tasks.py", "fabfile.py", "invoke.yaml", "invoke.yml", "fabric.yaml", "fabric.yml")
+
+
+@dataclass
+class Output:
+    """Where progress goes (cli.py decides: stdout and stderr)."""
+    say: Callable[[str], None]
+    warn: Callable[[str], None]
+
+
+@dataclass
+class DeployOptions:
+    source: Path
+    maint: bool = False
+    keep: int = store.DEFAULT_KEEP
+    requirements: bool = True
+    init: bool = False
+    wait: float = 0
+    url: str | None = None
+    run: list[str] = field(default_factory=list)
+    ref: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    maint_wait: float = 60
+
+
+@dataclass
+class Outcome:
+    release: str
+    previous: str | None
+    restart_ok: bool = True
+    removed: list[str] = field(default_factory=list)
+
+
+class CheckFailed(DeployError):
+    """The release has blocking problems; nothing was switched."""
+
+    def __init__(self, message: str, problems: list[Problem]):
+        super().__init__(message)
+        self.problems = problems
+
+
+class ServeFailed(DeployError):
+    """The site did not reach the state a step waited for (maintenance page, the app)."""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+# ---- waiting for what Passenger serves ------------------------------------------------------
+
+
+def wait_for_state(site: Site, before: float, timeout: float, url: str, want: str, out: Output) -> None:
+    """Wait until a process started after BEFORE records state WANT and URL answers with it.
+
+    Passenger notices restart.txt only once per stat-throttle window and restarts on a request,
+    so only a request answered by a process that started after the touch proves a state."""
+    starts = control.starts_path(site)
+    deadline = time.monotonic() + timeout
+    record: dict | None = None
+    while time.monotonic() < deadline:
+        try:
+            status, headers, _ = control.http_get(url, timeout=max(1.0, deadline - time.monotonic()))
+            seen = control.classify_response(status, headers)
+        except OSError:
+            seen = "unreachable"
+        if record is None:
+            new = [r for r in records.read_starts(starts) if r.get("epoch", 0) > before]
+            record = new[-1] if new else None
+            if record is not None and record.get("state") != want:
+                raise ServeFailed(f"the site's new process serves {record.get('state')}, not {want}:\n"
+                                  + control.describe_start(record))
+        if record is not None and seen == want:
+            out.say("  " + control.describe_start(record).splitlines()[0])
+            return
+        time.sleep(0.3)
+    raise ServeFailed(f"{url} did not serve {want} from a new process within {timeout:g} s.")
+
+
+def restart(site: Site, wait: float, url: str | None, out: Output, prog: str = "wsgi-shim deploy") -> bool:
+    """Touch restart.txt; with WAIT, wait for the new process as `wsgi-shim restart --wait` does."""
+    before = time.time()
+    control.touch_restart(site.restart_txt)
+    if not wait:
+        out.say("Restart requested: Passenger starts the new code on the site's next request.")
+        return True
+    out.say(f"Restart requested; waiting up to {wait:g} s for the new process...")
+    restarted = control.wait_for_new_start(control.starts_path(site), before, wait, url)
+    if restarted.start is not None:
+        out.say(restarted.report())
+    else:
+        out.warn(f"{prog}: {restarted.report()}")
+    return restarted.ok
+
+
+# ---- preparing a deploy ---------------------------------------------------------------------
+
+
+def load_site_config(site: Site) -> Config:
+    if not site.approot.is_dir():
+        raise DeployError(f"{site.approot} does not exist; is {site.site} a site? "
+                          "(wsgi-shim install creates it)")
+    cfg, problems = load_config(site.approot)
+    if cfg is None:
+        raise CheckFailed(f"cannot read {site.config_toml} (problems above); nothing was changed.", problems)
+    return cfg
+
+
+def _config_change(site: Site, cfg: Config, init: bool) -> tuple[str | None, str | None]:
+    """(old, new) config.toml text when --init must set chdir = "current"; (None, None) if not."""
+    from shim.ops.deploy.configedit import chdir_is_current, chdir_refusal, init_config_text
+
+    if chdir_is_current(cfg.chdir):
+        return None, None
+    if not init:
+        raise DeployError(chdir_refusal(site, cfg.chdir))
+    try:
+        old = site.config_toml.read_text()
+    except (OSError, UnicodeError) as exc:
+        raise DeployError(f"cannot read {site.config_toml}: {exc}") from None
+    return old, init_config_text(old)
+
+
+def _unpack_release(site: Site, opts: DeployOptions, j: Journal, out: Output) -> int:
+    root = store.releases_dir(site)
+    source = opts.source
+    if source.is_dir() and os.path.realpath(root).startswith(os.path.realpath(source) + "/"):
+        raise DeployError(f"{source} contains the releases directory {root}; deploy from your "
+                          "project directory, not the site's.")
+    partial = root / f"{store.PARTIAL}{j.release}"
+    journal.step(site, j, "unpack")
+    from shim.runtime.permissions import create_private_dir
+
+    create_private_dir(partial)
+    with tempfile.TemporaryDirectory(prefix=".git-", dir=root) as tmp:
+        if opts.ref:
+            source, j.commit = commands.git_export(source, opts.ref, Path(tmp))
+            out.say(f"  --ref {opts.ref} is commit {j.commit}")
+        out.say(f"Unpacking {opts.source} into {store.release_path(site, j.release)} ...")
+        count = unpack(source, partial, opts.limits)
+    store.write_meta(site, j.release, {"source": str(opts.source), "ref": opts.ref, "commit": j.commit})
+    os.rename(partial, store.release_path(site, j.release))
+    return count
+
+
+def _report_release_contents(site: Site, release: Path, count: int, out: Output) -> None:
+    out.say(f"  {_plural(count, 'file')}")
+    for stray in ("config.toml", "passenger_wsgi.py"):
+        if (release / stray).exists():
+            out.say(f"  note: the release holds a {stray}; the site uses {site.approot / stray}, "
+                    "not this copy.")
+
+
+def _still_live(j: Journal) -> str:
+    return f"the site still serves {j.previous}" if j.previous else "no release is live yet (none was before)"
+
+
+# ---- the deploy ------------------------------------------------------------------------------
+
+
+def deploy(site: Site, opts: DeployOptions, out: Output) -> Outcome:
+    """`wsgi-shim deploy SITE SOURCE`; raises DeployError (the site as it was) on failure."""
+    cfg = load_site_config(site)
+    old_config, new_config = _config_change(site, cfg, opts.init)
+    if opts.maint and not opts.url:
+        raise DeployError("--maint needs --url URL: wsgi-shim requests the site until the maintenance "
+                          "page is what Passenger serves, before anything else happens.")
+    with store.locked(site), journal.signals_interrupt():
+        journal.recover(site, out.warn)
+        remove_stale_shadows(site)
+        store.remove_partials(site)
+        previous = store.current_release(site)
+        j = Journal(op="deploy", release=store.new_release_name(site), previous=previous,
+                    config_old=old_config, config_new=new_config)
+        try:
+            return _deploy_steps(site, opts, cfg, j, out)
+        except BaseException as exc:
+            with journal.signals_held():
+                _undo(site, j, out, exc)
+            raise
+
+
+def _undo(site: Site, j: Journal, out: Output, exc: BaseException) -> None:
+    if isinstance(exc, KeyboardInterrupt):
+        out.warn(f"wsgi-shim deploy: interrupted ({exc.args[0] if exc.args else 'SIGINT'}); undoing:")
+    journal.settle(site, j, lambda m: out.warn("  " + m), keep_checked=False)
+
+
+def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out: Output) -> Outcome:
+    release = store.release_path(site, j.release)
+    count = _unpack_release(site, opts, j, out)
+    _report_release_contents(site, release, count, out)
+    _requirements(site, opts, cfg, j, release, out)
+    journal.step(site, j, "check")
+    out.say(f"Checking release {j.release} as Passenger will load it (wsgi-shim check), before "
+            "the switch ...")
+    errors, warnings = check_release(site, j.release, j.config_new)
+    if errors:
+        raise CheckFailed(f"the new release has {_plural(len(errors), 'problem')} (listed above); "
+                          f"nothing was switched: {_still_live(j)}. "
+                          "Fix the problems and deploy again.", errors + warnings)
+    for p in warnings:
+        out.say(p.as_text())
+    out.say("  OK")
+    j.checked = True
+    if opts.maint:
+        _maint_on(site, opts, j, out)
+    _release_commands(site, opts, cfg, j, release, out)
+    _switch(site, j, out)
+    ok = _go_live(site, opts, j, out)
+    journal.step(site, j, "prune")
+    removed = store.prune(site, opts.keep, {j.release, j.previous} - {None})
+    journal.clear(site)
+    return Outcome(j.release, j.previous, ok, removed)
+
+
+def _requirements(site: Site, opts: DeployOptions, cfg: Config, j: Journal, release: Path, out: Output) -> None:
+    if not (release / "requirements.txt").is_file():
+        return
+    if not opts.requirements:
+        out.say("Skipping requirements.txt (--no-requirements).")
+        return
+    journal.step(site, j, "requirements")
+    out.say(f"Installing requirements.txt: {cfg.passenger_python} -m pip install -r requirements.txt ...")
+    out.say("  " + commands.install_requirements(cfg.passenger_python, release, cfg, out.say))
+
+
+def _maint_on(site: Site, opts: DeployOptions, j: Journal, out: Output) -> None:
+    if site.maint_txt.exists():
+        out.say("Maintenance mode was already on; it stays on after the deploy.")
+        return
+    journal.step(site, j, "maint-on", maint_set=True)
+    control.maint_on(site.maint_txt)
+    before = time.time()
+    control.touch_restart(site.restart_txt)
+    out.say(f"Maintenance mode on; waiting up to {opts.maint_wait:g} s until Passenger serves the "
+            "maintenance page ...")
+    assert opts.url
+    wait_for_state(site, before, opts.maint_wait, opts.url, "maintenance", out)
+
+
+def _release_commands(site: Site, opts: DeployOptions, cfg: Config, j: Journal, release: Path,
+                      out: Output) -> None:
+    cmds = list(opts.run) or list(cfg.deploy_run)
+    if not cmds:
+        return
+    journal.step(site, j, "commands")
+    chdir = Path(cfg.chdir)
+    cwd = release / Path(*chdir.parts[1:]) if chdir.parts[:1] == (CURRENT,) else release
+    for command in cmds:
+        commands.run_release_command(command, cwd, cfg, cfg.passenger_python, out.say)
+
+
+def _switch(site: Site, j: Journal, out: Output) -> None:
+    journal.step(site, j, "switch")
+    out.say(f"Switching {store.current_link(site)} -> ../{RELEASES}/{j.release}"
+            + (f" (was {j.previous})" if j.previous else " (first deploy)"))
+    store.switch(site, j.release)
+    if j.config_new is not None:
+        from shim.ops.deploy.configedit import write_keeping_mode
+
+        write_keeping_mode(site.config_toml, j.config_new)
+        out.say(f'  set [wsgi] chdir = "{CURRENT}" in {site.config_toml} (--init)')
+    store.record_live(site, j.release, "deploy", j.commit)
+
+
+def _go_live(site: Site, opts: DeployOptions, j: Journal, out: Output) -> bool:
+    journal.step(site, j, "restart")
+    if j.maint_set:
+        control.maint_off(site.maint_txt)
+        out.say("Maintenance mode off.")
+    if opts.maint and opts.url:
+        before = time.time()
+        control.touch_restart(site.restart_txt)
+        out.say(f"Restart requested; waiting up to {max(opts.wait, opts.maint_wait):g} s until the "
+                "new release serves ...")
+        wait_for_state(site, before, max(opts.wait, opts.maint_wait), opts.url,
+                       "maintenance" if site.maint_txt.exists() else "app", out)
+        return True
+    return restart(site, opts.wait, opts.url, out)
