@@ -58,7 +58,13 @@ class ShimTask(Task):
         return opts
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
-        args = super().get_arguments(ignore_unknown_help)
+        # invoke pops each flag's help while building the arguments, so a second call (the
+        # docs test, a second parser) would get flags without help: keep the dict intact.
+        kept = dict(self.help)
+        try:
+            args = super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = kept
         for arg in args:
             if arg.kind is int:
                 arg.__class__ = NumberArgument
