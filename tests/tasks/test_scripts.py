@@ -75,3 +75,19 @@ def test_an_installed_wheel_ships_the_scripts(tasks_venv):
     size, *names = result.stdout.split()
     assert int(size) > 5000
     assert names == ["build-python.sh", "common.sh", "make-venv.sh", "smoke-test.py"]
+
+
+def test_one_place_for_the_passenger_threshold():
+    # build-python's warning and `wsgi-shim check` both read shim/ops/versions.py.
+    from shim.ops import checking, versions
+
+    shim_dir = Path(buildpython.__file__).parents[1]
+    holders = [str(p.relative_to(shim_dir)) for p in shim_dir.rglob("*.py")
+               if "(6, 0, 19)" in p.read_text() or '"6.0.19"' in p.read_text()]
+    assert holders == ["ops/versions.py"]
+    script = buildpython.build_script(buildpython.BuildRequest(version="3.12.7", prefix="/p"))
+    assert "passenger_fixed=6.0.19" in script and "needs_new_passenger=1" in script
+    below = tuple(versions.PASSENGER_IMP_FIXED[:2]) + (versions.PASSENGER_IMP_FIXED[2] - 1,)
+    assert [p.code for p in checking.python_passenger_problems((3, 12, 7), below, "x")] == [
+        "python-too-new"]
+    assert checking.python_passenger_problems((3, 12, 7), versions.PASSENGER_IMP_FIXED, "x") == []
