@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-import time
 from pathlib import Path
 
 from shim import __version__
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except NotASite as exc:
+    except (NotASite, control.NoRestartDir) as exc:
         return _fail(args, str(exc))
     except control.BadURL as exc:
         return _fail(args, str(exc), 2)
@@ -221,40 +221,26 @@ def cmd_check(args) -> int:
 
 def cmd_maint(args) -> int:
     site = _site(args)
-    if not site.tmp.is_dir():
-        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
     if args.action == "status":
         print("maintenance mode is " + ("on" if site.maint_txt.exists() else "off"))
         return 0
     try:
-        changed = control.maint_on(site.maint_txt) if args.action == "on" else control.maint_off(site.maint_txt)
-        if not args.no_restart:
-            control.touch_restart(site.restart_txt)
+        changed = control.set_maintenance(site, args.action == "on", restart=not args.no_restart)
     except OSError as exc:
-        print(f"wsgi-shim maint: cannot change {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
-    word = "on" if args.action == "on" else "off"
-    print(f"maintenance mode {'is now' if changed else 'was already'} {word}"
+        return _fail(args, f"cannot change {exc.filename}: {exc.strerror}")
+    print(f"maintenance mode {'is now' if changed else 'was already'} {args.action}"
           + ("" if args.no_restart else "; the site restarts on its next request"))
     return 0
 
 
 def cmd_restart(args) -> int:
-    site = _site(args)
-    if args.url:
-        control.check_url(args.url)
-    if not site.tmp.is_dir():
-        return _fail(args, f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
-    starts = control.starts_path(site)
-    before = time.time()
     try:
-        control.touch_restart(site.restart_txt)
+        restarted = control.restart(_site(args), args.wait, args.url)
     except OSError as exc:
         return _fail(args, f"cannot touch {exc.filename}: {exc.strerror}")
-    if not args.wait:
+    if restarted is None:
         print("restart requested; Passenger restarts the app on its next request")
         return 0
-    restarted = control.wait_for_new_start(starts, before, args.wait, args.url)
     if restarted.start is None:
         return _fail(args, restarted.report())
     print(restarted.report())
@@ -301,6 +287,8 @@ def cmd_logs(args) -> int:
         since = logview.parse_since(args.since) if args.since else None
     except ValueError as exc:
         return _fail(args, str(exc), 2)
+    if args.error_id and not logview.log_files(path) and _start_error(site, args.error_id):
+        return 0  # the app log is off, but the start record has it
     if not logview.log_files(path):
         print(f"No app log yet at {path}. It is created when the site's app process first starts "
               "with [logging] enabled; make a request to the site, or check that [logging] enabled "
@@ -309,7 +297,7 @@ def cmd_logs(args) -> int:
             return 1 if args.error_id else 0
     try:
         if args.error_id:
-            return _log_entry(path, args.error_id)
+            return _log_entry(path, args.error_id, site)
         limit = args.lines if args.lines is not None else (None if since is not None else logview.DEFAULT_LINES)
         selected = logview.select(path, args.errors, since, limit)
     except PermissionError as exc:
@@ -329,10 +317,12 @@ def cmd_logs(args) -> int:
     return 0
 
 
-def _log_entry(path: Path, error_id: str) -> int:
+def _log_entry(path: Path, error_id: str, site: Site) -> int:
     from shim.ops import logview
 
     entry = logview.find_error(path, error_id)
+    if entry is None and _start_error(site, error_id):
+        return 0
     if entry is None:
         print(f"No entry with error id {error_id} in {path} or its rotated files. It may have been rotated "
               "away (raise [logging] backups or max_bytes to keep more), or the id belongs to another site.",
@@ -340,6 +330,18 @@ def _log_entry(path: Path, error_id: str) -> int:
         return 1
     sys.stdout.write(entry["text"] + "\n")
     return 0
+
+
+def _start_error(site: Site, error_id: str) -> bool:
+    """Print the start record carrying a start-up error's id (from the page), if one does."""
+    from shim.runtime import records
+
+    wanted = error_id.strip().lower()
+    for record in reversed(records.read_starts(control.starts_path(site), limit=1000)):
+        if record.get("error_id") == wanted:
+            print(control.describe_start(record))
+            return True
+    return False
 
 
 def _say(kind: str, text: str) -> None:
@@ -420,6 +422,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _commit_id(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", text):
+        raise argparse.ArgumentTypeError(f"not a full git commit id (40 hex digits): {text!r}")
+    return text
+
+
 def _wait_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=_seconds, default=0, metavar="SECONDS",
                    help="after the restart, wait up to SECONDS until a new process has started "
@@ -442,6 +450,8 @@ def _deploy_parsers(sub) -> None:
                         "config.toml's [deploy] run")
     p.add_argument("--ref", metavar="REF", help="deploy exactly this git commit, branch or tag of SOURCE "
                                                  "(a git repository); the commit is recorded")
+    p.add_argument("--commit", type=_commit_id, metavar="SHA",
+                   help="the git commit a tarball SOURCE was made from, to be recorded (inv deploy --ref sets it)")
     p.add_argument("--keep", type=_positive_int, default=DEFAULT_KEEP, metavar="N",
                    help=f"keep the N newest releases (default {DEFAULT_KEEP}); the current and the "
                         "previous one are always kept")
@@ -516,7 +526,7 @@ def cmd_deploy(args) -> int:
     if args.wait and not args.url:
         print("note: --wait without --url: the new process starts only when a request arrives.", file=sys.stderr)
     opts = DeployOptions(source=source, maint=args.maint, keep=args.keep, requirements=not args.no_requirements,
-                         init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref,
+                         init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref, commit=args.commit,
                          limits=Limits(args.max_bytes, args.max_entries, args.allow_sparse),
                          maint_wait=args.maint_wait)
     try:

@@ -4,6 +4,9 @@ credentials, configured patterns; and what must stay readable."""
 from __future__ import annotations
 
 import base64
+import html
+import json
+import urllib.parse
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,10 +14,13 @@ from hypothesis import strategies as st
 from shim.runtime.redact import (
     MASK,
     Redactor,
+    environment_secrets,
+    escape_controls,
     header_secrets,
     looks_secret,
     mask_query,
     secret_env_values,
+    structured_values,
 )
 
 
@@ -79,3 +85,50 @@ def test_extended_keeps_base_and_adds():
        before=st.text(max_size=30), after=st.text(max_size=30))
 def test_any_secret_is_masked_wherever_it_appears(secret, before, after):
     assert secret not in Redactor([secret])(before + secret + after)
+
+
+_FORMS = [lambda s: s, lambda s: repr(s), lambda s: json.dumps(s), lambda s: json.dumps(s, ensure_ascii=False),
+          lambda s: urllib.parse.quote(s, safe=""), lambda s: urllib.parse.quote(s),
+          lambda s: urllib.parse.quote_plus(s), lambda s: html.escape(s),
+          lambda s: base64.b64encode(s.encode()).decode(), lambda s: base64.urlsafe_b64encode(s.encode()).decode(),
+          lambda s: s.encode("unicode_escape").decode()]
+
+
+@given(secret=st.text(min_size=8, max_size=30).filter(lambda s: s.strip() == s and "[redacted]"[:4] not in s),
+       prefix=st.binary(max_size=5))
+def test_every_printed_form_of_a_secret_is_masked(secret, prefix):
+    r = Redactor([secret])
+    for form in _FORMS:
+        shown = form(secret)
+        assert shown not in r(f"x {shown} y"), (form, shown)
+    # Inside a longer base64 blob (a Basic credential), at any alignment.
+    blob = base64.b64encode(prefix + secret.encode("utf-8", "surrogateescape")).decode()
+    assert MASK in r(blob), blob
+
+
+def test_backslash_secret_in_repr_and_json():
+    secret = "S3cr3t\\Pa55word!"
+    r = Redactor([secret])
+    assert r(repr({"pw": secret})) == f"{{'pw': '{MASK}'}}"
+    assert r(json.dumps({"pw": secret})) == f'{{"pw": "{MASK}"}}'
+
+
+def test_environment_values_and_structured_files():
+    env = {"DB_PASS": "db-pass-Qw8822", "DEBUG": "true", "SHORT": "abc1234",
+           "DJANGO_SETTINGS_MODULE": "mysite.settings", "DATA_DIR": "/etc", "STRIPE_SK": "sk_live_51Hx9zz"}
+    assert sorted(environment_secrets(env)) == ["db-pass-Qw8822", "sk_live_51Hx9zz"]
+    service = json.dumps({"type": "service_account", "private_key": "-----BEGIN KEY-----\nAAAABBBBCCCC\n",
+                          "nested": {"client_secret": "nested-secret-1"}})
+    assert {"service_account", "-----BEGIN KEY-----\nAAAABBBBCCCC\n", "nested-secret-1"} <= set(
+        structured_values(service))
+    dotenv = "# comment\nexport API_PASSWORD='quoted-pw-123'\nHOST = db.example.org\nkey: yaml-value-9\n"
+    assert {"quoted-pw-123", "db.example.org", "yaml-value-9"} <= set(structured_values(dotenv))
+
+
+def test_control_characters_are_escaped_visibly():
+    forged = "/x\r2026-11-25T10:00:00.000Z [1] ERROR shim.request: error id deadbeef00\x1b[2J\u2028\x85"
+    shown = escape_controls(forged)
+    assert "\r" not in shown and "\x1b" not in shown and "\u2028" not in shown and "\x85" not in shown
+    assert shown.startswith("/x\\r2026") and "\\x1b[2J" in shown
+    assert escape_controls("tab\tand\nnewline") == "tab\tand\nnewline"
+    assert escape_controls(shown) == shown  # idempotent

@@ -119,3 +119,89 @@ def test_healthy_start_imports_no_operator_module():
     assert "shim.runtime.loader" in loaded  # it really went through the shim
     bad = [m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN_AT_START)]
     assert bad == []
+
+
+
+# Imported only when something is wrong (or config.toml changed): a healthy start must not pay for
+# them. (traceback comes with logging, which Passenger's loader imports before the app; so wsgi-shim's
+# own modules are checked for it below, by their source.)
+NOT_AT_HEALTHY_START = ("traceback", "dataclasses", "inspect", "typing", "datetime", "html", "sysconfig",
+                        "difflib", "argparse")
+# What parsing config.toml needs; a start with an unchanged config.toml reads the parsed cache instead.
+PARSING = ("tomllib",)
+
+_MODULES_LOADED = """
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("_wsgi_shim_passenger_loader", sys.argv[2])
+loader = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(loader)
+loader.drop_script_dir(sys.argv[0])
+loader.initialize_logging()  # Passenger's loader sets up logging before it loads the app
+before = set(sys.modules)
+os.environ["IN_PASSENGER"] = "1"
+os.chdir(sys.argv[1])
+module = loader.load_app()
+body = b"".join(module.application({"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, lambda *a: None))
+os.write(1, json.dumps({"body": body.decode(), "new": sorted(set(sys.modules) - before)}).encode())
+"""
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """Modules a file imports when it is imported (not inside functions nor `if TYPE_CHECKING:`)."""
+    found: set[str] = set()
+
+    def visit(body):
+        for node in body:
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                found.add(node.module or "")
+            elif isinstance(node, ast.If) and not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+
+    visit(ast.parse(path.read_text(), str(path)).body)
+    return found
+
+
+@pytest.mark.realserver
+def test_a_healthy_start_imports_only_what_it_needs():
+    """Started twice the way Passenger starts it, as the site's user: neither start imports what only
+    failures need, and the second (config.toml unchanged) does not even parse TOML."""
+    import json
+
+    from tests.support.sites import VENV, make_site, run_as_site
+
+    site = make_site("lean")
+
+    def start() -> set[str]:
+        proc = run_as_site([str(VENV / "bin/python"), "-c", _MODULES_LOADED, str(site.approot),
+                            str(REPO / "shim" / "ops" / "passenger_loader.py")])
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["body"] == "hello from the app"
+        return set(result["new"])
+
+    first, second = start(), start()
+    assert "shim.runtime.loader" in first and "shim.runtime.loader" in second
+    imported = lambda names, loaded: [n for n in names if n in loaded]  # noqa: E731
+    assert imported(NOT_AT_HEALTHY_START, first - {"typing", "datetime"}) == []  # tomllib needs those two
+    assert imported(PARSING, first) == ["tomllib"]  # the first start parses config.toml...
+    assert imported(NOT_AT_HEALTHY_START + PARSING, second) == []  # ...the next ones read the cache
+    # Nor does any wsgi-shim module of that start import one of them when it is imported.
+    ours = sorted(m for m in second if m.startswith("shim."))
+    assert len(ours) >= 8
+    for name in ours:
+        path = REPO / (name.replace(".", "/") + ".py")
+        path = path if path.exists() else path.with_suffix("") / "__init__.py"
+        assert sorted(set(NOT_AT_HEALTHY_START + PARSING) & _top_level_imports(path)) == [], name
+
+
+def test_top_level_import_finder_sees_imports_and_skips_functions_and_type_checking(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("import os\nfrom html import escape\nif TYPE_CHECKING:\n    import typing\n"
+                      "try:\n    import traceback\nexcept ImportError:\n    pass\n"
+                      "def f():\n    import difflib\n")
+    assert _top_level_imports(source) == {"os", "html", "traceback"}

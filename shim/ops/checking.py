@@ -204,8 +204,8 @@ def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...
     return []
 
 
-def collect_problems(site: Site, do_import: bool = True,
-                     probe_root: Path | None = None) -> tuple[list[Problem], dict]:
+def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None = None,
+                     probe_python: str | None = None) -> tuple[list[Problem], dict]:
     """Every problem: config, files, accounts, then the app imported as Passenger would."""
     from shim.runtime.config import load_config
 
@@ -221,10 +221,12 @@ def collect_problems(site: Site, do_import: bool = True,
     problems += tree_problems(site, user)
     if cfg is not None:
         problems += account_problems(cfg, me)
+        # Also here, on the path as given: the app process only sees its resolved cwd.
+        problems += checks.ownership_problems(cfg)
         problems += python_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
-            problems += probe_problems(site, cfg.passenger_python, info, probe_root)
+            problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root)
         elif not do_import or not python_ok:
             problems += checks.runtime_problems(cfg, check_identity=False)
     if cfg is not None:

@@ -39,6 +39,37 @@ def maint_off(maint_txt: Path) -> bool:
     return True
 
 
+class NoRestartDir(Exception):
+    """A message for the user: the site has no tmp/ (PassengerRestartDir)."""
+
+
+def _restart_dir(site: Site) -> None:
+    if not site.tmp.is_dir():
+        raise NoRestartDir(f"{site.tmp} does not exist; is {site.site} a site? (wsgi-shim install creates it)")
+
+
+def set_maintenance(site: Site, on: bool, restart: bool = True) -> bool:
+    """Maintenance mode on or off (and a restart, so that the next request shows it); returns
+    False if it already was so. Raises NoRestartDir, OSError."""
+    _restart_dir(site)
+    changed = maint_on(site.maint_txt) if on else maint_off(site.maint_txt)
+    if restart:
+        touch_restart(site.restart_txt)
+    return changed
+
+
+def restart(site: Site, wait: float = 0, url: str | None = None) -> Restarted | None:
+    """Make Passenger restart the site; with WAIT, wait for the new process (None without).
+    Raises BadURL (before touching anything), NoRestartDir, OSError."""
+    if url:
+        check_url(url)
+    _restart_dir(site)
+    starts = starts_path(site)
+    before = time.time()
+    touch_restart(site.restart_txt)
+    return wait_for_new_start(starts, before, wait, url) if wait else None
+
+
 def touch_restart(restart_txt: Path) -> float:
     """Make Passenger restart the app on its next request; returns the new mtime.
 
@@ -52,7 +83,9 @@ def touch_restart(restart_txt: Path) -> float:
     except FileNotFoundError:
         create_private_file(restart_txt)
         old = -1.0
-    new = float(max(int(now), int(old) + 1))
+    # Now itself where possible (so the mtime compares right with start records' epochs, which
+    # `status` uses to tell a pending restart), else the start of the next whole second.
+    new = max(now, float(int(old) + 1))
     os.utime(restart_txt, (now, new))
     return new
 

@@ -20,18 +20,38 @@ PASSENGER_WSGI = """\
 try:
     import shim
 except ImportError as exc:  # PassengerPython names a Python without wsgi-shim: say so, not "We're sorry"
-    import html
+    # Visitors get a plain page with an error id. The details (which Python Passenger runs) are
+    # for the owner: a start record in logs/starts.jsonl, shown by `wsgi-shim status SITE` and
+    # `wsgi-shim logs SITE --id ID`. Passenger's cwd is the app root.
+    import json
+    import os
     import sys
+    import time
 
+    _id = os.urandom(5).hex()
+    _record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "epoch": time.time(),
+               "pid": os.getpid(), "state": "error", "error_id": _id, "python": sys.executable,
+               "problems": [{"code": "shim-not-installed", "severity": "error",
+                             "what": "wsgi-shim is not installed in the Python that Passenger runs "
+                                     "(%s): %s." % (sys.executable, exc),
+                             "where": "PassengerPython (Apache) / [passenger] passenger_python",
+                             "fix": "Make PassengerPython and passenger_python name the site venv's python, "
+                                    "or install wsgi-shim into this one (inv install)."}]}
+    try:
+        if not os.path.isdir("logs"):
+            os.mkdir("logs", 0o700)
+        _fd = os.open("logs/starts.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
+        try:
+            os.write(_fd, (json.dumps(_record, ensure_ascii=True) + "\\n").encode())
+        finally:
+            os.close(_fd)
+    except (OSError, ValueError):
+        pass
     _page = ("<!DOCTYPE html><meta charset='utf-8'><meta name='viewport' content='width=device-width, "
              "initial-scale=1'><title>Site error</title><h1>This site could not start</h1>"
-             "<p>wsgi-shim is not installed in the Python that Passenger runs: <code>%s</code> "
-             "(%s).</p><p>How to fix: make PassengerPython and [passenger] passenger_python name "
-             "the site venv's python, or install wsgi-shim into this one: "
-             "<code>inv install</code> or <code>%s -m pip install /path/to/wsgi-shim</code>. "
-             "[shim-not-installed]</p>"
-             % tuple(html.escape(str(v)) for v in (sys.executable, exc, sys.executable))
-             ).encode("utf-8", "backslashreplace")  # a path need not be UTF-8
+             "<p>Error id <code>%s</code>, %s. The site's owner can look it up with "
+             "<code>wsgi-shim status</code>.</p>"
+             % (_id, time.strftime("%d %B %Y, %H:%M UTC", time.gmtime()))).encode()
 
     def application(environ, start_response):
         start_response("500 Internal Server Error", [("Content-Type", "text/html; charset=utf-8"),
@@ -119,6 +139,23 @@ def render_config(site: Site, user: str, group: str, python: str, app: str) -> s
 
 def install(site: Site, user: str | None = None, group: str | None = None, python: str | None = None,
             app: str = "app.application") -> InstallResult:
+    """Create SITE's directories and files, all or nothing. Raises InstallError (nothing left behind)."""
+    _refuse_bad_arguments(site, user, group)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    created: list[Path] = []
+    try:
+        gid = _make_directories(site, me, created)
+        user = user or me
+        group = group or grp.getgrgid(gid).gr_name
+        python = python or default_python() or str(site.default_venv / "bin" / "python")
+        _make_files(site, render_config(site, user, group, python, app), created)
+    except BaseException as exc:
+        _remove(created)
+        raise _as_install_error(exc, site) from None
+    return InstallResult(site, created, user, group, python, _warnings(site, me, gid, user, python))
+
+
+def _refuse_bad_arguments(site: Site, user: str | None, group: str | None) -> None:
     if not site.site.is_absolute():
         raise InstallError(f"SITE must be an absolute path (starting with /), not '{site.site}'.")
     for name, value in (("--approot", site.approot_name), ("--docroot", site.docroot_name)):
@@ -131,55 +168,61 @@ def install(site: Site, user: str | None = None, group: str | None = None, pytho
     if site.approot_name == site.docroot_name:
         raise InstallError("--approot and --docroot must differ: the app's code must not be served as files.")
     for kind, lookup, value in (("user", pwd.getpwnam, user), ("group", grp.getgrnam, group)):
-        if value:
-            try:
+        try:
+            if value:
                 lookup(value)
-            except (KeyError, UnicodeEncodeError):
-                raise InstallError(f"There is no {kind} '{value}' on this machine (see `id`).") from None
-    me = pwd.getpwuid(os.getuid()).pw_name
-    warnings: list[str] = []
-    created: list[Path] = []
+        except (KeyError, UnicodeEncodeError):
+            raise InstallError(f"There is no {kind} '{value}' on this machine (see `id`).") from None
+
+
+def _make_directories(site: Site, me: str, created: list[Path]) -> int:
+    """The site, app root, tmp/, document root and logs/; returns the app root's group id."""
     umask = current_umask()
-    try:
-        if not site.site.exists():
-            if not site.site.parent.is_dir():
-                raise InstallError(f"{site.site.parent} does not exist; create the site directory first.")
-            os.mkdir(site.site, 0o755 & ~umask | 0o001)
-            created.append(site.site)
-        # Measured with real Passenger (tests/e2e/test_passenger_permissions.py): the app root and
-        # tmp/ are only touched by the app's user and the Passenger core (root), so they stay
-        # private; Apache (www-data) must search the site directory and the document root.
-        for path, other in ((site.approot, 0), (site.tmp, 0), (site.docroot, 0o005)):
-            os.mkdir(path, 0o700)
-            created.append(path)
-            os.chmod(path, private_mode(0o770, os.stat(path).st_gid, me, umask) | other)
-        gid = os.stat(site.approot).st_gid
-        group = group or grp.getgrgid(gid).gr_name
-        user = user or me
-        python = python or default_python() or str(site.default_venv / "bin" / "python")
-        create_private_dir(site.default_logs)
-        created.append(site.default_logs)
-        for path, text in ((site.passenger_wsgi, PASSENGER_WSGI),
-                           (site.config_toml, render_config(site, user, group, python, app)),
-                           (site.restart_txt, ""),
-                           (site.maint_txt, "wsgi-shim: maintenance mode is on until this file is removed "
-                                            "(wsgi-shim maint off SITE).\n")):
-            create_private_file(path, text)
-            created.append(path)
-    except BaseException as exc:
-        for path in reversed(created):
-            try:
-                path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
-            except OSError:
-                pass
-        if isinstance(exc, InstallError):
-            raise
-        if isinstance(exc, OSError):
-            raise InstallError(f"Could not create {exc.filename or site.site}: {exc.strerror}. "
-                               "Nothing was left behind.") from None
-        if isinstance(exc, Exception):
-            raise InstallError(f"Could not create the site: {exc}. Nothing was left behind.") from None
-        raise
+    if not site.site.exists():
+        if not site.site.parent.is_dir():
+            raise InstallError(f"{site.site.parent} does not exist; create the site directory first.")
+        os.mkdir(site.site, 0o755 & ~umask | 0o001)
+        created.append(site.site)
+    # Measured with real Passenger (tests/e2e/test_passenger_permissions.py): the app root and
+    # tmp/ are only touched by the app's user and the Passenger core (root), so they stay
+    # private; Apache (www-data) must search the site directory and the document root.
+    for path, other in ((site.approot, 0), (site.tmp, 0), (site.docroot, 0o005)):
+        os.mkdir(path, 0o700)
+        created.append(path)
+        os.chmod(path, private_mode(0o770, os.stat(path).st_gid, me, umask) | other)
+    create_private_dir(site.default_logs)
+    created.append(site.default_logs)
+    return os.stat(site.approot).st_gid
+
+
+def _make_files(site: Site, config_text: str, created: list[Path]) -> None:
+    for path, text in ((site.passenger_wsgi, PASSENGER_WSGI), (site.config_toml, config_text),
+                       (site.restart_txt, ""),
+                       (site.maint_txt, "wsgi-shim: maintenance mode is on until this file is removed "
+                                        "(wsgi-shim maint off SITE).\n")):
+        create_private_file(path, text)
+        created.append(path)
+
+
+def _remove(created: list[Path]) -> None:
+    for path in reversed(created):
+        try:
+            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+        except OSError:
+            pass
+
+
+def _as_install_error(exc: BaseException, site: Site) -> BaseException:
+    """What to raise once everything created was removed: KeyboardInterrupt and the like as they are."""
+    if isinstance(exc, InstallError) or not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, OSError):
+        return InstallError(f"Could not create {exc.filename or site.site}: {exc.strerror}. Nothing was left behind.")
+    return InstallError(f"Could not create the site: {exc}. Nothing was left behind.")
+
+
+def _warnings(site: Site, me: str, gid: int, user: str, python: str) -> list[str]:
+    warnings = []
     if not group_is_safe(gid, me):
         warnings.append(f"The files' group '{grp.getgrgid(gid).gr_name}' is your default group, shared with "
                         "other users, so it got no access. Use a project group: chgrp -R PROJECT "
@@ -190,7 +233,7 @@ def install(site: Site, user: str | None = None, group: str | None = None, pytho
     if not default_python() and python == str(site.default_venv / "bin" / "python"):
         warnings.append(f"Not run from a venv: passenger_python is set to {python}; create that venv "
                         "(inv venv) and install wsgi-shim into it.")
-    return InstallResult(site, created, user, group, python, warnings)
+    return warnings
 
 
 def apache_quote(value: str) -> str:

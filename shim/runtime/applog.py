@@ -32,6 +32,7 @@ reported once on the process's original stderr (Passenger's log) and otherwise i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import logging
@@ -42,13 +43,15 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from shim.runtime.permissions import group_is_safe
 from shim.runtime.problems import Problem
 from shim.runtime.redact import Redactor, escape_controls, secret_env_values
 
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
 if TYPE_CHECKING:
+    from typing import Any
+
     from shim.runtime.config import LoggingConfig
 
 LOCK_SUFFIX = ".lock"
@@ -113,12 +116,13 @@ class AppLog:
 
     # -- public ------------------------------------------------------------------------------
 
-    def write(self, text: str) -> None:
-        """Append text (a whole entry or more; a newline is added if missing)."""
+    def write(self, text: str, redact: bool = True) -> None:
+        """Append text (a whole entry or more; a newline is added if missing). redact=False only
+        for text wsgi-shim made from facts that hold no secret (the healthy start's line)."""
         if not text.endswith("\n"):
             text += "\n"
         try:
-            if self.redact:
+            if redact and self.redact:
                 text = self.redact(text)
             # One entry is one entry: a CR or an escape sequence from a request path or a print()
             # must not start a line of its own for `wsgi-shim logs`, nor reach a terminal raw.
@@ -162,7 +166,8 @@ class AppLog:
             for p in problems:
                 text += format_entry(level if state == "error" else "WARNING", "shim",
                                      "\n".join(self.problem_lines([p])))
-        self.write(text)
+        # A start without problems is user, gid and Python: no need to build the redactor for it.
+        self.write(text, redact=bool(problems))
 
     def close(self) -> None:
         with self._tlock:
@@ -193,11 +198,22 @@ class AppLog:
 
     def _open_file(self, path: Path, flags: int) -> int:
         """Open or create path: new files 0600 (0640 with a safe group); never world-readable."""
-        fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        # O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader, forever.
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a FIFO without a reader
+                from shim.runtime.files import NotReadable
+
+                raise NotReadable(path, "is a FIFO (named pipe), not a regular file") from None
+            raise
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise IsADirectoryError(f"{path} is not a regular file")
+                from shim.runtime.files import NotReadable, kind_of
+
+                raise NotReadable(path, f"is {kind_of(st.st_mode)}, not a regular file")
+            os.set_blocking(fd, True)
             if st.st_uid == os.geteuid():
                 wanted = 0o640 if _group_is_safe(st.st_gid) else 0o600
                 current = stat.S_IMODE(st.st_mode)
@@ -492,7 +508,8 @@ def _replace_current(applog: AppLog) -> None:
 
 
 def _problem(code: str, what: str, where: str, fix: str) -> Problem:
-    return Problem(code, what, where, fix)
+    # Warnings, as documented: the site serves without its log rather than not at all.
+    return Problem(code, what, where, fix, severity="warning")
 
 
 def setup(cfg: LoggingConfig, redact: Redactor | Sequence[str]) -> tuple[AppLog | None, list[Problem]]:

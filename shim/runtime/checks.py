@@ -31,6 +31,17 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
 
 
+def _site_packages(prefix: str) -> Path:
+    """The venv's site-packages: the sys.path entry under prefix (sysconfig finds the same but costs
+    a millisecond or two at every start); sysconfig only when sys.path has none."""
+    for entry in sys.path if prefix == sys.prefix else ():
+        if entry.startswith(prefix + "/") and entry.endswith("-packages"):
+            return Path(entry)
+    import sysconfig
+
+    return Path(sysconfig.get_paths()["purelib"])
+
+
 def venv_problems(cfg: Config, prefix: str | None = None, base_prefix: str | None = None) -> list[Problem]:
     prefix = sys.prefix if prefix is None else prefix
     base_prefix = sys.base_prefix if base_prefix is None else base_prefix
@@ -56,9 +67,7 @@ def venv_problems(cfg: Config, prefix: str | None = None, base_prefix: str | Non
             "venv-inside-approot", f"The venv {running} lies inside the app root {cfg.app_root}.",
             where, "Move the venv next to the app root (e.g. SITE/venv): files inside the app root can "
                    "be reached by the app and are deployed over; the venv must not be."))
-    import sysconfig  # only here: it is not needed on a healthy start otherwise
-
-    for path in (running, running / "bin", Path(sysconfig.get_paths()["purelib"])):
+    for path in (running, running / "bin", _site_packages(prefix)):
         bad = unsafe_ancestor(path, cfg.passenger_user or None)
         if bad:
             problems.append(Problem(

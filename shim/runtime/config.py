@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from shim.runtime.layout import DEFAULT_LOG_FILE, log_paths
 from shim.runtime.problems import Problem
+
+TYPE_CHECKING = False  # typing itself costs milliseconds at every start; annotations only need it here
+if TYPE_CHECKING:
+    from typing import Any
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 APP_SPEC = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*")
@@ -59,22 +60,55 @@ REQUIRED = [("passenger", "passenger_user"), ("passenger", "passenger_group"),
             ("passenger", "passenger_python"), ("wsgi", "app")]
 
 
-@dataclass
-class LoggingConfig:
-    enabled: bool = True
-    file: str = DEFAULT_LOG_FILE
-    max_bytes: int = 1_048_576
-    backups: int = 3
-    level: str = "INFO"
-    capture_output: bool = True
-    catch_errors: bool = True
-    debug_token_file: str = ""
-    debug_addresses: list[str] = field(default_factory=list)
-    details_for_everyone: bool = False  # every visitor sees what opted-in requests see
-    redact: list[str] = field(default_factory=list)
-    path: Path = Path("logs/app.log")          # resolved against the app root
-    starts_path: Path = Path("logs/starts.jsonl")
-    _networks: tuple[list[Any], list[str]] | None = field(default=None, repr=False, compare=False)
+class _Settings:
+    """Plain settings object: keyword arguments over the class's DEFAULTS (lists and dicts copied),
+    compared and shown by value. Not a dataclass: see problems.Problem."""
+
+    DEFAULTS: dict[str, object] = {}
+
+    def __init__(self, **values: object) -> None:
+        unknown = set(values) - set(self.DEFAULTS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected arguments: {', '.join(sorted(unknown))}")
+        for name, default in self.DEFAULTS.items():
+            value = values.get(name, default)
+            setattr(self, name, value.copy() if value is default and isinstance(value, (list, dict)) else value)
+
+    def fields(self) -> dict[str, object]:
+        """The settings by name (not the private caches, which start as None)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is self.__class__ and self.fields() == other.fields()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclasses they replace
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self.fields().items()) + ")"
+
+
+class LoggingConfig(_Settings):
+    enabled: bool
+    file: str
+    max_bytes: int
+    backups: int
+    level: str
+    capture_output: bool
+    catch_errors: bool
+    debug_token_file: str
+    debug_addresses: list[str]
+    details_for_everyone: bool  # every visitor sees what opted-in requests see
+    redact: list[str]
+    path: Path          # resolved against the app root
+    starts_path: Path
+    DEFAULTS = {"enabled": True, "file": DEFAULT_LOG_FILE, "max_bytes": 1_048_576, "backups": 3, "level": "INFO",
+                "capture_output": True, "catch_errors": True, "debug_token_file": "", "debug_addresses": [],
+                "details_for_everyone": False, "redact": [], "path": Path("logs/app.log"),
+                "starts_path": Path("logs/starts.jsonl")}
+
+    def __init__(self, **values: object) -> None:
+        super().__init__(**values)
+        self._networks: tuple[list[Any], list[str]] | None = None
 
     def debug_networks(self) -> tuple[list[Any], list[str]]:
         """debug_addresses parsed (once): (ip networks, entries that are not addresses)."""
@@ -93,24 +127,32 @@ class LoggingConfig:
         return self._networks
 
 
-@dataclass
-class Config:
+class Config(_Settings):
     app_root: Path
     file: Path
-    passenger_user: str = ""
-    passenger_group: str = ""
-    passenger_python: str = ""
-    passenger_app_root: str = ""
-    chdir: str = ""
-    module: str = ""      # "package.module"
-    attribute: str = ""   # "application"
-    secret_files: dict[str, str] = field(default_factory=dict)
-    environment: dict[str, str] = field(default_factory=dict)
-    maintenance_page: str = ""
-    retry_after: int = 300
-    deploy_run: list[str] = field(default_factory=list)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    _secret_cache: dict[str, str | OSError] | None = field(default=None, repr=False, compare=False)
+    passenger_user: str
+    passenger_group: str
+    passenger_python: str
+    passenger_app_root: str
+    chdir: str
+    module: str       # "package.module"
+    attribute: str    # "application"
+    secret_files: dict[str, str]
+    environment: dict[str, str]
+    maintenance_page: str
+    retry_after: int
+    deploy_run: list[str]
+    logging: LoggingConfig
+    DEFAULTS = {"app_root": None, "file": None, "passenger_user": "", "passenger_group": "",
+                "passenger_python": "", "passenger_app_root": "", "chdir": "", "module": "", "attribute": "",
+                "secret_files": {}, "environment": {}, "maintenance_page": "", "retry_after": 300,
+                "deploy_run": [], "logging": None}
+
+    def __init__(self, app_root: Path, file: Path, **values: object) -> None:
+        super().__init__(app_root=app_root, file=file, **values)
+        if self.logging is None:
+            self.logging = LoggingConfig()
+        self._secret_cache: dict[str, str | OSError] | None = None
 
     @property
     def app_spec(self) -> str:
@@ -213,6 +255,8 @@ def _toml_type(value: Any) -> str:
 
 
 def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, list[Problem]]:
+    import tomllib  # only when config.toml changed: see shim/runtime/config_cache.py
+
     r = _Reader(file, text)
     try:
         data = tomllib.loads(text)
@@ -395,7 +439,7 @@ def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) 
         if getattr(lc, key) < minimum:
             r.add("config-bad-value", f"[logging] {key} must be at least {minimum}.",
                   r.where("logging", key), f"Use a value of {minimum} or more.")
-            setattr(lc, key, getattr(LoggingConfig, key))
+            setattr(lc, key, LoggingConfig.DEFAULTS[key])
     if lc.backups > MAX_BACKUPS:
         r.add("config-bad-value", f"[logging] backups must be at most {MAX_BACKUPS}.",
               r.where("logging", "backups"),

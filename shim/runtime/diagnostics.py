@@ -24,15 +24,19 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
 from shim.runtime import optin
 from shim.runtime.applog import format_entry
 from shim.runtime.redact import Redactor, header_secrets, looks_secret, mask_query, secret_env_values
 
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
 if TYPE_CHECKING:
+    from typing import Any
+
     from shim.runtime.applog import AppLog
     from shim.runtime.config import LoggingConfig
+
+    WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 TOKEN_HEADER = optin.TOKEN_HEADER
 TOKEN_COOKIE = optin.TOKEN_COOKIE
@@ -42,7 +46,6 @@ SHIM_HEADER = ("X-Wsgi-Shim", "app-error")
 _CREDENTIAL_HEADERS = frozenset({"HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE",
                                  TOKEN_HEADER})
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class ResponseAborted(Exception):

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_APPROOT = "www-approot"
@@ -32,11 +31,37 @@ def log_paths(app_root: Path, file: str = DEFAULT_LOG_FILE) -> tuple[Path, Path]
     return log, log.parent / STARTS_FILE
 
 
-@dataclass(frozen=True)
 class Site:
+    """A site's directories (immutable, compared by value). A plain class: see problems.Problem."""
+
+    __slots__ = ("site", "approot_name", "docroot_name")
     site: Path
-    approot_name: str = DEFAULT_APPROOT
-    docroot_name: str = DEFAULT_DOCROOT
+    approot_name: str
+    docroot_name: str
+
+    def __init__(self, site: Path, approot_name: str = DEFAULT_APPROOT,
+                 docroot_name: str = DEFAULT_DOCROOT) -> None:
+        object.__setattr__(self, "site", site)
+        object.__setattr__(self, "approot_name", approot_name)
+        object.__setattr__(self, "docroot_name", docroot_name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Site is immutable: cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is self.__class__ and self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str, str]]:
+        return Site, self._key()
+
+    def __repr__(self) -> str:
+        return f"Site(site={self.site!r}, approot_name={self.approot_name!r}, docroot_name={self.docroot_name!r})"
+
+    def _key(self) -> tuple[Path, str, str]:
+        return self.site, self.approot_name, self.docroot_name
 
     @classmethod
     def locate(cls, path: str | Path, approot: str = DEFAULT_APPROOT,

@@ -10,12 +10,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from shim import __version__
-from shim.runtime import records
+from shim.runtime import config_cache, records
 from shim.runtime.checks import runtime_problems
 from shim.runtime.config import Config, LoggingConfig, load_config
 from shim.runtime.layout import Site, log_paths
@@ -26,10 +24,17 @@ from shim.runtime.redact import Redactor, secret_env_values
 PROBE_ENV = "WSGI_SHIM_PROBE"  # set by `wsgi-shim check`: import only, record nothing
 
 
-@dataclass
+# A healthy start imports only what it uses: pages, traceback, datetime and the like are imported
+# on the paths that need them (tests/test_layers.py keeps it so; bench/startup.py measures it).
+
+
 class StartResult:
-    state: str  # "app" | "maintenance" | "error"
-    problems: list[Problem] = field(default_factory=list)
+    def __init__(self, state: str, problems: list[Problem] | None = None) -> None:
+        self.state = state  # "app" | "maintenance" | "error"
+        self.problems = problems if problems is not None else []
+
+    def __repr__(self) -> str:
+        return f"StartResult(state={self.state!r}, problems={self.problems!r})"
 
 
 LAST_START: StartResult | None = None  # read by `wsgi-shim check` through shim/ops/probe.py
@@ -59,6 +64,8 @@ def get_app(app_root: str | Path | None = None):
     except BaseException as exc:  # noqa: BLE001 - the last line of defence; see module docstring
         if isinstance(exc, KeyboardInterrupt):
             raise
+        import traceback
+
         try:
             problem = Problem("shim-internal", f"wsgi-shim itself failed: {exc.__class__.__name__}: {exc}.",
                               "wsgi-shim", "Please report this with the traceback below; meanwhile check "
@@ -74,7 +81,8 @@ def get_app(app_root: str | Path | None = None):
 def _get_app(app_root: Path):
     probe = os.environ.get(PROBE_ENV) == "1"
     site = Site.from_approot(app_root)
-    cfg, problems = load_config(app_root)
+    # `wsgi-shim check` (the probe) always parses afresh; a real start may use the parsed cache.
+    cfg, problems = load_config(app_root) if probe else config_cache.load(app_root)
     in_maintenance = not probe and site.maint_txt.exists()
     applog = None
     if cfg is not None:
@@ -218,6 +226,8 @@ def _rollback(env, cwd, path, modules, problems):
 
 def _user_frame(exc: BaseException) -> str:
     """file:line of the innermost frame outside importlib and wsgi-shim."""
+    import traceback
+
     here = os.path.dirname(__file__)
     where = ""
     for frame in traceback.extract_tb(exc.__traceback__):
@@ -229,6 +239,8 @@ def _user_frame(exc: BaseException) -> str:
 
 def format_traceback(exc: BaseException, redact) -> str:
     """The traceback without importlib's and wsgi-shim's own frames, secrets masked."""
+    import traceback
+
     here = os.path.dirname(__file__)
     noise = (here, "<frozen", os.path.dirname(importlib.__file__))
     te = traceback.TracebackException(type(exc), exc, exc.__traceback__)

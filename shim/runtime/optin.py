@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 TOKEN_HEADER = "HTTP_X_SHIM_DEBUG_TOKEN"
 TOKEN_COOKIE = "shim_debug_token"
@@ -83,18 +86,18 @@ def from_config(cfg: Any, extra_addresses: Sequence[str] = ()) -> tuple[OptIn, l
 
 
 def read_token(path: str) -> tuple[bytes, str]:
-    """The debug token and "", or b"" and why the token cannot be used. Never blocks: the file is
-    opened non-blocking and must be a regular file."""
+    """The debug token and "", or b"" and why the token cannot be used. Never blocks: the file
+    must be a regular file (shim.runtime.files)."""
     import stat
 
+    from shim.runtime.files import open_regular
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = open_regular(path)
     except (OSError, ValueError) as exc:
-        return b"", f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        return b"", f"cannot be read ({getattr(exc, 'reason', None) or getattr(exc, 'strerror', None) or exc})"
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return b"", "is not a regular file"
         data = os.read(fd, MAX_TOKEN_BYTES).strip()
     except OSError as exc:
         return b"", f"cannot be read ({exc.strerror or exc})"

@@ -12,7 +12,6 @@ opt-in test of the request.
 from __future__ import annotations
 
 import html
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -226,20 +225,12 @@ def source_lines(path: str, line: int, context: int = SOURCE_CONTEXT) -> list[tu
     """
     if not path.endswith(".py"):
         return []
-    import stat
+    from shim.runtime.files import read_regular
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        data = read_regular(path, _MAX_SOURCE, truncate=True)
     except (OSError, ValueError):
         return []
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return []
-        data = os.read(fd, _MAX_SOURCE)
-    except OSError:
-        return []
-    finally:
-        os.close(fd)
     lines = data.decode("utf-8", "replace").splitlines()
     first = max(1, line - context)
     return [(n, lines[n - 1]) for n in range(first, min(len(lines), line + context) + 1)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -28,8 +29,12 @@ def record_start(starts_path: Path, state: str, problems: list[Problem], facts: 
     try:
         if not starts_path.parent.exists():
             create_private_dir(starts_path.parent)
-        fd = os.open(starts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # O_NONBLOCK + a regular file only: a FIFO here must not hang every start.
+        fd = os.open(starts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return
+            os.set_blocking(fd, True)
             os.write(fd, (json.dumps(record) + "\n").encode())
         finally:
             os.close(fd)

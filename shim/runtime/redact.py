@@ -35,7 +35,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 MASK = "[redacted]"
 
@@ -152,38 +155,61 @@ def expand_secret(value: str) -> list[str]:
     return out
 
 
+# Unreserved characters of RFC 3986: what urllib.parse.quote(value, safe="") leaves as is.
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def _quote(raw: bytes, safe: bytes = b"", plus: bool = False) -> str:
+    """urllib.parse.quote / quote_plus without importing urllib (not needed on a healthy start)."""
+    out = []
+    for b in raw:
+        if b in _UNRESERVED or b in safe:
+            out.append(chr(b))
+        elif plus and b == 0x20:
+            out.append("+")
+        else:
+            out.append(f"%{b:02X}")
+    return "".join(out)
+
+
+def _html_escape(value: str, quote: bool = True) -> str:
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value.replace('"', "&quot;").replace("'", "&#x27;") if quote else value
+
+
 def encoded_forms(value: str) -> set[str]:
     """How a value may appear when printed: literal, repr()/escaped, JSON-escaped, URL-encoded,
-    HTML-escaped, base64 (standard and URL-safe, at every byte alignment)."""
-    import base64
-    import html
+    HTML-escaped, base64 (standard and URL-safe, at every byte alignment). Built from builtins
+    and json only (both loaded at every start already)."""
+    import binascii
     import json
-    from urllib.parse import quote, quote_plus
 
+    raw = value.encode("utf-8", "surrogateescape")
     forms = {value, repr(value)[1:-1], value.encode("unicode_escape").decode("ascii"),
              json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
-             quote(value, safe=""), quote(value), quote_plus(value), html.escape(value),
-             html.escape(value, quote=False)}
-    raw = value.encode("utf-8", "surrogateescape")
+             _quote(raw), _quote(raw, b"/"), _quote(raw, plus=True), _html_escape(value),
+             _html_escape(value, quote=False)}
     for k in range(3):
         # Only the base64 characters fed by the secret's own bits: the same text wherever the
         # secret sits in a longer encoded blob with this alignment.
-        encoded = base64.b64encode(b"\0" * k + raw + b"\0\0").decode("ascii")
+        encoded = binascii.b2a_base64(b"\0" * k + raw + b"\0\0", newline=False).decode("ascii")
         core = encoded[-(-8 * k // 6):(8 * (k + len(raw))) // 6]
         forms.add(core)
         forms.add(core.replace("+", "-").replace("/", "_"))
-    forms.add(base64.b64encode(raw).decode("ascii"))
-    forms.add(base64.urlsafe_b64encode(raw).decode("ascii"))
+    whole = binascii.b2a_base64(raw, newline=False).decode("ascii")
+    forms.add(whole)
+    forms.add(whole.replace("+", "-").replace("/", "_"))
     return forms
 
 
 class Redactor:
     """Callable text -> text with every known secret replaced by ``[redacted]``.
 
-    One compiled alternation for the literal secrets in all their forms (longest first, so a
-    secret that contains another is masked whole) plus the configured patterns. ``errors`` lists
-    patterns that did not compile (the caller reports them; they are skipped, never fatal).
-    Built lazily: nothing is computed until the first call.
+    The literal secrets in all their forms are replaced longest first (so a secret that contains
+    another is masked whole), then the configured patterns. Plain substring search, no regular
+    expression to compile: cheap to build, and a text without a secret costs one scan per form.
+    ``errors`` lists patterns that did not compile (the caller reports them; they are skipped,
+    never fatal). Built lazily: nothing is computed until the first call.
     """
 
     def __init__(self, secrets: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
@@ -191,8 +217,7 @@ class Redactor:
         self._patterns = tuple(str(p) for p in patterns)
         self._errors: list[str] | None = None
         self._pattern_rx: tuple[re.Pattern[str], ...] = ()
-        self._literal_rx: re.Pattern[str] | None = None
-        self._values: frozenset[str] | None = None
+        self._values: tuple[str, ...] | None = None
 
     # -- building, on first use -----------------------------------------------------------
 
@@ -226,11 +251,7 @@ class Redactor:
                 if len(piece) < MIN_SECRET_LENGTH or piece.lower() in _HARMLESS:
                     continue
                 values.update(f for f in encoded_forms(piece) if len(f) >= MIN_SECRET_LENGTH)
-        self._values = frozenset(values)
-        self._literal_rx = None
-        if values:
-            alternation = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
-            self._literal_rx = re.compile(alternation)
+        self._values = tuple(sorted(values, key=len, reverse=True))
 
     # -- use ------------------------------------------------------------------------------
 
@@ -239,8 +260,9 @@ class Redactor:
             self._build()
         if self._errors is None:
             self._compile_patterns()
-        if self._literal_rx is not None:
-            text = self._literal_rx.sub(MASK, text)
+        for value in self._values:  # type: ignore[union-attr]
+            if value in text:
+                text = text.replace(value, MASK)
         for rx in self._pattern_rx:
             text = rx.sub(MASK, text)
         return text
@@ -266,10 +288,8 @@ class Redactor:
         """Problems with every text field masked (for start records, pages and the log)."""
         if not problems or not self:
             return problems
-        from dataclasses import replace
-
-        return [replace(p, what=self(p.what), where=self(p.where), fix=self(p.fix),
-                        detail=self(p.detail) if p.detail else p.detail) for p in problems]
+        return [p.replace(what=self(p.what), where=self(p.where), fix=self(p.fix),
+                          detail=self(p.detail) if p.detail else p.detail) for p in problems]
 
 
 # Characters that move a terminal's cursor, change its state or end a line for some reader:

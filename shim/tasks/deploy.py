@@ -18,9 +18,10 @@ from pathlib import Path
 
 from invoke.exceptions import Exit
 
-from shim.ops.deploy import SKIP_NAMES
+from shim.ops.deploy import SKIP_NAMES, TOOL_FILES
 from shim.tasks.flags import SITE_HELP, VENV_HELP, shim_task, wait_args
-from shim.tasks.remote import is_remote, paths, q, run
+from shim.tasks.remote import is_remote, paths, q
+from shim.tasks.remote import run as run_task
 
 
 def _git_files(source: Path) -> list[str] | None:
@@ -47,19 +48,23 @@ def _walk_files(source: Path) -> list[str]:
     return found
 
 
-def build_tarball(source: Path, out_dir: Path) -> tuple[Path, int, str]:
+def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tuple[Path, int, str]:
     """Pack SOURCE into out_dir/<name>.tar.gz: (path, number of entries, how they were chosen).
 
     In a git work tree: the files git knows or would add (.gitignore honoured, so no venv, .env
     or build output), as they are on disk now. Elsewhere: everything but version control
-    directories, __pycache__ and virtual environments.
+    directories, __pycache__ and virtual environments. The deploy tooling's own files at the top
+    (tasks.py, fabfile.py, invoke.yaml, fabric.yaml) stay out unless TASKS_FILES.
     """
     files = _git_files(source)
     how = "files git tracks or would add (.gitignore honoured)"
     if files is None:
         files = _walk_files(source)
         how = "all files except .git, __pycache__ and virtual environments"
-    files = sorted(f for f in files if not any(part in SKIP_NAMES for part in f.split("/")))
+    files = sorted(f for f in files if not any(part in SKIP_NAMES for part in f.split("/"))
+                   and (tasks_files or f not in TOOL_FILES))
+    if not tasks_files:
+        how += "; without tasks.py, fabfile.py, invoke.yaml, fabric.yaml (--tasks-files includes them)"
     path = out_dir / f"{source.resolve().name or 'source'}.tar.gz"
     count = 0
     with tarfile.open(path, "w:gz") as tar:
@@ -74,7 +79,7 @@ def build_tarball(source: Path, out_dir: Path) -> tuple[Path, int, str]:
     return path, count, how
 
 
-@shim_task(optional=["wait"], help={
+@shim_task(optional=["wait"], iterable=["run"], help={
     "source": "project directory to deploy (default: the current directory)",
     "maint": "show the maintenance page while deploying (e.g. for database migrations)",
     "wait": "after the restart, wait until the new process has started; optional SECONDS "
@@ -84,11 +89,15 @@ def build_tarball(source: Path, out_dir: Path) -> tuple[Path, int, str]:
     "requirements": "pip install the release's requirements.txt into the site venv "
                     "(default; --no-requirements skips it)",
     "init": 'first deploy of an existing site: set config.toml\'s [wsgi] chdir "." to "current"',
+    "ref": "deploy exactly this git commit, branch or tag of SOURCE (git archive); the commit is recorded",
+    "run": "a release command run in the new release before the switch, e.g. 'python manage.py migrate' "
+           "(repeatable; default: config.toml [deploy] run)",
+    "tasks_files": "also ship tasks.py, fabfile.py, invoke.yaml and fabric.yaml (left out by default)",
     "site": SITE_HELP,
     "venv": VENV_HELP,
 })
 def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirements=True, init=False,
-           site=None, venv=None):
+           ref=None, run=None, tasks_files=False, site=None, venv=None):
     """Deploy your project as a new release: unpack, install requirements, switch, check, restart.
 
     Packs SOURCE (default: the current directory; in a git work tree the files git tracks or
@@ -113,24 +122,53 @@ def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirem
         args.append("--no-requirements")
     if init:
         args.append("--init")
-    args += wait_args(c, wait, url, "deploy")
+    for command in run or []:
+        args += ["--run", shlex.quote(command)]
+    # --maint waits for the page to be served: it needs the URL even without --wait.
+    args += wait_args(c, wait, url, "deploy", url_without_wait=maint)
 
     local_tmp = Path(tempfile.mkdtemp(prefix="wsgi-shim-deploy-"))
     remote_tmp = None
     try:
-        tarball, count, how = build_tarball(src, local_tmp)
+        if ref:
+            tarball, count, how, commit = git_tarball(src, ref, local_tmp, tasks_files)
+            args += ["--commit", commit]
+        else:
+            tarball, count, how = build_tarball(src, local_tmp, tasks_files)
         print(f"packed {count} entries of {src} ({how}) into {tarball.name}")
         target = str(tarball)
         if is_remote(c):
-            remote_tmp = run(c, "mktemp -d", "making a temporary directory", hide=True).stdout.strip()
+            remote_tmp = run_task(c, "mktemp -d", "making a temporary directory", hide=True).stdout.strip()
             target = f"{remote_tmp}/{tarball.name}"
             print(f"copying {tarball.name} to {c.host}:{remote_tmp}")
             c.put(str(tarball), target)
-        run(c, p.shim("deploy", q(target), *args), "deploy", p=p)
+        run_task(c, p.shim("deploy", q(target), *args), "deploy", p=p)
     finally:
         if remote_tmp:
             c.run(f"rm -rf {q(remote_tmp)}", warn=True, hide=True)
         shutil.rmtree(local_tmp, ignore_errors=True)
+
+
+def git_tarball(source: Path, ref: str, out_dir: Path, tasks_files: bool) -> tuple[Path, int, str, str]:
+    """Exactly REF's tree as out_dir/<name>.tar.gz: (path, entries, how, full commit id)."""
+    from shim.ops.deploy import DeployError
+    from shim.ops.deploy.commands import git_export
+
+    try:
+        plain, commit = git_export(source, str(ref), out_dir)
+    except DeployError as exc:
+        raise Exit(f"deploy: {exc}", code=1) from None
+    path = out_dir / f"{source.resolve().name or 'source'}.tar.gz"
+    count = 0
+    with tarfile.open(plain) as src, tarfile.open(path, "w:gz") as out:
+        for member in src:
+            if not tasks_files and member.name in TOOL_FILES:
+                continue
+            out.addfile(member, src.extractfile(member) if member.isfile() else None)
+            count += not member.isdir()
+    plain.unlink()
+    how = f"the tree of {ref} = commit {commit[:12]}" + ("" if tasks_files else ", without the tasks' files")
+    return path, count, how, commit
 
 
 @shim_task(optional=["wait"], help={
@@ -151,7 +189,7 @@ def rollback(c, to=None, wait=None, url=None, site=None, venv=None):
     """
     p = paths(c, site, venv)
     args = ["--to", shlex.quote(str(to))] if to else []
-    run(c, p.shim("rollback", *args, *wait_args(c, wait, url, "rollback")), "rollback", p=p)
+    run_task(c, p.shim("rollback", *args, *wait_args(c, wait, url, "rollback")), "rollback", p=p)
 
 
 @shim_task(help={"json": "print the releases as JSON", "site": SITE_HELP, "venv": VENV_HELP})
@@ -161,4 +199,4 @@ def releases(c, json=False, site=None, venv=None):
     Example: inv releases --json
     """
     p = paths(c, site, venv)
-    run(c, p.shim("releases", *(["--json"] if json else [])), "listing the releases", p=p)
+    run_task(c, p.shim("releases", *(["--json"] if json else [])), "listing the releases", p=p)

@@ -364,3 +364,200 @@ def test_a_second_deploy_at_the_same_time_is_refused():
     assert rollback.returncode == 1 and "another deploy or rollback" in rollback.stderr
     assert releases(site) == [v1] and current(site) == v1
     assert deploy(site, source_dir(site, "v3", {"app.py": app_source("v3")})).returncode == 0
+
+
+# ---- issue 8: limits, --init's group, --ref, release commands, the journal, history --------
+
+
+def sparse_member(name: str, realsize: int) -> tuple[tarfile.TarInfo, bytes]:
+    """A PAX 1.0 GNU sparse member: a few hundred bytes that unpack to REALSIZE bytes."""
+    info = tarfile.TarInfo(name)
+    data = f"1\n{realsize - 1}\n1\n".encode()
+    data += b"\0" * (512 - len(data)) + b"x"
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": name,
+                        "GNU.sparse.realsize": str(realsize)}
+    return info, data
+
+
+def pax_tarball(site: Site, name: str, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    path = site.site.parent / name
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    os.chown(path, uid(SITE_USER), gid())
+    return path
+
+
+def assert_refused_cleanly(site: Site, result, v1: str, *words: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+    assert releases(site) == [v1] and current(site) == v1
+    assert [n for n in os.listdir(site.site / "releases") if n.startswith((".partial", ".check"))] == []
+    assert body(site) == "v1"
+
+
+def test_unpack_limits_name_the_limit_and_flags_raise_them():
+    site = deployed_site("deploy-limits")
+    v1 = current(site)
+    app_member = member("app.py", app_source("v2").encode())
+    sparse = pax_tarball(site, "sparse.tar.gz", [(app_member[0], app_member[1]),
+                                                  sparse_member("big.bin", 4 * 1024 ** 3)])
+    assert sparse.stat().st_size < 1000  # 4 GiB when written out
+    assert_refused_cleanly(site, deploy(site, sparse), v1, "sparse file", "--allow-sparse")
+    # Allowed as sparse, it is still counted at its full size against --max-bytes.
+    assert_refused_cleanly(site, deploy(site, sparse, "--allow-sparse"), v1, "--max-bytes", "big.bin")
+
+    many = tarball(site, "many.tar.gz", [member("app.py", app_source("v2").encode())]
+                   + [member(f"data/f{i}.txt") for i in range(30)])
+    assert_refused_cleanly(site, deploy(site, many, "--max-entries", "20"), v1, "more than 20 entries",
+                           "--max-entries")
+    big = tarball(site, "big.tar.gz", [member("app.py", app_source("v2").encode()),
+                                       member("blob.bin", b"z" * 5000)])
+    assert_refused_cleanly(site, deploy(site, big, "--max-bytes", "4096"), v1, "--max-bytes", "blob.bin")
+    ok = deploy(site, many, "--max-entries", "40")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert body(site) == "v2"
+    bad_flag = deploy(site, many, "--max-entries", "lots")
+    assert bad_flag.returncode == 2 and "not a whole number" in bad_flag.stderr
+
+
+def test_a_directory_source_over_the_limits_is_refused():
+    site = deployed_site("deploy-limits-dir")
+    v1 = current(site)
+    src = source_dir(site, "v2", {"app.py": app_source("v2"), **{f"d/f{i}": "x" for i in range(12)}})
+    assert_refused_cleanly(site, deploy(site, src, "--max-entries", "10"), v1, "--max-entries")
+
+
+def test_init_keeps_the_config_files_group_and_mode():
+    import grp
+    import subprocess
+
+    from tests.support.sites import RUNUSER, VENV
+
+    site = make_site("deploy-init-group")
+    site.config_toml.chmod(0o640)
+    assert site.config_toml.stat().st_gid == gid()  # the project group (shimproj)
+    src = source_dir(site, "v1", {"app.py": app_source("v1")})
+    # Run with the user's own group as primary group, so a new file would get that one.
+    result = subprocess.run([RUNUSER, "-u", SITE_USER, "--", str(VENV / "bin/wsgi-shim"), "deploy",
+                             str(site.site), str(src), "--init"], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    st = site.config_toml.stat()
+    assert grp.getgrgid(st.st_gid).gr_name == "shimproj" and st.st_mode & 0o777 == 0o640
+    assert 'chdir = "current"' in site.config_toml.read_text()
+
+
+def _git(repo: Path, *args: str) -> str:
+    from tests.support.sites import run_as_site
+
+    r = run_as_site(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args])
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip() if isinstance(r.stdout, str) else r.stdout.decode().strip()
+
+
+def test_ref_deploys_exactly_that_commit_and_records_it():
+    site = deployed_site("deploy-ref")
+    repo = source_dir(site, "repo", {"app.py": app_source("tagged")})
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "one")
+    _git(repo, "tag", "v1.4")
+    first = _git(repo, "rev-parse", "HEAD")
+    write_file(repo / "app.py", app_source("working tree, not committed"))
+    write_file(repo / "extra.py", "x = 1\n")
+    done = deploy(site, repo, "--ref", "v1.4")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"is commit {first}" in done.stdout
+    assert body(site) == "tagged"
+    release = site.site / "releases" / current(site)
+    assert sorted(set(os.listdir(release)) - {"__pycache__"}) == ["app.py"]  # exactly the commit's tree
+    listing = wsgi_shim("releases", str(site.site))
+    assert f"commit {first[:12]}" in listing.stdout
+    data = json.loads(wsgi_shim("releases", str(site.site), "--json").stdout)
+    assert [r["commit"] for r in data["releases"] if r["current"]] == [first]
+    status = wsgi_shim("status", str(site.site))
+    assert f"commit {first}" in status.stdout
+    for bad, words in (("no-such-tag", "no such commit"), ("--upload-pack=x", "not a git revision")):
+        refused = deploy(site, repo, f"--ref={bad}")
+        assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr
+    notgit = deploy(site, source_dir(site, "plain", {"app.py": app_source("p")}), "--ref", "main")
+    assert notgit.returncode == 1 and "not a git repository" in notgit.stderr
+
+
+def test_release_commands_run_in_the_new_release_with_the_sites_environment():
+    from tests.support.sites import update_config
+
+    site = deployed_site("deploy-run")
+    v1 = current(site)
+    update_config(site, {"environment": {"SITE_MODE": "production", "DB_PASSWORD": "hunter2-very-secret"}})
+    src = source_dir(site, "v2", {"app.py": app_source("v2"),
+                                  "manage.py": "import os, sys\nprint('manage', sys.argv[1:], os.getcwd(),"
+                                               " os.environ['SITE_MODE'] == 'production', sys.prefix)\n"
+                                               "print('password is', os.environ['DB_PASSWORD'])\n"})
+    done = deploy(site, src, "--run", "python manage.py migrate", "--run", "python manage.py collectstatic")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    new = current(site)
+    assert f"manage ['migrate'] {site.site}/releases/{new} True" in out
+    assert "manage ['collectstatic']" in out
+    assert "hunter2-very-secret" not in out and "password is" in out  # the secret is masked
+    assert out.index("manage ['migrate']") < out.index("Switching")  # before the switch
+
+    failing = deploy(site, source_dir(site, "v3", {"app.py": app_source("v3")}), "--run", "echo step; exit 3")
+    assert failing.returncode == 1 and "failed (exit 3)" in failing.stderr and "step" in failing.stdout
+    assert current(site) == new and body(site) == "v2" and v1 in releases(site)
+    assert len(releases(site)) == 2
+
+    update_config(site, {"deploy": {"run": ["python manage.py fromconfig"]}})
+    manage = "import sys\nprint('cfg', sys.argv[1])\n"
+    again = deploy(site, source_dir(site, "v4", {"app.py": app_source("v4"), "manage.py": manage}))
+    assert again.returncode == 0 and "cfg fromconfig" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_killed_deploy_is_seen_and_repaired_by_the_next_command():
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.sites import RUNUSER, VENV
+
+    site = deployed_site("deploy-sigkill")
+    v1 = current(site)
+    slow = source_dir(site, "v2", {"app.py": "import time\ntime.sleep(60)\n" + app_source("v2")})
+    proc = subprocess.Popen([RUNUSER, "-u", SITE_USER, "-g", "shimproj", "--", str(VENV / "bin/wsgi-shim"),
+                             "deploy", str(site.site), str(slow)],
+                            env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    out = ""
+    deadline = time.monotonic() + 60
+    while "Checking release" not in out:
+        assert time.monotonic() < deadline and proc.poll() is None, out
+        out += proc.stdout.readline()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert (site.site / "releases/.journal.json").exists() and len(releases(site)) == 2
+    listing = wsgi_shim("releases", str(site.site))
+    assert "did not finish" in listing.stderr and "stopped at the step 'check'" in listing.stderr
+    status = wsgi_shim("status", str(site.site))
+    assert "did not finish" in status.stderr and "removed the unfinished release" in status.stderr
+    assert releases(site) == [v1] and current(site) == v1 and body(site) == "v1"
+    assert not (site.site / "releases/.journal.json").exists()
+    assert [n for n in os.listdir(site.site / "releases") if n.startswith(".check")] == []
+    assert deploy(site, source_dir(site, "v3", {"app.py": app_source("v3")})).returncode == 0
+
+
+def test_releases_ignores_a_directory_with_an_impossible_date():
+    site = deployed_site("deploy-baddate")
+    v1 = current(site)
+    (site.site / "releases" / "20261399T999999Z").mkdir()
+    listing = wsgi_shim("releases", str(site.site))
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr
+    assert "20261399T999999Z" in listing.stderr and "not a valid release name" in listing.stderr
+    assert f"* {v1}" in listing.stdout
+    assert wsgi_shim("releases", str(site.site), "--json").returncode == 0
+    assert wsgi_shim("rollback", str(site.site), "--to", "20261399T999999Z").returncode == 1

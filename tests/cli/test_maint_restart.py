@@ -82,7 +82,8 @@ def test_status_reports_last_start_and_pending_restart():
 
 
 def test_commands_on_a_directory_that_is_no_site(tmp_path):
-    for args in (("maint", "on"), ("restart",), ("check",), ("status",), ("logs",)):
+    for args in (("maint", "on"), ("restart",), ("check",), ("status",), ("logs",), ("serve",), ("releases",),
+                 ("rollback",)):
         out = wsgi_shim(*args, "/srv")
         assert out.returncode == 1, args
         assert out.stderr.strip().splitlines() == [

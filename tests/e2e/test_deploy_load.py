@@ -144,9 +144,10 @@ def test_a_deploy_killed_at_a_random_moment_leaves_the_site_serving(apache: Apac
         out, _ = proc.communicate(timeout=60)
         print(out)
         finished = "\nDeployed " in out  # the signal came after the deploy (it ran its course)
-        if signame != "SIGKILL" and not finished and proc.returncode != 128 + getattr(signal, signame):
+        unborn = "Unpacking" not in out  # ... or before it began (Python still starting)
+        if signame != "SIGKILL" and not (finished or unborn) and proc.returncode != 128 + getattr(signal, signame):
             raise AssertionError(f"exit {proc.returncode}:\n{out}")
-        if not finished and signame != "SIGKILL":
+        if not (finished or unborn) and signame != "SIGKILL":
             assert "undoing" in out or "stopped by" in out, out
             assert not site.maint_txt.exists() and not (site.site / "releases/.journal.json").exists()
         time.sleep(2)  # what visitors get right after the kill, before anyone repairs it

@@ -237,4 +237,6 @@ def test_passenger_python_without_shim(apache: ApacheServer, site_venv: Path) ->
                        group=PROJECT_GROUP, python="/usr/bin/python3")
     r = http_get(url + "/")
     assert PASSENGER_GENERIC not in r.body
-    assert "/usr/bin/python3" in r.body and "wsgi-shim" in r.body
+    assert "could not start" in r.body and "/usr/bin/python3" not in r.body  # details: owner only
+    out = wsgi_shim("status", str(site.site)).stdout
+    assert "/usr/bin/python3" in out and "[shim-not-installed]" in out

@@ -10,6 +10,7 @@ Passenger 6 does, as that user and the project group, and requests "/", and (2) 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -266,7 +267,15 @@ def test_check_only_mistakes_that_passenger_would_turn_into_its_generic_page():
     write_file(site.passenger_wsgi, PASSENGER_WSGI, 0o600)
     page = load_like_passenger(site, python=str(venv / "bin/python")).response
     assert page.code == 500 and page.kind == "error"
-    assert "[shim-not-installed]" in page.body and f"{venv}/bin/python" in page.body
+    # Visitors: a plain page with an error id. The owner: the same facts through status/logs --id.
+    assert "could not start" in page.body and f"{venv}/bin/python" not in page.body
+    assert "shim-not-installed" not in page.body
+    error_id = re.search(r"Error id <code>([0-9a-f]{10})</code>", page.body).group(1)
+    status = wsgi_shim("status", str(site.site))
+    assert "[shim-not-installed]" in status.stdout and f"{venv}/bin/python" in status.stdout
+    assert error_id in status.stdout
+    by_id = wsgi_shim("logs", str(site.site), "--id", error_id)
+    assert by_id.returncode == 0 and f"{venv}/bin/python" in by_id.stdout, by_id
     assert "[shim-not-installed]" in wsgi_shim("check", str(site.site)).stdout
 
 

@@ -119,6 +119,16 @@ def test_unreadable_config_keeps_every_page_plain_and_status_finds_the_error_by_
 
 
 @pytest.mark.realserver
+def test_logs_id_finds_a_start_error_even_with_the_app_log_off():
+    site = make_site("nolog", app_source={"app.py": BROKEN_APP}, config={"logging": {"enabled": False}})
+    eid = error_id(load_like_passenger(site, [VISITOR]).response)
+    logs = wsgi_shim("logs", str(site.site), "--id", eid)
+    assert logs.returncode == 0, logs.stderr
+    assert f"error id {eid}" in logs.stdout and "[app-exception]" in logs.stdout
+    assert wsgi_shim("logs", str(site.site), "--id", "0000000000").returncode == 1
+
+
+@pytest.mark.realserver
 def test_a_site_may_show_details_to_everyone():
     site = make_site("public", app_source={"app.py": BROKEN_APP},
                      config={"logging": {"details_for_everyone": True}})
@@ -212,3 +222,42 @@ def test_surrogates_never_break_a_page():
     full = page.full.decode("utf-8")
     assert "/srv/caf\\xe9/app.py" in full
     assert pages.request_error_page("0123456789", (bad, bad)).decode("utf-8")
+
+
+def test_a_fifo_as_debug_token_or_source_file_never_blocks(tmp_path):
+    from shim.runtime import optin
+
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)
+    token, why = optin.read_token(str(fifo))
+    assert token == b"" and "FIFO" in why
+    os.mkfifo(tmp_path / "app.py")
+    assert pages.source_lines(str(tmp_path / "app.py"), 3) == []
+
+
+def test_details_for_everyone_also_opens_the_request_error_page(tmp_path):
+    from shim.runtime import diagnostics
+    from shim.runtime.config import LoggingConfig
+
+    def failing(environ, start_response):
+        raise ValueError("view failed")
+
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "203.0.113.9"}
+    for everyone, shown in ((False, False), (True, True)):
+        app = diagnostics.wrap(failing, LoggingConfig(details_for_everyone=everyone), None, [])
+        body = b"".join(app(dict(env), lambda *a: None)).decode()
+        assert ("ValueError: view failed" in body) is shown, body
+
+
+def test_get_app_still_answers_when_the_error_page_itself_fails(tmp_path, monkeypatch):
+    from shim.runtime import loader
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(pages, "error_page", broken)
+    app = loader.get_app(tmp_path)  # no config.toml: a start-up error, whose page fails to render
+    seen = {}
+    body = b"".join(app({"REQUEST_METHOD": "GET"}, lambda s, h, e=None: seen.update(status=s, headers=h)))
+    assert seen["status"].startswith("500") and ("X-Wsgi-Shim", "error") in seen["headers"]
+    assert b"This site could not start" in body and str(tmp_path).encode() not in body

@@ -43,3 +43,15 @@ def uid(user: str = SITE_USER) -> int:
 
 def gid(group: str = PROJECT_GROUP) -> int:
     return grp.getgrnam(group).gr_gid
+
+
+TEAM_USER = "shimteam"  # another member of the project group (a colleague), for ownership tests
+
+
+def ensure_team_member() -> None:
+    """Create TEAM_USER, a member of PROJECT_GROUP that is not the site's user (idempotent)."""
+    ensure_accounts()
+    if not _exists(pwd.getpwnam, TEAM_USER):
+        subprocess.run(["useradd", "-m", "-U", "-s", "/bin/bash", TEAM_USER], check=False)
+    if TEAM_USER not in grp.getgrnam(PROJECT_GROUP).gr_mem:
+        subprocess.run(["usermod", "-aG", PROJECT_GROUP, TEAM_USER], check=True)

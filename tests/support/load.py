@@ -99,6 +99,11 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a bound (LIMIT or MAX_REQUESTS) ends the run; False on TIMEOUT first."""
+        return self._stop.wait(timeout if timeout is not None else self.limit + 1) or \
+            time.monotonic() >= self.deadline
+
     def stop(self) -> LoadResult:
         self._stop.set()
         for t in self._threads:

@@ -95,6 +95,45 @@ def test_tarball_of_a_git_work_tree_honours_gitignore(tmp_path):
     assert "git" in how
 
 
+def test_the_tasks_own_files_stay_out_unless_asked(tmp_path):
+    src = tmp_path / "proj"
+    for rel in ("app.py", "tasks.py", "fabfile.py", "invoke.yaml", "fabric.yaml", "pkg/tasks.py"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text("x")
+    path, count, how = deploy_tasks.build_tarball(src, tmp_path)
+    assert tar_names(path) == ["app.py", "pkg/tasks.py"] and count == 2  # only the top-level tooling
+    assert "--tasks-files" in how
+    path, count, _ = deploy_tasks.build_tarball(src, tmp_path, tasks_files=True)
+    assert count == 6
+
+
+def test_ref_packs_exactly_that_commit_and_passes_it_on(tmp_path):
+    src = tmp_path / "proj"
+    src.mkdir()
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    (src / "app.py").write_text("v1")
+    (src / "tasks.py").write_text("from shim.tasks import ns\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    subprocess.run([*git, "tag", "v1.4"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (src / "app.py").write_text("changed after the tag")
+    (src / "untracked.py").write_text("x")
+    c = context(url="https://example.org/")
+    deploy_tasks.deploy(c, source=str(src), ref="v1.4", maint=True, run=["python manage.py migrate"])
+    command = only_command(c)
+    assert re.fullmatch(rf"{SHIM} deploy {APPROOT} \S+\.tar\.gz --maint --run 'python manage\.py migrate' "
+                        rf"--url https://example\.org/ --commit {commit}", command), command
+    path, count, how, got = deploy_tasks.git_tarball(src, "v1.4", tmp_path, tasks_files=False)
+    assert got == commit and tar_names(path) == ["app.py"] and "v1.4" in how
+    with tarfile.open(path) as tar:
+        assert tar.extractfile("app.py").read() == b"v1"
+    with pytest.raises(Exit) as info:
+        deploy_tasks.deploy(context(), source=str(src), ref="nope")
+    assert info.value.code == 1 and "no such commit" in str(info.value.message)
+
+
 # --- for real ------------------------------------------------------------------------------
 
 
@@ -117,8 +156,9 @@ def test_inv_deploy_rollback_and_releases_from_the_project_directory(site_repo):
     assert "packed" in first.stdout and "Deployed" in first.stdout
     assert load_like_passenger(site).response.body == "v1 by inv"
     v1 = current(site)
-    # The project's own tasks.py and fabfile.py come along; harmless, and what you deployed.
-    assert (site.site / "releases" / v1 / "tasks.py").exists()
+    # The project's own tasks.py (the deploy tooling, not the app) stays out of the release.
+    assert not (site.site / "releases" / v1 / "tasks.py").exists()
+    assert "without tasks.py" in first.stdout
 
     write_owned(site_repo / "app.py", app_source("v2 by inv"))
     second = inv_as_site(site_repo, "deploy", "--keep", "2", **env)

@@ -16,5 +16,8 @@ from shim.ops.deploy.store import (CURRENT, DEFAULT_KEEP, RELEASES, DeployError,
                                    list_releases)
 from shim.ops.deploy.unpack import SKIP_NAMES, Limits
 
-__all__ = ["CURRENT", "DEFAULT_KEEP", "RELEASES", "SKIP_NAMES", "DeployError", "Limits",
+# Files of the deploy tooling itself, not of the app: `inv deploy` leaves them out.
+TOOL_FILES = ("tasks.py", "fabfile.py", "invoke.yaml", "invoke.yml", "fabric.yaml", "fabric.yml")
+
+__all__ = ["CURRENT", "DEFAULT_KEEP", "RELEASES", "SKIP_NAMES", "TOOL_FILES", "DeployError", "Limits",
            "current_release", "list_releases"]

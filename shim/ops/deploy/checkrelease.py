@@ -25,7 +25,7 @@ from shim.runtime.permissions import create_private_dir
 from shim.runtime.problems import Problem
 
 
-def _shadow(site: Site, name: str, config_text: str | None) -> Path:
+def _shadow(site: Site, name: str, config_text: str | None, python: str | None) -> Path:
     shadow = store.releases_dir(site) / f".check-{name}"
     if os.path.lexists(shadow):
         shutil.rmtree(shadow, ignore_errors=True)
@@ -35,19 +35,22 @@ def _shadow(site: Site, name: str, config_text: str | None) -> Path:
             os.symlink(site.approot / entry, shadow / entry)
     if config_text is None:
         config_text = site.config_toml.read_text()
-    _write_like(site.config_toml, shadow / "config.toml", _point_approot(config_text, shadow))
+    _write_like(site.config_toml, shadow / "config.toml", _point_approot(config_text, shadow, python))
     os.symlink(f"../{name}", shadow / store.CURRENT)
     return shadow
 
 
-def _point_approot(text: str, shadow: Path) -> str:
+def _point_approot(text: str, shadow: Path, python: str | None) -> str:
     """config.toml with passenger_app_root naming the shadow root (the runtime refuses to start
-    when it differs from the root it runs from); every other line as it is."""
+    when it differs from the root it runs from) and, with a venv per release, passenger_python
+    naming the release's venv as `current/.venv` will; every other line as it is."""
+    values = {"passenger_app_root": str(shadow), "passenger_python": python}
     lines = text.splitlines(keepends=True)
     for i, line in enumerate(lines):
-        if re.match(r"^\s*passenger_app_root\s*=", line):
+        m = re.match(r"^\s*(passenger_app_root|passenger_python)\s*=", line)
+        if m and values[m.group(1)]:
             end = line[len(line.rstrip("\r\n")):]
-            lines[i] = f"passenger_app_root = {json.dumps(str(shadow))}{end}"
+            lines[i] = f"{m.group(1)} = {json.dumps(values[m.group(1)])}{end}"
     return "".join(lines)
 
 
@@ -86,14 +89,18 @@ def _shadow_artefact(problem: Problem, site: Site) -> bool:
     return not configured or os.path.realpath(configured) == os.path.realpath(site.approot)
 
 
-def check_release(site: Site, name: str, config_text: str | None = None) -> tuple[list[Problem], list[Problem]]:
+def check_release(site: Site, name: str, config_text: str | None = None,
+                  venv_python: str | None = None) -> tuple[list[Problem], list[Problem]]:
     """(errors, warnings) of `wsgi-shim check` for the site as it will be with NAME current
-    (and config.toml as CONFIG_TEXT, for --init), without switching anything."""
+    (and config.toml as CONFIG_TEXT, for --init; VENV_PYTHON: the python's name in the release's
+    own venv, see venvs.py), without switching anything."""
     from shim.ops.checking import collect_problems
 
-    shadow = _shadow(site, name, config_text)
+    shadow = store.releases_dir(site) / f".check-{name}"
+    python = f"{shadow}/{store.CURRENT}/.venv/bin/{venv_python}" if venv_python else None
+    shadow = _shadow(site, name, config_text, python)
     try:
-        problems, _ = collect_problems(site, probe_root=shadow)
+        problems, _ = collect_problems(site, probe_root=shadow, probe_python=python)
     finally:
         shutil.rmtree(shadow, ignore_errors=True)
     problems = [_unshadow(p, shadow, site, name) for p in problems if not _shadow_artefact(p, site)]

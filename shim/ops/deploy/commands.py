@@ -38,7 +38,8 @@ def _stream(cmd: list[str], cwd: Path, env: dict[str, str], say: Say, prefix: st
 def _masker(cfg: Config | None) -> Callable[[str], str]:
     from shim.runtime.redact import Redactor
 
-    redact = Redactor(cfg.secret_values() + list(cfg.environment.values()) if cfg else [],
+    # The same secrets the runtime masks in the app log (shim.runtime.config.secret_values).
+    redact = Redactor(cfg.secret_values() if cfg else [],
                       cfg.logging.redact if cfg else [])
     return lambda text: escape_control(redact(text))
 

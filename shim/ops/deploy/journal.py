@@ -148,7 +148,7 @@ def settle(site: Site, j: Journal, say: Callable[[str], None], keep_checked: boo
         store.remove_release(site, j.release)
         say(f"removed the unfinished release {j.release}.")
     for entry in store.remove_partials(site):
-        say(f"removed the partial release {entry}.")
+        say(f"removed the leftover {entry}.")
     if j.maint_set and control.maint_off(site.maint_txt):
         say("maintenance mode off again (this deploy had switched it on).")
         restart = True

@@ -4,8 +4,9 @@ history, not by name), or --to any kept release; checked before the switch like 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from shim.ops.deploy import journal, store
+from shim.ops.deploy import journal, store, venvs
 from shim.ops.deploy.checkrelease import check_release, remove_stale_shadows
 from shim.ops.deploy.configedit import chdir_is_current
 from shim.ops.deploy.journal import Journal
@@ -61,7 +62,7 @@ def rollback(site: Site, opts: RollbackOptions, out: Output) -> Outcome | None:
         j = Journal(op="rollback", release=target, previous=current, new_release=False,
                     commit=store.read_meta(site, target).get("commit"))
         try:
-            return _rollback_steps(site, opts, j, out)
+            return _rollback_steps(site, opts, j, out, _venv_python(site, cfg, target))
         except BaseException as exc:
             with journal.signals_held():
                 if isinstance(exc, KeyboardInterrupt):
@@ -71,10 +72,22 @@ def rollback(site: Site, opts: RollbackOptions, out: Output) -> Outcome | None:
             raise
 
 
-def _rollback_steps(site: Site, opts: RollbackOptions, j: Journal, out: Output) -> Outcome:
+def _venv_python(site: Site, cfg, target: str) -> str | None:
+    """With a venv per release: the python's name in TARGET's venv (which must exist)."""
+    venv = venvs.site_venv(site, cfg)
+    if venv is None or not venvs.is_linked(venv, site):
+        return None
+    if not (venvs.release_venv(site, target) / "pyvenv.cfg").is_file():
+        raise DeployError(f"release {target} has no venv of its own ({venvs.release_venv(site, target)}: it was "
+                          f"made before {venv} became a venv per release), so it cannot run; deploy its code "
+                          "again instead.")
+    return Path(cfg.passenger_python).name
+
+
+def _rollback_steps(site: Site, opts: RollbackOptions, j: Journal, out: Output, venv_python: str | None) -> Outcome:
     journal.step(site, j, "check")
     out.say(f"Checking release {j.release} as Passenger will load it (wsgi-shim check), before the switch ...")
-    errors, warnings = check_release(site, j.release)
+    errors, warnings = check_release(site, j.release, venv_python=venv_python)
     if errors:
         raise CheckFailed(f"release {j.release} has {len(errors)} problem{'s' if len(errors) != 1 else ''} "
                           f"(listed above); nothing was switched: current is still {j.previous or 'nothing'}.",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shim.ops import control
-from shim.ops.deploy import commands, journal, store
+from shim.ops.deploy import commands, journal, store, venvs
 from shim.ops.deploy.checkrelease import check_release, remove_stale_shadows
 from shim.ops.deploy.journal import Journal
 from shim.ops.deploy.store import CURRENT, RELEASES, DeployError
@@ -27,10 +27,6 @@ from shim.runtime import records
 from shim.runtime.config import Config, load_config
 from shim.runtime.layout import Site
 from shim.runtime.problems import Problem
-
-# Files of the deploy tooling itself, not of the app (issue: `inv deploy` packed them).
-TOOL_FILES = ("tasks.py", "fabfile.py", "invoke.yaml", "invoke.yml", "fabric.yaml", "fabric.yml")
-
 
 @dataclass
 class Output:
@@ -50,6 +46,7 @@ class DeployOptions:
     url: str | None = None
     run: list[str] = field(default_factory=list)
     ref: str | None = None
+    commit: str | None = None       # recorded as given (a tarball made from this git commit)
     limits: Limits = field(default_factory=Limits)
     maint_wait: float = 60
 
@@ -202,7 +199,7 @@ def deploy(site: Site, opts: DeployOptions, out: Output) -> Outcome:
         store.remove_partials(site)
         previous = store.current_release(site)
         j = Journal(op="deploy", release=store.new_release_name(site), previous=previous,
-                    config_old=old_config, config_new=new_config)
+                    config_old=old_config, config_new=new_config, commit=opts.commit)
         try:
             return _deploy_steps(site, opts, cfg, j, out)
         except BaseException as exc:
@@ -221,11 +218,15 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     release = store.release_path(site, j.release)
     count = _unpack_release(site, opts, j, out)
     _report_release_contents(site, release, count, out)
-    _requirements(site, opts, cfg, j, release, out)
+    venv = venvs.site_venv(site, cfg)
+    python = _release_venv(site, cfg, j, venv, out) if venv else cfg.passenger_python
+    _requirements(site, opts, cfg, j, release, python, out)
+    if venv:
+        venvs.fix_scripts(venvs.release_venv(site, j.release), venv)
     journal.step(site, j, "check")
     out.say(f"Checking release {j.release} as Passenger will load it (wsgi-shim check), before "
             "the switch ...")
-    errors, warnings = check_release(site, j.release, j.config_new)
+    errors, warnings = check_release(site, j.release, j.config_new, Path(python).name if venv else None)
     if errors:
         raise CheckFailed(f"the new release has {_plural(len(errors), 'problem')} (listed above); "
                           f"nothing was switched: {_still_live(j)}. "
@@ -236,8 +237,13 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     j.checked = True
     if opts.maint:
         _maint_on(site, opts, j, out)
-    _release_commands(site, opts, cfg, j, release, out)
+    _release_commands(site, opts, cfg, j, release, python, out)
+    linking = venv is not None and not venvs.is_linked(venv, site)
+    if linking and j.previous:
+        _link_venv(site, j, venv, out)
     _switch(site, j, out)
+    if linking and not j.previous:
+        _link_venv(site, j, venv, out)
     ok = _go_live(site, opts, j, out)
     journal.step(site, j, "prune")
     removed = store.prune(site, opts.keep, {j.release, j.previous} - {None})
@@ -245,15 +251,31 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     return Outcome(j.release, j.previous, ok, removed)
 
 
-def _requirements(site: Site, opts: DeployOptions, cfg: Config, j: Journal, release: Path, out: Output) -> None:
+def _release_venv(site: Site, cfg: Config, j: Journal, venv: Path, out: Output) -> str:
+    journal.step(site, j, "venv")
+    out.say(f"Making the release's own venv {venvs.release_venv(site, j.release)} from the live one "
+            "(hard links: only what pip changes takes space) ...")
+    return str(venvs.new_venv(site, cfg, venv, j.previous, j.release))
+
+
+def _link_venv(site: Site, j: Journal, venv: Path, out: Output) -> None:
+    """Once per site: SITE/venv becomes the link through `current` (venvs.py)."""
+    journal.step(site, j, "venv-link")
+    venvs.link_site_venv(site, venv, j.previous)
+    out.say(f"  {venv} -> {venvs.link_target(site)} from now on: each release has its own venv, "
+            "switched with `current`.")
+
+
+def _requirements(site: Site, opts: DeployOptions, cfg: Config, j: Journal, release: Path, python: str,
+                  out: Output) -> None:
     if not (release / "requirements.txt").is_file():
         return
     if not opts.requirements:
         out.say("Skipping requirements.txt (--no-requirements).")
         return
     journal.step(site, j, "requirements")
-    out.say(f"Installing requirements.txt: {cfg.passenger_python} -m pip install -r requirements.txt ...")
-    out.say("  " + commands.install_requirements(cfg.passenger_python, release, cfg, out.say))
+    out.say(f"Installing requirements.txt: {python} -m pip install -r requirements.txt ...")
+    out.say("  " + commands.install_requirements(python, release, cfg, out.say))
 
 
 def _maint_on(site: Site, opts: DeployOptions, j: Journal, out: Output) -> None:
@@ -270,7 +292,7 @@ def _maint_on(site: Site, opts: DeployOptions, j: Journal, out: Output) -> None:
     wait_for_state(site, before, opts.maint_wait, opts.url, "maintenance", out)
 
 
-def _release_commands(site: Site, opts: DeployOptions, cfg: Config, j: Journal, release: Path,
+def _release_commands(site: Site, opts: DeployOptions, cfg: Config, j: Journal, release: Path, python: str,
                       out: Output) -> None:
     cmds = list(opts.run) or list(cfg.deploy_run)
     if not cmds:
@@ -279,7 +301,7 @@ def _release_commands(site: Site, opts: DeployOptions, cfg: Config, j: Journal, 
     chdir = Path(cfg.chdir)
     cwd = release / Path(*chdir.parts[1:]) if chdir.parts[:1] == (CURRENT,) else release
     for command in cmds:
-        commands.run_release_command(command, cwd, cfg, cfg.passenger_python, out.say)
+        commands.run_release_command(command, cwd, cfg, python, out.say)
 
 
 def _switch(site: Site, j: Journal, out: Output) -> None:

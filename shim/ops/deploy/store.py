@@ -160,10 +160,11 @@ def prune(site: Site, keep: int, protect: set[str]) -> list[str]:
 
 
 def remove_partials(site: Site) -> list[str]:
-    """Leftovers of a deploy that was killed while unpacking (we hold the lock: none is running)."""
+    """Leftovers of a deploy that was killed while unpacking or checking (a partial release, a
+    shadow app root of the check; we hold the lock: none is running)."""
     removed = []
     for entry in os.listdir(releases_dir(site)):
-        if entry.startswith(PARTIAL):
+        if entry.startswith((PARTIAL, ".check-")):
             shutil.rmtree(releases_dir(site) / entry, ignore_errors=True)
             removed.append(entry)
     return removed

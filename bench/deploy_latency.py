@@ -1,0 +1,145 @@
+"""What a deploy costs the visitors of a busy site, through real Apache + Passenger.
+
+    sudo python bench/deploy_latency.py            # 3 rounds, about 2 minutes
+    sudo python bench/deploy_latency.py --quick    # 1 round
+    sudo python bench/deploy_latency.py --json out.json
+
+Client threads of tests/support/load.py request a shim'd site on loopback without pause. Each
+round measures, one after the other (alternated: deploy, deploy --maint, deploy, ...):
+
+- steady state: the same load with nothing happening (worst and p99 latency);
+- `wsgi-shim deploy` and `wsgi-shim deploy --maint`: failed requests (neither the app's 200 nor
+  the maintenance 503), maintenance responses, and the worst latency of a request sent while
+  the deploy ran (until the new release served).
+
+"extra" is the worst latency during the deploy minus the worst of the steady state before it:
+what the deploy added. Medians over rounds, with min-max, side by side. Needs root (real
+Apache + Passenger and the test accounts, as the e2e tests); the issue's goal: at most 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.accounts import PROJECT_GROUP, SITE_USER, ensure_accounts  # noqa: E402
+from tests.support.apache import ApacheServer, poll  # noqa: E402
+from tests.support.load import Load  # noqa: E402
+from tests.support.sites import make_site, shared_venv, write_file, wsgi_shim  # noqa: E402
+
+E2E_BASE = Path(os.environ.get("WSGI_SHIM_E2E_DIR", "/srv/wsgi-shim-e2e"))
+
+
+def app(body: str) -> str:
+    return ("def application(environ, start_response):\n"
+            "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+            f"    return [b'{body}']\n")
+
+
+def shim(*args: str) -> None:
+    r = wsgi_shim(*args)
+    if r.returncode != 0:
+        raise SystemExit(f"wsgi-shim {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+
+
+def one(site, url: str, n: int, maint: bool, clients: int, steady: float) -> dict:
+    """Steady state, then one deploy of release vN, under the same load."""
+    src = site.site.parent / f"v{n}"
+    write_file(src / "app.py", app(f"v{n}"))
+    with Load(url, clients=clients, limit=steady + 120) as load:
+        time.sleep(steady)
+        t0 = time.monotonic()
+        flags = ["--maint", "--url", url] if maint else ["--wait", "30", "--url", url]
+        shim("deploy", str(site.site), str(src), *flags)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(s.body == f"v{n}".encode()
+                                                       for s in load.result.samples[-20:]):
+            time.sleep(0.1)
+        t1 = time.monotonic()
+        time.sleep(1)
+    r = load.result
+    calm = r.worst_latency(until=t0)
+    during = r.worst_latency(since=t0, until=t1)
+    return {"variant": "deploy --maint" if maint else "deploy", "requests": len(r.samples),
+            "failed": len(r.failures()), "maintenance": r.counts()[(503, "maintenance")],
+            "steady_worst": calm, "deploy_worst": during, "extra": max(0.0, during - calm),
+            "deploy_seconds": t1 - t0}
+
+
+def table(results: list[dict]) -> str:
+    lines = [f"{'':16}{'failed':>8}{'503 maint':>11}{'steady worst':>14}{'deploy worst':>14}"
+             f"{'extra (min-max)':>24}{'deploy s':>10}"]
+    for variant in ("deploy", "deploy --maint"):
+        rs = [r for r in results if r["variant"] == variant]
+        if not rs:
+            continue
+
+        def med(key: str) -> float:
+            return statistics.median(r[key] for r in rs)
+
+        extra = [r["extra"] for r in rs]
+        lines.append(f"{variant:16}{sum(r['failed'] for r in rs):>8}{sum(r['maintenance'] for r in rs):>11}"
+                     f"{med('steady_worst') * 1000:>11.0f} ms{med('deploy_worst') * 1000:>11.0f} ms"
+                     f"{med('extra') * 1000:>9.0f} ms ({min(extra) * 1000:.0f}-{max(extra) * 1000:.0f})"
+                     f"{med('deploy_seconds'):>10.1f}")
+    plain = [r["extra"] for r in results if r["variant"] == "deploy"]
+    maint = [r["extra"] for r in results if r["variant"] == "deploy --maint"]
+    if plain and maint and statistics.median(plain) > 0:
+        lines.append(f"extra latency, --maint / plain: {statistics.median(maint) / statistics.median(plain):.2f}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--steady", type=float, default=5, help="seconds of steady state before each deploy")
+    ap.add_argument("--json", metavar="FILE", help="also write the raw numbers here")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench/deploy_latency.py needs root (a private Apache, the test accounts)")
+    rounds = 1 if args.quick else args.rounds
+    ensure_accounts()
+    shared_venv()
+    E2E_BASE.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="s-bench-", dir=E2E_BASE))
+    os.chmod(work, 0o755)
+    apache = ApacheServer(work / "apache")
+    try:
+        site = make_site("bench-deploy")
+        url = apache.serve(site.site.parent.name, site.approot, site.docroot, user=SITE_USER,
+                           group=PROJECT_GROUP, python=shared_venv() / "bin" / "python") + "/"
+        write_file(site.site.parent / "v0" / "app.py", app("v0"))
+        shim("deploy", str(site.site), str(site.site.parent / "v0"), "--init", "--wait", "30", "--url", url)
+        poll(url, lambda r: r.status == 200 and "v0" in r.body, timeout=30)
+        results, n = [], 0
+        for _ in range(rounds):
+            for maint in (False, True):
+                n += 1
+                results.append(one(site, url, n, maint, args.clients, args.steady))
+                print(f"  round {n}: {results[-1]['variant']}: {results[-1]['failed']} failed, extra "
+                      f"{results[-1]['extra'] * 1000:.0f} ms", flush=True)
+        print(f"\nworst extra latency a deploy adds, {args.clients} clients on loopback, real Apache + "
+              f"Passenger (PassengerStatThrottleRate 1), {rounds} round(s):")
+        print(table(results))
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+    finally:
+        apache.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Dependencies per release: each release gets a venv of its own, reached through one stable path.
+
+    SITE/venv -> www-approot/current/.venv      (a link; passenger_python = SITE/venv/bin/python)
+    SITE/releases/NAME/.venv/                   the venv of release NAME
+
+Passenger runs SITE/venv/bin/python; Python finds its venv through the *unresolved* path (checked
+with real Passenger: sys.prefix is SITE/venv), and the path resolves through `current`. So the one
+switch of `current` changes code and dependencies together, a rollback brings back the packages
+of the release it returns to, and pip installing a new release's requirements never touches what
+the live release imports.
+
+A release's venv starts as a copy of the previous release's, made of hard links (fast, and no
+space for what did not change; pip replaces files, it never writes into them), so pip only
+installs what changed, from its own cache. Scripts in bin/ keep `#!SITE/venv/bin/python`, so
+`SITE/venv/bin/wsgi-shim` and friends always run the live release's venv.
+
+Only a venv that belongs to the site (SITE/venv, a real directory or already such a link) is
+handled so; a venv outside the site may be shared with other sites and is left alone: then all
+releases share it, as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from shim.ops.deploy import store
+from shim.ops.deploy.store import DeployError
+from shim.runtime.config import Config
+from shim.runtime.layout import Site
+
+VENV = ".venv"
+
+
+def link_target(site: Site) -> str:
+    return f"{site.approot_name}/{store.CURRENT}/{VENV}"
+
+
+def site_venv(site: Site, cfg: Config) -> Path | None:
+    """SITE/venv when passenger_python lives in it (unresolved path); None for a venv elsewhere."""
+    if not cfg.passenger_python:
+        return None
+    venv = Path(cfg.passenger_python).parent.parent
+    if venv.parent != site.site or venv.name.startswith("."):
+        return None
+    if venv.is_symlink():
+        return venv if os.readlink(venv) == link_target(site) else None
+    return venv if (venv / "pyvenv.cfg").is_file() else None
+
+
+def is_linked(venv: Path, site: Site) -> bool:
+    return venv.is_symlink() and os.readlink(venv) == link_target(site)
+
+
+def release_venv(site: Site, name: str) -> Path:
+    return store.release_path(site, name) / VENV
+
+
+def copy_venv(source: Path, dest: Path) -> None:
+    """DEST as a copy of the venv SOURCE: hard links for files, links kept as links."""
+    for flags in (["-al"], ["-a"]):  # hard links need one filesystem and a file we may link
+        done = subprocess.run(["cp", *flags, "--", str(source), str(dest)], capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL)
+        if done.returncode == 0:
+            return
+        shutil.rmtree(dest, ignore_errors=True)
+    raise DeployError(f"cannot copy the venv {source} to {dest}: {done.stderr.strip()}")
+
+
+def new_venv(site: Site, cfg: Config, venv: Path, previous: str | None, name: str) -> Path:
+    """The venv of the new release NAME, made from the live one; returns its python."""
+    source = release_venv(site, previous) if previous and is_linked(venv, site) else venv.resolve()
+    if not (source / "pyvenv.cfg").is_file():
+        raise DeployError(f"the live venv {source} has no pyvenv.cfg; is {venv} a virtual environment?")
+    dest = release_venv(site, name)
+    copy_venv(source, dest)
+    return dest / "bin" / Path(cfg.passenger_python).name
+
+
+def fix_scripts(dest: Path, stable: Path) -> None:
+    """Scripts pip wrote with `#!DEST/bin/python` get `#!STABLE/bin/python`; each is replaced by a
+    new file, never changed in place (it may be a hard link shared with another release)."""
+    bin_dir = dest / "bin"
+    old = f"#!{dest}/bin/".encode()
+    for entry in os.scandir(bin_dir):
+        if entry.is_symlink() or not entry.is_file():
+            continue
+        with open(entry.path, "rb") as f:
+            head = f.read(len(old))
+            if head != old:
+                continue
+            data = head + f.read()
+        st = os.stat(entry.path)
+        tmp = f"{entry.path}.wsgi-shim-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data.replace(old, f"#!{stable}/bin/".encode(), 1))
+        os.chmod(tmp, st.st_mode & 0o7777)
+        os.replace(tmp, entry.path)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    return False
+
+
+def link_site_venv(site: Site, venv: Path, previous: str | None) -> None:
+    """Turn the real directory SITE/venv into the link SITE/venv -> APPROOT/current/.venv.
+
+    The previous release (the live one) first gets a copy of the venv as its .venv, so at the
+    moment of the swap the link leads to the same packages the directory held; the swap itself is
+    atomic. The old directory is then removed (running processes keep their open files)."""
+    if previous:
+        copy_venv(venv, release_venv(site, previous))
+    link = venv.with_name(f".{venv.name}.link-{os.getpid()}")
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(link_target(site), link)
+    if not _exchange(link, venv):
+        aside = venv.with_name(f".{venv.name}.before-releases")
+        os.rename(venv, aside)  # a moment without SITE/venv: only where renameat2 is missing
+        os.rename(link, venv)
+        link = aside
+    shutil.rmtree(link, ignore_errors=True)

@@ -1,0 +1,127 @@
+"""Dependencies per release through real Apache + Passenger (issue 8, point 2).
+
+A site whose venv is its own (SITE/venv, what `inv venv` makes). The first deploy turns SITE/venv
+into the link SITE/venv -> www-approot/current/.venv; each release gets its own venv. Checked
+here with real Passenger: the app process runs with sys.prefix = SITE/venv (the unresolved path)
+and the runtime's venv checks agree; a release's requirements never reach the live release; a
+rollback brings back the packages of the release it returns to."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_passenger import shim_ok
+from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
+from tests.support.apache import ApacheServer, poll
+from tests.support.sites import BASE, SYSTEM_PYTHON, _checked, make_site, run_as_site, update_config, write_file
+
+pytestmark = pytest.mark.realserver
+
+APP = """\
+import sys
+
+import depmod
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{NAME} depmod {depmod.VERSION} prefix {sys.prefix}".encode()]
+"""
+
+
+def wheel(where: Path, version: str) -> Path:
+    """A minimal pure-Python wheel of the module `depmod` (pip installs it offline)."""
+    name = f"depmod-{version}"
+    files = {"depmod.py": f"VERSION = {version!r}\n",
+             f"{name}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: depmod\nVersion: {version}\n",
+             f"{name}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                         "Tag: py3-none-any\n"}
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{name}.dist-info/RECORD,,")
+    path = where / f"{name}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for p, text in files.items():
+            z.writestr(p, text)
+        z.writestr(f"{name}.dist-info/RECORD", "\n".join(record) + "\n")
+    path.chmod(0o644)
+    return path
+
+
+def own_venv_site(name: str) -> tuple:
+    site = make_site(name)
+    venv = site.site / "venv"
+    _checked(run_as_site([SYSTEM_PYTHON, "-m", "venv", str(venv)]))
+    shim_wheel = next((BASE / "wheels").glob("*.whl"))
+    _checked(run_as_site([str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index", str(shim_wheel)]))
+    update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
+    house = site.site.parent / "wheels"
+    house.mkdir()
+    for v in ("1.0", "2.0"):
+        wheel(house, v)
+    os.chown(house, uid(SITE_USER), gid())
+    return site, venv, house
+
+
+def release(site, name: str, house: Path, dep: str) -> Path:
+    src = site.site.parent / name
+    write_file(src / "app.py", APP.replace("{NAME}", name))
+    write_file(src / "requirements.txt", f"--no-index\n--find-links {house}\ndepmod=={dep}\n")
+    return src
+
+
+def served(text: str):
+    return lambda r: r.status == 200 and "x-wsgi-shim" not in r.headers and text in r.body
+
+
+def test_each_release_has_its_own_venv_switched_with_current(apache: ApacheServer, site_venv: Path) -> None:
+    site, venv, house = own_venv_site("venv-per-release")
+    url = apache.serve(site.site.parent.name, site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP,
+                       python=venv / "bin/python") + "/"
+
+    r = shim_ok("deploy", str(site.site), str(release(site, "one", house, "1.0")), "--init",
+                "--wait", "30", "--url", url)
+    assert "  pip: " in r.stdout and "from now on: each release has its own venv" in r.stdout
+    assert venv.is_symlink() and os.readlink(venv) == "www-approot/current/.venv"
+    # Passenger runs SITE/venv/bin/python: sys.prefix is the unresolved path, and no venv problem.
+    poll(url, served(f"one depmod 1.0 prefix {venv}"), timeout=30)
+    assert "serving the app" in r.stdout
+    one = os.readlink(site.approot / "current").rsplit("/", 1)[-1]
+
+    r = shim_ok("deploy", str(site.site), str(release(site, "two", house, "2.0")), "--wait", "30", "--url", url)
+    poll(url, served(f"two depmod 2.0 prefix {venv}"), timeout=30)
+    two = os.readlink(site.approot / "current").rsplit("/", 1)[-1]
+    # Release two's pip never touched release one's venv.
+    old = next((site.site / "releases" / one / ".venv").glob("lib/python3*/site-packages/depmod.py"))
+    assert "1.0" in old.read_text()
+    # Scripts in a release's venv run the live venv, whichever release made them.
+    assert (site.site / "releases" / two / ".venv/bin/pip").read_text().startswith(f"#!{venv}/bin/python")
+
+    # Unchanged files are shared (hard links), not copied.
+    shared = [next((site.site / "releases" / r / ".venv").glob("lib/python3*/site-packages/shim/__init__.py"))
+              for r in (one, two)]
+    assert shared[0].stat().st_ino == shared[1].stat().st_ino
+    # `check` exits 0: nothing blocks, including what the real process recorded (venv-mismatch...).
+    check = shim_ok("check", str(site.site))
+    assert "venv-mismatch" not in check.stdout + check.stderr
+
+    # A release whose requirements cannot be installed changes nothing the live release imports.
+    bad = release(site, "three", house, "9.9")
+    failed = run_as_site([str(venv / "bin/wsgi-shim"), "deploy", str(site.site), str(bad)])
+    assert failed.returncode == 1 and "pip install -r requirements.txt failed" in failed.stderr
+    assert served(f"two depmod 2.0 prefix {venv}")(poll(url, served("two"), timeout=30))
+
+    r = shim_ok("rollback", str(site.site), "--wait", "30", "--url", url)
+    poll(url, served(f"one depmod 1.0 prefix {venv}"), timeout=30)  # the old dependencies are back
+    r = shim_ok("rollback", str(site.site), "--wait", "30", "--url", url)
+    poll(url, served(f"two depmod 2.0 prefix {venv}"), timeout=30)
+    status = shim_ok("status", str(site.site), "--url", url)
+    assert "serving the app" in status.stdout
