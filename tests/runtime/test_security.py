@@ -399,3 +399,10 @@ def test_deep_nesting_is_a_syntax_problem_everywhere():
     assert "[config-syntax]" in out.stdout and "nested too deeply" in out.stdout, out.stdout
     for args in (["status"], ["status", "--json"], ["logs"], ["restart"]):
         no_traceback(wsgi_shim(*args, str(site.site), timeout=QUICK))
+
+
+def test_check_names_a_fifo_startup_file_and_does_not_read_it():
+    site = make_site("fifowsgi")
+    fifo(site.passenger_wsgi)
+    out = wsgi_shim("check", str(site.site), timeout=QUICK)
+    assert "[wsgi-file-missing]" in out.stdout and "FIFO" in out.stdout, out.stdout
