@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from shim.ops import versions
 from shim.runtime import checks, records
 from shim.runtime.config import Config
 from shim.runtime.layout import Site
@@ -184,24 +185,27 @@ def passenger_version() -> tuple[int, ...] | None:
 def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...] | None,
                               where: str) -> list[Problem]:
     """Passenger before 6.0.19 loads WSGI apps with the `imp` module, which Python 3.12 removed:
-    such an app dies in Passenger's loader, before wsgi-shim runs, with the generic page."""
-    if tuple(python[:2]) < (3, 12):
+    such an app dies in Passenger's loader, before wsgi-shim runs, with the generic page.
+    The thresholds live in shim/ops/versions.py, shared with build-python."""
+    if not versions.needs_imp_free_passenger(python):
         return []
     version = ".".join(map(str, python[:3]))
+    fixed = versions.dotted(versions.PASSENGER_IMP_FIXED)
+    newer = f"Python {versions.dotted(versions.PYTHON_WITHOUT_IMP)} or newer"
     if passenger is None:
         return [Problem("python-passenger-unknown",
-                        f"The site's Python is {version}; Passenger older than 6.0.19 cannot load apps on "
-                        "Python 3.12 or newer, and Passenger's version cannot be seen from here.", where,
-                        "Ask the sysadmins which Passenger the web servers run; below 6.0.19, build the "
+                        f"The site's Python is {version}; Passenger older than {fixed} cannot load apps on "
+                        f"{newer}, and Passenger's version cannot be seen from here.", where,
+                        f"Ask the sysadmins which Passenger the web servers run; below {fixed}, build the "
                         "site's Python from a 3.11 release (inv build-python --version 3.11.x).",
                         severity="warning")]
-    if passenger < (6, 0, 19):
+    if tuple(passenger) < versions.PASSENGER_IMP_FIXED:
         return [Problem("python-too-new",
                         f"The site's Python is {version}, but Passenger {'.'.join(map(str, passenger))} "
-                        "cannot load apps on Python 3.12 or newer (its loader imports `imp`): visitors would "
+                        f"cannot load apps on {newer} (its loader imports `imp`): visitors would "
                         "get Passenger's generic error page.", where,
                         "Build the site's venv from Python 3.11 (inv build-python --version 3.11.x; inv venv), "
-                        "or ask the sysadmins for Passenger 6.0.19 or newer.")]
+                        f"or ask the sysadmins for Passenger {fixed} or newer.")]
     return []
 
 

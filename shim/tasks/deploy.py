@@ -16,12 +16,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from invoke import task
 from invoke.exceptions import Exit
 
 from shim.ops.deploy import SKIP_NAMES, TOOL_FILES
-from shim.tasks.site import SITE_HELP, VENV_HELP, is_remote, paths, q, wait_args
-from shim.tasks.site import run as run_task
+from shim.tasks.flags import SITE_HELP, VENV_HELP, shim_task, wait_args
+from shim.tasks.remote import is_remote, paths, q
+from shim.tasks.remote import run as run_task
 
 
 def _git_files(source: Path) -> list[str] | None:
@@ -79,7 +79,7 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
     return path, count, how
 
 
-@task(optional=["wait"], iterable=["run"], help={
+@shim_task(optional=["wait"], iterable=["run"], help={
     "source": "project directory to deploy (default: the current directory)",
     "maint": "show the maintenance page while deploying (e.g. for database migrations)",
     "wait": "after the restart, wait until the new process has started; optional SECONDS "
@@ -104,6 +104,8 @@ def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirem
     would add) into a tarball and runs the site venv's `wsgi-shim deploy` on it. If the site
     check finds a problem, the site stays on its current release (exit 1). Under `fab -H host`
     the tarball is copied to a temporary directory on the host and removed afterwards.
+
+    Example: inv deploy --maint --wait
     """
     p = paths(c, site, venv)
     src = Path(source or os.getcwd()).expanduser()
@@ -169,7 +171,7 @@ def git_tarball(source: Path, ref: str, out_dir: Path, tasks_files: bool) -> tup
     return path, count, how, commit
 
 
-@task(optional=["wait"], help={
+@shim_task(optional=["wait"], help={
     "to": "the release to go back to (default: the one before the current one; see inv releases)",
     "wait": "after the restart, wait until the new process has started; optional SECONDS "
             "(default: config shim.restart_wait); needs a URL",
@@ -182,14 +184,19 @@ def rollback(c, to=None, wait=None, url=None, site=None, venv=None):
 
     Refuses when there is no earlier release, and stays where it is if the check finds a
     problem in the release you go back to. Packages that later deploys installed stay installed.
+
+    Example: inv rollback --to 20260101T120000Z
     """
     p = paths(c, site, venv)
     args = ["--to", shlex.quote(str(to))] if to else []
     run_task(c, p.shim("rollback", *args, *wait_args(c, wait, url, "rollback")), "rollback", p=p)
 
 
-@task(help={"json": "print the releases as JSON", "site": SITE_HELP, "venv": VENV_HELP})
+@shim_task(help={"json": "print the releases as JSON", "site": SITE_HELP, "venv": VENV_HELP})
 def releases(c, json=False, site=None, venv=None):
-    """List the site's releases, newest first; the current one is marked with *."""
+    """List the site's releases, newest first; the current one is marked with *.
+
+    Example: inv releases --json
+    """
     p = paths(c, site, venv)
     run_task(c, p.shim("releases", *(["--json"] if json else [])), "listing the releases", p=p)
