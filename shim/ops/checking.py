@@ -236,6 +236,10 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
             problems += checks.runtime_problems(cfg, check_identity=False)
     if cfg is not None:
         problems += last_start_problems(site, cfg)
+        # Masked again here: the probe may have run an older wsgi-shim from the site's venv.
+        from shim.runtime.loader import site_redactor
+
+        problems = site_redactor(cfg).problems(problems)
     unique: dict[tuple[str, str, str], Problem] = {}
     for p in problems:
         unique.setdefault((p.code, p.what, p.where), p)
