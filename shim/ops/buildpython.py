@@ -1,11 +1,13 @@
 """Build CPython from source into a prefix, and make a site venv from it, as shell scripts.
 
 The `build-python` and `venv` tasks (shim/tasks/python.py) are thin: they call the functions
-here and hand the resulting POSIX sh script to ``c.run``. So the same script runs on this
-machine under `inv` and on the access host under `fab -H host`, where nothing but a plain
-shell is available: sh, curl or wget or python3 (download), sha256sum (or shasum / openssl /
-python3), tar, make and a C compiler. Nothing here imports invoke, and nothing here is imported
-by get_app().
+here and hand the resulting POSIX sh script to the remote helper's ``c.run``. So the same
+script runs on this machine under `inv` and on the access host under `fab -H host`, where
+nothing but a plain shell is available: sh, curl or wget or python3 (download), sha256sum (or
+shasum / openssl / python3), tar, make and a C compiler. The scripts are real files, shipped as
+package data and linted with shellcheck (tests/tasks/test_scripts.py): shim/ops/scripts/
+common.sh, build-python.sh, make-venv.sh and smoke-test.py. Here they only get a header of
+shell assignments, the settings. Nothing here imports invoke, nothing is imported by get_app().
 
 The scripts resolve relative paths against the remote shell's working directory (the home
 directory over SSH) and expand a leading ``~/``, because the path must mean the same thing on
@@ -17,37 +19,66 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from importlib import resources
 
-# sha256 of python.org's Python-X.Y.Z.tgz. Only digests that were checked against a real copy
-# of the tarball belong here: a wrong entry would make build-python refuse a genuine source,
-# a missing one only makes the user pass --sha256.
+from shim.ops import versions
+
+# sha256 of python.org's Python-X.Y.Z.tgz (the default download). A wrong entry would make
+# build-python refuse a genuine source, a missing one only makes the user pass --sha256, so
+# only published values are here: those of pyenv's python-build definitions
+# (github.com/pyenv/pyenv, plugins/python-build/share/python-build/X.Y.Z, the .tgz line), which
+# pyenv verifies on every install. 3.11.2 was also checked against a real copy: byte-identical
+# to Debian bookworm's python3.11_3.11.2.orig.tar.gz (md5 f6b5226ccba5ae1ca9376aaba0b0f673).
 KNOWN_SHA256: dict[str, str] = {
-    # Checked: byte-identical to Debian bookworm's python3.11_3.11.2.orig.tar.gz
-    # (md5 f6b5226ccba5ae1ca9376aaba0b0f673).
+    "3.11.0": "20d77729a64b2a300f08717f7ffcb8da189d02e7c51e6e4a06c0340b619cbf32",
+    "3.11.1": "baed518e26b337d4d8105679caf68c5c32630d702614fc174e98cb95c46bdfa4",
     "3.11.2": "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849",
+    "3.11.3": "1a79f3df32265d9e6625f1a0b31c28eb1594df911403d11f3320ee1da1b3e048",
+    "3.11.4": "85c37a265e5c9dd9f75b35f954e31fbfc10383162417285e30ad25cc073a0d63",
+    "3.11.5": "a12a0a013a30b846c786c010f2c19dd36b7298d888f7c4bd1581d90ce18b5e58",
+    "3.11.6": "c049bf317e877cbf9fce8c3af902436774ecef5249a29d10984ca3a37f7f4736",
+    "3.11.7": "068c05f82262e57641bd93458dfa883128858f5f4997aad7a36fd25b13b29209",
+    "3.11.8": "d3019a613b9e8761d260d9ebe3bd4df63976de30464e5c0189566e1ae3f61889",
+    "3.11.9": "e7de3240a8bc2b1e1ba5c81bf943f06861ff494b69fda990ce2722a504c6153d",
+    "3.11.10": "92f2faf242681bfa406d53a51e17d42c5373affe23a130cd9697e132ef574706",
+    "3.11.11": "883bddee3c92fcb91cf9c09c5343196953cbb9ced826213545849693970868ed",
+    "3.11.12": "379c9929a989a9d65a1f5d854e011f4872b142259f4fc0a8c4062d2815ed7fba",
+    "3.11.13": "0f1a22f4dfd34595a29cf69ee7ea73b9eff8b1cc89d7ab29b3ab0ec04179dad8",
+    "3.11.14": "563d2a1b2a5ba5d5409b5ecd05a0e1bf9b028cf3e6a6f0c87a5dc8dc3f2d9182",
+    "3.12.0": "51412956d24a1ef7c97f1cb5f70e185c13e3de1f50d131c0aac6338080687afb",
+    "3.12.1": "d01ec6a33bc10009b09c17da95cc2759af5a580a7316b3a446eb4190e13f97b2",
+    "3.12.2": "a7c4f6a9dc423d8c328003254ab0c9338b83037bd787d680826a5bf84308116e",
+    "3.12.3": "a6b9459f45a6ebbbc1af44f5762623fa355a0c87208ed417628b379d762dddb0",
+    "3.12.4": "01b3c1c082196f3b33168d344a9c85fb07bfe0e7ecfe77fee4443420d1ce2ad9",
+    "3.12.5": "38dc4e2c261d49c661196066edbfb70fdb16be4a79cc8220c224dfeb5636d405",
+    "3.12.6": "85a4c1be906d20e5c5a69f2466b00da769c221d6a684acfd3a514dbf5bf10a66",
+    "3.12.7": "73ac8fe780227bf371add8373c3079f42a0dc62deff8d612cd15a618082ab623",
+    "3.12.8": "5978435c479a376648cb02854df3b892ace9ed7d32b1fead652712bee9d03a45",
+    "3.12.9": "45313e4c5f0e8acdec9580161d565cf5fea578e3eabf25df7cc6355bf4afa1ee",
+    "3.12.10": "15d9c623abfd2165fe816ea1fb385d6ed8cf3c664661ab357f1782e3036a6dac",
+    "3.12.11": "7b8d59af8216044d2313de8120bfc2cc00a9bd2e542f15795e1d616c51faf3d6",
+    "3.12.12": "487c908ddf4097a1b9ba859f25fe46d22ccaabfb335880faac305ac62bffb79b",
+    "3.13.0": "12445c7b3db3126c41190bfdc1c8239c39c719404e844babbd015a1bc3fafcd4",
+    "3.13.1": "1513925a9f255ef0793dbf2f78bb4533c9f184bdd0ad19763fd7f47a400a7c55",
+    "3.13.2": "b8d79530e3b7c96a5cb2d40d431ddb512af4a563e863728d8713039aa50203f9",
+    "3.13.3": "988d735a6d33568cbaff1384a65cb22a1fb18a9ecb73d43ef868000193ce23ed",
+    "3.13.4": "2666038f1521b7a8ec34bf2997b363778118d6f3979282c93723e872bcd464e0",
+    "3.13.5": "e6190f52699b534ee203d9f417bdbca05a92f23e35c19c691a50ed2942835385",
+    "3.13.6": "6cf50672cc03928488817d45af24bc927a48f910fe7893d6f388130e59ba98d7",
+    "3.13.7": "6c9d80839cfa20024f34d9a6dd31ae2a9cd97ff5e980e969209746037a5153b2",
+    "3.13.8": "06108fe96f4089b7d9e0096cb4ca9c81ddcd5135f779a7de94cf59abcaa4b53f",
+    "3.13.9": "c4c066af19c98fb7835d473bebd7e23be84f6e9874d47db9e39a68ee5d0ce35c",
 }
 
-# Modules the smoke test imports, the Debian/Ubuntu package whose headers CPython's build needs
-# for each, and why a site cares. Required ones make the build count as not working.
-REQUIRED_MODULES: dict[str, tuple[str, str]] = {
-    "ssl": ("libssl-dev", "HTTPS, pip"),
-    "sqlite3": ("libsqlite3-dev", "Django's default database, many apps"),
-    "ctypes": ("libffi-dev", "cffi/cryptography and other compiled packages"),
-    "zlib": ("zlib1g-dev", "pip and ensurepip (wheels are zip files)"),
-}
-OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
-    "bz2": ("libbz2-dev", ".bz2 archives"),
-    "lzma": ("liblzma-dev", ".xz archives"),
-    "readline": ("libreadline-dev", "line editing in the interactive prompt"),
-}
-
-# Passenger's Python loader before 6.0.19 imports `imp`, which Python 3.12 removed.
-PASSENGER_FIXED = "6.0.19"
-
-PYTHON_ORG = "https://www.python.org/ftp/python/{version}/Python-{version}.tgz"
+SCRIPTS = ("common.sh", "build-python.sh", "make-venv.sh", "smoke-test.py")
 
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def script_text(name: str) -> str:
+    """One of the shipped scripts (package data shim/ops/scripts/NAME)."""
+    return resources.files("shim.ops").joinpath("scripts", name).read_text(encoding="utf-8")
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
@@ -58,8 +89,13 @@ def parse_version(version: str) -> tuple[int, int, int]:
     return int(m[1]), int(m[2]), int(m[3])
 
 
-def source_url(version: str) -> str:
-    return PYTHON_ORG.format(version=version)
+def known_releases() -> str:
+    """The releases KNOWN_SHA256 covers, as ranges: "3.11.0-3.11.14, 3.12.0-3.12.12, ..."."""
+    by_minor: dict[tuple[int, int], list[int]] = {}
+    for version in KNOWN_SHA256:
+        major, minor, micro = parse_version(version)
+        by_minor.setdefault((major, minor), []).append(micro)
+    return ", ".join(f"{a}.{b}.{min(m)}-{a}.{b}.{max(m)}" for (a, b), m in sorted(by_minor.items()))
 
 
 def expected_sha256(version: str, override: str = "") -> str:
@@ -95,333 +131,29 @@ class BuildRequest:
     passenger_version: str = ""  # used when the host has no passenger-config
 
 
+# Seconds between "still running" lines of a long step, and between download progress lines;
+# the environment variables let the tests see them without waiting.
+HEARTBEAT = 30
+PROGRESS = 5
+
+
 def _assign(name: str, value: object) -> str:
-    return f"{name}={shlex.quote(str(value))}"
+    line = f"{name}={shlex.quote(str(value))}"
+    if str(value).startswith("~"):
+        # The ~ stays literal here on purpose: abspath (common.sh) expands it on the host.
+        return f"# shellcheck disable=SC2088\n{line}"
+    return line
 
 
-def _smoke_test_code() -> str:
-    """Python run by the built interpreter: imports each module, tries a venv, reports.
-
-    argv[1] == "quiet": no output, exit status only (the idempotence check).
-    Exit 0 when every required module works, 3 otherwise.
-    """
-    return f"""\
-import importlib, os, subprocess, sys, tempfile
-quiet = sys.argv[1:] == ["quiet"]
-required = {REQUIRED_MODULES!r}
-optional = {OPTIONAL_MODULES!r}
-def try_import(name):
-    try:
-        importlib.import_module(name)
-        return ""
-    except Exception as exc:
-        return f"{{type(exc).__name__}}: {{exc}}"
-def try_venv():
-    try:
-        import ensurepip, venv
-    except Exception as exc:
-        return f"{{type(exc).__name__}}: {{exc}}"
-    with tempfile.TemporaryDirectory() as tmp:
-        env = os.path.join(tmp, "v")
-        r = subprocess.run([sys.executable, "-m", "venv", "--without-pip", env],
-                           capture_output=True, text=True)
-        if r.returncode:
-            return ((r.stderr or r.stdout).strip().splitlines() or ["venv failed"])[-1]
-        r = subprocess.run([os.path.join(env, "bin", "python"), "-c", "import sys"],
-                           capture_output=True, text=True)
-        if r.returncode:
-            return "the new venv's python does not run: " + r.stderr.strip()
-    return ""
-missing_required, missing_optional = [], []
-results = [(name, try_import(name), pkg, use, True) for name, (pkg, use) in required.items()]
-results.append(("venv", try_venv(), "", "creating the site venv", True))
-results += [(name, try_import(name), pkg, use, False) for name, (pkg, use) in optional.items()]
-for name, error, pkg, use, needed in results:
-    if error:
-        (missing_required if needed else missing_optional).append((name, pkg))
-    if quiet:
-        continue
-    if not error:
-        print(f"    ok       {{name}}")
-    else:
-        what = "MISSING " if needed else "missing "
-        hint = f" -- needs {{pkg}}" if pkg else ""
-        print(f"    {{what}} {{name}}{{hint}} ({{use}}): {{error}}")
-if not quiet and (missing_required or missing_optional):
-    pkgs = sorted({{pkg for name, pkg in missing_required + missing_optional if pkg}})
-    if pkgs:
-        print("    Debian/Ubuntu packages with the headers these need: " + " ".join(pkgs))
-        print("    (sudo apt-get install " + " ".join(pkgs) + "; on shared hosting ask the admins),")
-        print("    then run build-python again: an incomplete build is rebuilt.")
-sys.exit(3 if missing_required else 0)
-"""
+def _assemble(what: str, settings: list[str], script: str) -> str:
+    """One script for `sh -c`: the settings, common.sh, then the script (shebangs dropped)."""
+    parts = [script_text("common.sh"), script_text(script)]
+    body = "\n".join(part.split("\n", 1)[1] if part.startswith("#!") else part for part in parts)
+    head = ["#!/bin/sh", f"# generated by wsgi-shim (shim/ops/buildpython.py): {what}", *settings]
+    return "\n".join(head) + "\n" + body
 
 
-_COMMON = r"""
-umask 022  # nothing we create may be group/other-writable: the shim refuses such a venv
-start=$(date +%s)
-say() { printf '%s: %s\n' "$me" "$*"; }
-elapsed() {
-    s=$(( $(date +%s) - start ))
-    if [ "$s" -ge 60 ]; then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi
-}
-die() { say "error: $*"; exit 1; }
-refuse() { say "error: $*"; exit 2; }
-# Absolute path on *this* host: ~ is this host's home, relative is relative to our cwd.
-abspath() {
-    case $1 in
-        "~") printf '%s' "$HOME" ;;
-        "~/"*) printf '%s/%s' "$HOME" "${1#"~/"}" ;;
-        /*) printf '%s' "$1" ;;
-        *) printf '%s/%s' "$PWD" "$1" ;;
-    esac
-}
-"""
-
-_BUILD = r"""
-me=build-python
-steps=7
-n=0
-step() { n=$((n + 1)); say "[$n/$steps] $* ($(elapsed) elapsed)"; }
-short=${version%.*}
-prefix=$(abspath "$prefix")
-[ -n "$workdir" ] || workdir="${XDG_CACHE_HOME:-$HOME/.cache}/wsgi-shim/build-python"
-workdir=$(abspath "$workdir")
-py="$prefix/bin/python$short"
-log="$workdir/python-$version.log"
-tree="$workdir/python-$version-build"
-pid=""
-trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; fi; say "interrupted"; exit 130' INT TERM
-
-fail() {  # fail STEP CODE [HINT]
-    say "FAILED: $1 (exit $2) after $(elapsed)"
-    if [ -s "$log" ]; then
-        say "last 40 lines of the build log:"
-        tail -n 40 "$log" | sed 's/^/    | /'
-    fi
-    say "full build log: $log"
-    if [ -d "$tree" ]; then say "build tree kept for a look: $tree (the next run removes it)"; fi
-    if [ -n "${3:-}" ]; then say "hint: $3"; fi
-    exit 1
-}
-
-# run STEP CMD...: output to the log; a line every $heartbeat s so a long make shows life.
-run() {
-    label=$1
-    shift
-    printf '\n==== %s: %s\n' "$label" "$*" >>"$log"
-    "$@" >>"$log" 2>&1 </dev/null &
-    pid=$!
-    last=$(date +%s)
-    while kill -0 "$pid" 2>/dev/null; do
-        sleep 0.2 2>/dev/null || sleep 1
-        now=$(date +%s)
-        if [ $((now - last)) -ge "$heartbeat" ]; then
-            say "    ... $label still running ($(elapsed) elapsed)"
-            last=$now
-        fi
-    done
-    wait "$pid"
-    rc=$?
-    pid=""
-    if [ "$rc" -ne 0 ]; then fail "$label" "$rc" "${hint:-}"; fi
-}
-
-sha256_of() {
-    if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | awk '{print $1}'
-    elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | awk '{print $1}'
-    elif command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 "$1" | awk '{print $NF}'
-    elif command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import hashlib, sys
-print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"
-    else die "no sha256 tool on this host (sha256sum, shasum, openssl or python3)"
-    fi
-}
-
-# older A B: true when version A < version B (numeric, dotted).
-older() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        na = split(a, x, "."); nb = split(b, y, ".")
-        for (i = 1; i <= 3; i++) { if (x[i] + 0 < y[i] + 0) exit 0; if (x[i] + 0 > y[i] + 0) exit 1 }
-        exit 1 }'
-}
-
-built_version() {
-    "$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null
-}
-
-# --- Passenger: its loader before 6.0.19 cannot run Python 3.12+ ----------------------------
-if [ "$needs_new_passenger" = 1 ]; then
-    pv=""
-    pv_from=""
-    # The remote shell is non-login: its PATH may lack the sbin and local directories.
-    for pc in passenger-config /usr/sbin/passenger-config /usr/local/bin/passenger-config; do
-        if command -v "$pc" >/dev/null 2>&1; then
-            pv=$("$pc" --version 2>/dev/null |
-                 awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+\.[0-9]+/) { print $i; exit } }')
-            pv_from="passenger-config --version"
-            break
-        fi
-    done
-    if [ -z "$pv" ] && [ -n "$passenger_version" ]; then
-        pv=$passenger_version
-        pv_from="config shim.passenger_version"
-    fi
-    if [ -z "$pv" ]; then
-        say "note: Python $version needs Passenger $passenger_fixed or newer; this host's Passenger" \
-            "version is unknown (no passenger-config). Set shim.passenger_version to be warned."
-    elif older "$pv" "$passenger_fixed"; then
-        say "WARNING: Python $version needs Passenger $passenger_fixed or newer, but this site's" \
-            "Passenger is $pv ($pv_from): its loader imports the 'imp' module that Python 3.12" \
-            "removed, so the site would fail to start. Build a 3.11 release instead" \
-            "(--version 3.11.2) or ask the admins to upgrade Passenger."
-    fi
-fi
-
-# --- idempotence: a working build of this version is left alone -----------------------------
-if [ "$force" != 1 ] && [ -x "$py" ]; then
-    have=$(built_version)
-    if [ "$have" = "$version" ] && "$py" -c "$smoke_py" quiet >/dev/null 2>&1; then
-        say "Python $version is already built in $prefix and passes the smoke test" \
-            "(ssl, sqlite3, ctypes, zlib, venv); nothing to do ($(elapsed)). --force rebuilds it."
-        say "python: $py"
-        exit 0
-    elif [ "$have" = "$version" ]; then
-        say "Python $version in $prefix fails the smoke test: rebuilding it"
-    elif [ -n "$have" ]; then
-        say "$py is Python $have, not $version: building $version over it"
-    fi
-fi
-
-# --- a source we can verify -------------------------------------------------------------------
-case $source in
-    "") url="https://www.python.org/ftp/python/$version/Python-$version.tgz" ;;
-    *://*) url=$source ;;
-    *) url="" ;;
-esac
-if [ -z "$expected" ]; then
-    say "error: no known sha256 for Python $version, so the source cannot be verified."
-    say "  Look the checksum up on python.org (the release page for $version, or verify the"
-    say "  tarball's signature) and pass it: build-python --version $version --sha256 HEX"
-    if [ -z "$url" ] && [ -f "$(abspath "$source")" ]; then
-        say "  (the sha256 of $source is $(sha256_of "$(abspath "$source")"); compare it with"
-        say "  the published one before passing it)"
-    fi
-    exit 2
-fi
-
-# --- tools -----------------------------------------------------------------------------------
-cc=""
-for c in "${CC:-}" cc gcc clang; do
-    if [ -n "$c" ] && command -v "$c" >/dev/null 2>&1; then cc=$c; break; fi
-done
-[ -n "$cc" ] || die "no C compiler (cc, gcc or clang) on this host's PATH. Debian/Ubuntu:" \
-    "sudo apt-get install build-essential (on shared hosting, ask the admins)."
-for tool in make tar; do
-    command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not on this host's PATH; it is needed to build Python."
-done
-if [ "$jobs" -le 0 ] 2>/dev/null; then
-    jobs=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 2)
-    [ "$jobs" -le 4 ] || jobs=4  # a shared host: leave cores to the others
-fi
-
-mkdir -p "$workdir" || die "cannot create the work directory $workdir (--workdir DIR)"
-: >"$log" || die "cannot write the build log $log"
-say "building Python $version into $prefix with $jobs jobs; log: $log"
-
-# --- 1. source -------------------------------------------------------------------------------
-if [ -n "$url" ]; then
-    name=${url##*/}
-    name=${name%%\?*}
-    [ -n "$name" ] || name="Python-$version.tgz"
-    tarball="$workdir/$name"
-    if [ -f "$tarball" ] && [ "$(sha256_of "$tarball")" = "$expected" ]; then
-        step "source: $tarball (downloaded before)"
-    else
-        step "download $url"
-        rm -f "$tarball" "$tarball.part"
-        if command -v curl >/dev/null 2>&1; then
-            hint="check the URL and this host's network access" run download \
-                curl -fsSL --retry 2 -o "$tarball.part" "$url"
-        elif command -v wget >/dev/null 2>&1; then
-            hint="check the URL and this host's network access" run download \
-                wget -q -O "$tarball.part" "$url"
-        elif command -v python3 >/dev/null 2>&1; then
-            hint="check the URL and this host's network access" run download \
-                python3 -c 'import shutil, sys, urllib.request
-with urllib.request.urlopen(sys.argv[1]) as r, open(sys.argv[2], "wb") as f:
-    shutil.copyfileobj(r, f)' "$url" "$tarball.part"
-        else
-            die "no download tool (curl, wget or python3) on this host: copy the tarball" \
-                "there and pass --source FILE"
-        fi
-        mv "$tarball.part" "$tarball"
-    fi
-else
-    tarball=$(abspath "$source")
-    [ -f "$tarball" ] || die "source file $tarball does not exist (--source URL|FILE)"
-    step "source: $tarball"
-fi
-
-# --- 2. verify -------------------------------------------------------------------------------
-step "verify sha256"
-actual=$(sha256_of "$tarball")
-if [ "$actual" != "$expected" ]; then
-    say "error: sha256 mismatch for $tarball"
-    say "  expected $expected"
-    say "  got      $actual"
-    say "  Refusing to build from it: it is not the release it claims to be (or the download is"
-    say "  damaged). If you trust this file, pass its published checksum with --sha256 HEX."
-    if [ -n "$url" ]; then rm -f "$tarball"; fi
-    exit 2
-fi
-
-# --- 3. unpack -------------------------------------------------------------------------------
-step "unpack"
-rm -rf "$tree"
-mkdir -p "$tree"
-hint="is the source a .tgz / .tar.xz of CPython?" run unpack tar -xf "$tarball" -C "$tree"
-set -- "$tree"/*
-if [ "$#" -ne 1 ] || [ ! -x "$1/configure" ]; then
-    fail unpack 1 "the tarball should hold one directory (Python-$version/) with a configure script"
-fi
-srcdir=$1
-cd "$srcdir" || die "cannot enter $srcdir"
-
-# --- 4-6. configure, make, make install -------------------------------------------------------
-set -- --prefix="$prefix"
-if [ "$optimize" = 1 ]; then set -- "$@" --enable-optimizations --with-lto; fi
-step "configure $*"
-hint="configure checks the compiler and libraries: the log's last lines say what it missed" \
-    run configure ./configure "$@"
-step "make -j$jobs (the long part: minutes)"
-hint="a compiler error: the log says where; a killed compiler often means too many --jobs" \
-    run make make -j"$jobs"
-step "make install"
-mkdir -p "$prefix" 2>/dev/null
-hint="can you write to $prefix?" run install make install
-
-# --- 7. smoke test ---------------------------------------------------------------------------
-step "smoke test $py"
-have=$(built_version)
-if [ "$have" != "$version" ]; then
-    fail "smoke test" 1 "$py reports Python '${have:-nothing}', not $version: is the source the right release?"
-fi
-"$py" -c "$smoke_py" report
-rc=$?
-cd "$workdir" && rm -rf "$tree"  # the tree is ~0.5 GB; the tarball and the log stay
-if [ "$rc" -ne 0 ]; then
-    say "Python $version is installed in $prefix but is missing required modules (above)."
-    say "build log: $log"
-    exit 3
-fi
-say "done in $(elapsed): Python $version in $prefix"
-say "python: $py"
-say "build log: $log"
-"""
-
-
-def build_script(req: BuildRequest, heartbeat: int = 30) -> str:
+def build_script(req: BuildRequest) -> str:
     """The sh script that downloads (or takes), verifies, builds, installs and tests CPython.
 
     Exit status: 0 built or already there, 1 a step failed, 2 refused (no or wrong sha256),
@@ -431,8 +163,6 @@ def build_script(req: BuildRequest, heartbeat: int = 30) -> str:
     if not req.prefix:
         raise ValueError("a prefix is needed")
     settings = [
-        "#!/bin/sh",
-        "# generated by wsgi-shim (shim/buildpython.py): build-python",
         _assign("version", req.version),
         _assign("prefix", req.prefix),
         _assign("source", req.source),
@@ -442,12 +172,13 @@ def build_script(req: BuildRequest, heartbeat: int = 30) -> str:
         _assign("force", int(req.force)),
         _assign("workdir", req.workdir),
         _assign("passenger_version", req.passenger_version),
-        _assign("passenger_fixed", PASSENGER_FIXED),
-        _assign("needs_new_passenger", int((major, minor) >= (3, 12))),
-        f'heartbeat="${{WSGI_SHIM_HEARTBEAT:-{int(heartbeat)}}}"',
-        _assign("smoke_py", _smoke_test_code()),
+        _assign("passenger_fixed", versions.dotted(versions.PASSENGER_IMP_FIXED)),
+        _assign("needs_new_passenger", int(versions.needs_imp_free_passenger((major, minor)))),
+        f'heartbeat="${{WSGI_SHIM_HEARTBEAT:-{HEARTBEAT}}}"',
+        f'progress="${{WSGI_SHIM_PROGRESS:-{PROGRESS}}}"',
+        _assign("smoke_py", script_text("smoke-test.py")),
     ]
-    return "\n".join(settings) + _COMMON + _BUILD
+    return _assemble("build-python", settings, "build-python.sh")
 
 
 @dataclass(frozen=True)
@@ -459,145 +190,13 @@ class VenvRequest:
     force: bool = False       # recreate a venv made from another Python
 
 
-_VENV = r"""
-me=venv
-venv=$(abspath "$venv")
-approot=$(abspath "$approot")
-case $python in
-    */* | "~"*) python=$(abspath "$python") ;;
-    *)  # a bare name: this host's PATH decides
-        found=$(command -v "$python") || refuse "no '$python' on this host's PATH; pass --python PATH"
-        python=$found ;;
-esac
-
-# Physical path, also for a path whose tail does not exist yet: resolve the longest existing
-# ancestor with cd -P (symlinks!) and append the rest.
-physical() {
-    p=$1
-    rest=""
-    while [ ! -d "$p" ]; do
-        rest="/${p##*/}$rest"
-        p=${p%/*}
-        [ -n "$p" ] || p=/
-    done
-    base=$(cd -P "$p" && pwd)
-    [ "$base" != / ] || base=""
-    printf '%s%s' "$base" "$rest"
-}
-v_phys=$(physical "$venv")
-a_phys=$(physical "$approot")
-case "$v_phys/" in
-    "$a_phys/"*)
-        refuse "refusing to create the venv inside the app root: $venv is in $approot." \
-            "Files in the app root can be reached by the app and are deployed over, and the shim" \
-            "refuses to start from a venv there. Put it beside the app root: set shim.venv" \
-            "(or pass --path) to e.g. ${approot%/*}/venv." ;;
-esac
-case "$a_phys/" in
-    "$v_phys/"*) refuse "refusing: the venv $venv would contain the app root $approot." ;;
-esac
-
-[ -x "$python" ] || refuse "no Python at $python. Build one with build-python (it installs into" \
-    "shim.python_prefix) or pass --python PATH, e.g. --python /usr/bin/python3."
-# Compare base installations: a venv made from another venv's python is based on that one's base.
-base_py='import os, sys; print("%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys.base_prefix))'
-want=$("$python" -c "$base_py") ||
-    refuse "$python does not run"
-
-info() {  # "VERSION BASE_PREFIX" of the venv's interpreter, or nothing
-    "$venv/bin/python" -c "$base_py" 2>/dev/null
-}
-protect() {  # no group/other write anywhere in the venv; report what changed
-    loose=$(find "$venv" \( -perm -020 -o -perm -002 \) ! -type l -print 2>/dev/null | wc -l | tr -d ' ')
-    chmod -R go-w "$venv" || die "cannot chmod $venv"
-    if [ "$loose" -gt 0 ]; then say "removed group/other write permission from $loose paths"; fi
-}
-
-action=create
-if [ -e "$venv" ] || [ -L "$venv" ]; then
-    if [ -f "$venv/pyvenv.cfg" ]; then
-        have=$(info)
-        if [ "$have" = "$want" ]; then
-            action=keep
-        elif [ "$force" = 1 ]; then
-            action=recreate
-        elif [ -z "$have" ]; then
-            refuse "$venv exists but its python does not run (was its base Python moved or removed?)." \
-                "--force recreates it (its installed packages are removed)."
-        else
-            refuse "$venv was made from Python ${have%% *} (${have#* }), not ${want%% *} (${want#* })." \
-                "--force recreates it from $python (its installed packages are removed)."
-        fi
-    elif [ -d "$venv" ] && [ -z "$(ls -A "$venv")" ]; then
-        action=create
-    else
-        refuse "$venv exists and is not a venv; move it away or choose another --path."
-    fi
-fi
-
-case $action in
-    keep)
-        say "$venv already exists, made from Python ${want%% *} ($python); left as it is."
-        ;;
-    create|recreate)
-        parent=${venv%/*}
-        mkdir -p "${parent:-/}" || die "cannot create $parent"
-        if [ "$action" = recreate ]; then
-            say "recreating $venv from $python (--force)"
-            out=$("$python" -m venv --clear "$venv" 2>&1)
-        else
-            say "creating $venv from $python"
-            out=$("$python" -m venv "$venv" 2>&1)
-        fi
-        if [ $? -ne 0 ]; then
-            printf '%s\n' "$out" | tail -n 20 | sed 's/^/    | /'
-            die "'$python -m venv $venv' failed (above). A Python built without zlib or ensurepip" \
-                "cannot make venvs with pip: build-python's smoke test says what is missing."
-        fi
-        if [ "$upgrade_pip" = 1 ]; then
-            say "upgrading pip"
-            if ! out=$("$venv/bin/python" -m pip install --upgrade --disable-pip-version-check -q pip 2>&1); then
-                printf '%s\n' "$out" | tail -n 5 | sed 's/^/    | /'
-                say "warning: could not upgrade pip (no network to PyPI?); the venv works with the pip it has."
-            fi
-        fi
-        ;;
-esac
-protect
-
-# The runtime also refuses a venv whose parent directories others can write to.
-d=$v_phys
-while [ -n "$d" ] && [ "$d" != / ]; do
-    d=${d%/*}
-    [ -n "$d" ] || d=/
-    if [ -n "$(find "$d" -prune ! -perm -1000 -perm -002 -print 2>/dev/null)" ]; then
-        say "WARNING: $d is writable by everyone: whoever can write there can replace the venv," \
-            "and the shim will refuse it. Fix: chmod o-w $d"
-    elif [ -n "$(find "$d" -prune ! -perm -1000 -perm -020 -print 2>/dev/null)" ]; then
-        say "note: $d is group-writable; the shim accepts that only for a project group, not" \
-            "for a default group shared with other users."
-    fi
-done
-
-pyver=$("$venv/bin/python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
-pipver=$("$venv/bin/python" -m pip --version 2>/dev/null | awk '{print $2}')
-say "ready: $venv"
-say "  python: $venv/bin/python (Python $pyver, from $python)"
-say "  pip:    ${pipver:-not installed}"
-say "  write-protected: no group/other write permission inside it"
-say "  config.toml: [passenger] passenger_python = \"$venv/bin/python\" (Apache: PassengerPython)"
-"""
-
-
 def venv_script(req: VenvRequest) -> str:
     """The sh script that creates (or checks) the site venv. Exit 0 ok, 1 failed, 2 refused."""
     settings = [
-        "#!/bin/sh",
-        "# generated by wsgi-shim (shim/buildpython.py): venv",
         _assign("venv", req.venv.rstrip("/") or "/"),
         _assign("approot", req.approot.rstrip("/") or "/"),
         _assign("python", req.python),
         _assign("upgrade_pip", int(req.upgrade_pip)),
         _assign("force", int(req.force)),
     ]
-    return "\n".join(settings) + _COMMON + _VENV
+    return _assemble("venv", settings, "make-venv.sh")

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from shim.ops import versions
 from shim.runtime import checks, records
 from shim.runtime.config import Config
 from shim.runtime.layout import Site
@@ -97,18 +98,23 @@ def startup_file_problems(site: Site, cfg_user: str | None) -> list[Problem]:
         return [Problem("wsgi-file-missing", "passenger_wsgi.py does not exist.", str(path),
                         "Run `wsgi-shim install` or create it with: import shim; application = shim.get_app()")]
     if not stat.S_ISREG(st.st_mode):
-        return [Problem("wsgi-file-missing", "passenger_wsgi.py is not a regular file.", str(path),
+        from shim.runtime.files import kind_of
+
+        return [Problem("wsgi-file-missing", f"passenger_wsgi.py is {kind_of(st.st_mode)}, not a regular file.",
+                        str(path),
                         "Replace it with a file containing: import shim; application = shim.get_app()")]
     problems = []
     why = readable_by_others(st, cfg_user)
     if why:
         problems.append(Problem("wsgi-file-exposed", f"passenger_wsgi.py is {why}.", str(path),
                                 f"chmod 600 {path} (640 with a project group)."))
-    try:
-        source = path.read_bytes()
+    from shim.runtime.files import read_regular, why_not
+
+    try:  # never blocks on a FIFO swapped in after the stat above, never reads without limit
+        source = read_regular(path, 1024 * 1024)
         compile(source, str(path), "exec")
     except OSError as exc:
-        problems.append(Problem("wsgi-file-unreadable", f"passenger_wsgi.py cannot be read: {exc.strerror}.",
+        problems.append(Problem("wsgi-file-unreadable", f"passenger_wsgi.py {why_not(exc)}.",
                                 str(path), f"chmod u+r {path}"))
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
@@ -179,24 +185,27 @@ def passenger_version() -> tuple[int, ...] | None:
 def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...] | None,
                               where: str) -> list[Problem]:
     """Passenger before 6.0.19 loads WSGI apps with the `imp` module, which Python 3.12 removed:
-    such an app dies in Passenger's loader, before wsgi-shim runs, with the generic page."""
-    if tuple(python[:2]) < (3, 12):
+    such an app dies in Passenger's loader, before wsgi-shim runs, with the generic page.
+    The thresholds live in shim/ops/versions.py, shared with build-python."""
+    if not versions.needs_imp_free_passenger(python):
         return []
     version = ".".join(map(str, python[:3]))
+    fixed = versions.dotted(versions.PASSENGER_IMP_FIXED)
+    newer = f"Python {versions.dotted(versions.PYTHON_WITHOUT_IMP)} or newer"
     if passenger is None:
         return [Problem("python-passenger-unknown",
-                        f"The site's Python is {version}; Passenger older than 6.0.19 cannot load apps on "
-                        "Python 3.12 or newer, and Passenger's version cannot be seen from here.", where,
-                        "Ask the sysadmins which Passenger the web servers run; below 6.0.19, build the "
+                        f"The site's Python is {version}; Passenger older than {fixed} cannot load apps on "
+                        f"{newer}, and Passenger's version cannot be seen from here.", where,
+                        f"Ask the sysadmins which Passenger the web servers run; below {fixed}, build the "
                         "site's Python from a 3.11 release (inv build-python --version 3.11.x).",
                         severity="warning")]
-    if passenger < (6, 0, 19):
+    if tuple(passenger) < versions.PASSENGER_IMP_FIXED:
         return [Problem("python-too-new",
                         f"The site's Python is {version}, but Passenger {'.'.join(map(str, passenger))} "
-                        "cannot load apps on Python 3.12 or newer (its loader imports `imp`): visitors would "
+                        f"cannot load apps on {newer} (its loader imports `imp`): visitors would "
                         "get Passenger's generic error page.", where,
                         "Build the site's venv from Python 3.11 (inv build-python --version 3.11.x; inv venv), "
-                        "or ask the sysadmins for Passenger 6.0.19 or newer.")]
+                        f"or ask the sysadmins for Passenger {fixed} or newer.")]
     return []
 
 
@@ -227,6 +236,10 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
             problems += checks.runtime_problems(cfg, check_identity=False)
     if cfg is not None:
         problems += last_start_problems(site, cfg)
+        # Masked again here: the probe may have run an older wsgi-shim from the site's venv.
+        from shim.runtime.loader import site_redactor
+
+        problems = site_redactor(cfg).problems(problems)
     unique: dict[tuple[str, str, str], Problem] = {}
     for p in problems:
         unique.setdefault((p.code, p.what, p.where), p)

@@ -1,8 +1,9 @@
 """Tasks for deploying: `deploy`, `rollback`, `releases`.
 
-`inv deploy` packs your project directory into a tarball here, and hands it to the site venv's
-`wsgi-shim deploy` (shim/deploy.py), which unpacks it into a new release, installs its
-requirements, switches `current`, checks the site and restarts it. Under `fab -H host` the
+`inv deploy` packs your project directory (or, with --ref, exactly one git commit's tree) into a
+tarball here, and hands it to the site venv's `wsgi-shim deploy` (shim/ops/deploy/), which unpacks
+it into a new release, installs its requirements, checks it, runs the release commands, switches
+`current` and restarts the site (docs/deploying.md). Under `fab -H host` the
 tarball is copied to a temporary directory on the host first and removed afterwards.
 """
 
@@ -16,12 +17,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from invoke import task
 from invoke.exceptions import Exit
 
 from shim.ops.deploy import SKIP_NAMES, TOOL_FILES
-from shim.tasks.site import SITE_HELP, VENV_HELP, is_remote, paths, q, wait_args
-from shim.tasks.site import run as run_task
+from shim.tasks.flags import SITE_HELP, VENV_HELP, shim_task, wait_args
+from shim.tasks.remote import is_remote, paths, q
+from shim.tasks.remote import run as run_task
 
 
 def _git_files(source: Path) -> list[str] | None:
@@ -79,9 +80,10 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
     return path, count, how
 
 
-@task(optional=["wait"], iterable=["run"], help={
+@shim_task(optional=["wait"], iterable=["run"], help={
     "source": "project directory to deploy (default: the current directory)",
-    "maint": "show the maintenance page while deploying (e.g. for database migrations)",
+    "maint": "show the maintenance page while the release commands run and the release is switched "
+             "(e.g. for database migrations); needs a URL (--url or config shim.url)",
     "wait": "after the restart, wait until the new process has started; optional SECONDS "
             "(default: config shim.restart_wait); needs a URL",
     "url": "the site's public URL, requested while waiting (default: config shim.url)",
@@ -98,12 +100,14 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
 })
 def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirements=True, init=False,
            ref=None, run=None, tasks_files=False, site=None, venv=None):
-    """Deploy your project as a new release: unpack, install requirements, switch, check, restart.
+    """Deploy your project as a new release: unpack, install requirements, check, switch, restart.
 
     Packs SOURCE (default: the current directory; in a git work tree the files git tracks or
     would add) into a tarball and runs the site venv's `wsgi-shim deploy` on it. If the site
     check finds a problem, the site stays on its current release (exit 1). Under `fab -H host`
     the tarball is copied to a temporary directory on the host and removed afterwards.
+
+    Example: inv deploy --maint --wait --run "python manage.py migrate"
     """
     p = paths(c, site, venv)
     src = Path(source or os.getcwd()).expanduser()
@@ -169,7 +173,7 @@ def git_tarball(source: Path, ref: str, out_dir: Path, tasks_files: bool) -> tup
     return path, count, how, commit
 
 
-@task(optional=["wait"], help={
+@shim_task(optional=["wait"], help={
     "to": "the release to go back to (default: the one before the current one; see inv releases)",
     "wait": "after the restart, wait until the new process has started; optional SECONDS "
             "(default: config shim.restart_wait); needs a URL",
@@ -182,14 +186,19 @@ def rollback(c, to=None, wait=None, url=None, site=None, venv=None):
 
     Refuses when there is no earlier release, and stays where it is if the check finds a
     problem in the release you go back to. Packages that later deploys installed stay installed.
+
+    Example: inv rollback --to 20260101T120000Z
     """
     p = paths(c, site, venv)
     args = ["--to", shlex.quote(str(to))] if to else []
     run_task(c, p.shim("rollback", *args, *wait_args(c, wait, url, "rollback")), "rollback", p=p)
 
 
-@task(help={"json": "print the releases as JSON", "site": SITE_HELP, "venv": VENV_HELP})
+@shim_task(help={"json": "print the releases as JSON", "site": SITE_HELP, "venv": VENV_HELP})
 def releases(c, json=False, site=None, venv=None):
-    """List the site's releases, newest first; the current one is marked with *."""
+    """List the site's releases, newest first; the current one is marked with *.
+
+    Example: inv releases --json
+    """
     p = paths(c, site, venv)
     run_task(c, p.shim("releases", *(["--json"] if json else [])), "listing the releases", p=p)

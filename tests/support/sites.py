@@ -120,7 +120,9 @@ def _source_digest() -> str:
     import hashlib
 
     h = hashlib.sha256()
-    for path in sorted([*(REPO / "shim").rglob("*.py"), REPO / "pyproject.toml"]):
+    # Every file of the package, not only *.py: the build scripts are package data.
+    files = [p for p in (REPO / "shim").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    for path in sorted([*files, REPO / "pyproject.toml"]):
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
 

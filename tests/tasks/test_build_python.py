@@ -10,6 +10,7 @@ idempotent skip. One slow test builds the real CPython 3.11.2 (CI fetches its ta
 from __future__ import annotations
 
 import functools
+import re
 import hashlib
 import http.server
 import io
@@ -376,11 +377,42 @@ def test_downloads_verifies_and_caches_the_tarball(fake, tmp_path, downloader):
         proc = build(fake, source=url, env=env)
         assert proc.returncode == 0, proc.stdout
         assert f"[1/7] download {url}" in proc.stdout
+        size = fake.tarball.stat().st_size
+        assert f"    downloaded {size / 1024:.0f} kB in " in proc.stdout  # bytes and rate
+        assert "kB/s)" in proc.stdout
         cached = fake.workdir / fake.tarball.name
         assert cached.read_bytes() == fake.tarball.read_bytes()
         proc = build(fake, source=url, env=env, force=True)
         assert proc.returncode == 0, proc.stdout
         assert "(downloaded before)" in proc.stdout
+
+
+class _Trickle(_Quiet):
+    """Sends a file in small pieces with pauses: a download that takes a few seconds."""
+
+    def copyfile(self, source, outputfile):
+        while chunk := source.read(256):
+            outputfile.write(chunk)
+            outputfile.flush()
+            time.sleep(0.4)
+
+
+def test_a_slow_download_shows_bytes_and_rate_while_it_runs(fake):
+    handler = functools.partial(_Trickle, directory=str(fake.tarball.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{fake.tarball.name}"
+        proc = build(fake, source=url, env={"WSGI_SHIM_PROGRESS": "1"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stdout
+    progress = [line for line in proc.stdout.splitlines() if " so far (" in line]
+    assert progress, proc.stdout
+    assert all(line.startswith("build-python:     ... ") and line.endswith("/s)")
+               for line in progress), progress
+    assert "    downloaded " in proc.stdout
 
 
 def test_download_failure_says_so(fake, tmp_path):
@@ -634,3 +666,37 @@ def test_digest_without_sha256sum_falls_back_to_python3(fake, tmp_path):
     proc = build(fake, sha256="0" * 64, env={"PATH": path})
     assert proc.returncode == 2, proc.stdout
     assert f"got      {fake.sha}" in proc.stdout
+
+
+def test_the_table_knows_recent_releases_3_11_to_3_13():
+    # FACTS.md: python.org's Python-3.11.2.tgz, checked byte for byte against Debian's copy.
+    assert buildpython.KNOWN_SHA256["3.11.2"] == (
+        "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849")
+    for version, digest in buildpython.KNOWN_SHA256.items():
+        assert re.fullmatch(r"[0-9a-f]{64}", digest), version
+    assert len(set(buildpython.KNOWN_SHA256.values())) == len(buildpython.KNOWN_SHA256)
+    assert buildpython.known_releases() == "3.11.0-3.11.14, 3.12.0-3.12.12, 3.13.0-3.13.9"
+    for minor, last in ((11, 14), (12, 12), (13, 9)):
+        for micro in range(last + 1):
+            assert f"3.{minor}.{micro}" in buildpython.KNOWN_SHA256
+
+
+@pytest.mark.parametrize("version", ["3.12.7", "3.13.2"])
+def test_a_known_3_12_or_3_13_release_needs_no_sha256_flag(tmp_path, version):
+    # A fake tarball named like the release: the table's digest is what refuses it.
+    tarball, calls, _ = make_fake_tarball(tmp_path, version)
+    proc = run_script(buildpython.build_script(buildpython.BuildRequest(
+        version=version, prefix=str(tmp_path / "p"), source=str(tarball),
+        workdir=str(tmp_path / "w"), passenger_version="6.0.19")))
+    assert proc.returncode == 2, proc.stdout
+    assert f"expected {buildpython.KNOWN_SHA256[version]}" in proc.stdout
+    assert "no known sha256" not in proc.stdout and not calls.exists()
+
+
+def test_build_python_help_names_the_known_releases():
+    proc = subprocess.run([sys.executable, "-m", "invoke", "--help", "build-python"], cwd=REPO,
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "3.11.0-3.11.14, 3.12.0-3.12.12, 3.13.0-3.13.9" in text
+    assert "Example: inv build-python" in text

@@ -232,7 +232,11 @@ def test_own_repo_settings_come_from_invoke_yaml_env_and_f_file(own_repo, tmp_pa
                                 env=command_env(**env), capture_output=True, text=True,
                                 check=False, timeout=60)
         assert result.returncode == 0, result.stderr
-        return result.stdout.strip().replace("\x1b[1;37m", "").replace("\x1b[0m", "")
+        lines = result.stdout.strip().replace("\x1b[1;37m", "").replace("\x1b[0m", "").splitlines()
+        # Each task first checks that the venv's wsgi-shim exists (test -x), then runs it.
+        precheck, command = lines
+        assert precheck == f"test -x {command.split()[0]}"
+        return command
 
     shim = "venv/bin/wsgi-shim"
     assert dry("invoke", "check") == f"/from/invoke-yaml/{shim} check /from/invoke-yaml/www-approot"

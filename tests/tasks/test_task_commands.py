@@ -10,7 +10,7 @@ import pytest
 from invoke import Config, MockContext, Result
 from invoke.exceptions import Exit, UnexpectedExit
 
-from shim.tasks import DEFAULTS, ns, site
+from shim.tasks import DEFAULTS, install, ns, preview, site
 
 SHIM = "/srv/s/venv/bin/wsgi-shim"
 APPROOT = "/srv/s/www-approot"
@@ -36,7 +36,16 @@ def context(results: dict | None = None, **shim) -> SiteContext:
     return SiteContext(config=config, run=runs, repeat=True)
 
 
+PRECHECK = re.compile(r"^test -x .*/bin/wsgi-shim'?$")
+
+
 def commands(c) -> list[str]:
+    """The commands a task ran, without the `test -x .../bin/wsgi-shim` every wsgi-shim task
+    runs first (test_a_missing_wsgi_shim_is_found_before_any_command checks that one)."""
+    return [call.args[0] for call in c.run.call_args_list if not PRECHECK.match(call.args[0])]
+
+
+def all_commands(c) -> list[str]:
     return [call.args[0] for call in c.run.call_args_list]
 
 
@@ -132,6 +141,23 @@ def test_missing_wsgi_shim_says_how_to_get_it():
     assert "inv install" in info.value.message and SHIM in info.value.message
 
 
+def test_a_missing_wsgi_shim_is_found_before_any_command():
+    # Only our message: the shell's raw "No such file or directory" never comes first.
+    c = context({f"test -x {SHIM}": Result(exited=1)})
+    with pytest.raises(Exit) as info:
+        site.maint(c, "on")
+    assert info.value.code == 127
+    assert f"{SHIM} was not found" in info.value.message and "inv install" in info.value.message
+    assert all_commands(c) == [f"test -x {SHIM}"]
+    assert c.run.call_args_list[0].kwargs["hide"] is True
+
+
+def test_every_wsgi_shim_task_checks_for_it_first():
+    c = context()
+    site.check(c)
+    assert all_commands(c) == [f"test -x {SHIM}", f"{SHIM} check {APPROOT}"]
+
+
 @pytest.mark.parametrize("action", ["on", "off", "status"])
 def test_maint(action):
     c = context()
@@ -217,19 +243,19 @@ def test_logs_default_and_all_flags():
 
 def test_serve_uses_config_defaults_and_flags():
     c = context()
-    site.serve(c)
-    site.serve(c, host="0.0.0.0", port="9000")
+    preview.serve(c)
+    preview.serve(c, host="0.0.0.0", port="9000")
     assert commands(c) == [f"{SHIM} serve {APPROOT} --host 127.0.0.1 --port 8000",
                            f"{SHIM} serve {APPROOT} --host 0.0.0.0 --port 9000"]
 
 
 def test_demo_runs_locally_with_this_python_and_needs_no_site():
     c = context(site="", port=8123)
-    site.demo(c, dir="/tmp/my demo")
+    preview.demo(c, dir="/tmp/my demo")
     command = only_command(c)
     assert command.endswith("demo '/tmp/my demo' --host 127.0.0.1 --port 8123")
-    assert command.startswith(site.local_wsgi_shim())
-    assert sys.executable.rsplit("/", 2)[0] in site.local_wsgi_shim() or "wsgi-shim" in command
+    assert command.startswith(preview.local_wsgi_shim())
+    assert sys.executable.rsplit("/", 2)[0] in preview.local_wsgi_shim() or "wsgi-shim" in command
 
 
 # --- install --------------------------------------------------------------------------------
@@ -238,10 +264,17 @@ PY = "/srv/s/venv/bin/python"
 PIP = f"{PY} -m pip install --disable-pip-version-check -q"
 
 
-def test_install_wheel_into_existing_site():
+@pytest.fixture
+def wheel_file(tmp_path) -> str:
+    path = tmp_path / "wsgi_shim-0.2.0-py3-none-any.whl"
+    path.write_bytes(b"PK")
+    return str(path)
+
+
+def test_install_wheel_into_existing_site(wheel_file):
     c = context()
-    site.install(c, wheel="/tmp/wsgi_shim-0.2.0-py3-none-any.whl")
-    wheel = "/tmp/wsgi_shim-0.2.0-py3-none-any.whl"
+    install.install(c, wheel=wheel_file)
+    wheel = wheel_file
     assert commands(c) == [
         f"test -x {PY}",
         f"{PIP} --force-reinstall --no-deps {wheel} && {PIP} {wheel}",
@@ -252,29 +285,60 @@ def test_install_wheel_into_existing_site():
 def test_install_creates_a_missing_site_with_the_venv_python():
     c = context({f"test -e {APPROOT}": Result(exited=1)}, user="shimsite", group="shimproj",
                 app="mysite.wsgi.application")
-    site.install(c, source="wsgi-shim==0.2.0")
+    install.install(c, source="git+https://example.org/wsgi-shim.git@v0.2.0")
+    req = "git+https://example.org/wsgi-shim.git@v0.2.0"
     assert commands(c) == [
         f"test -x {PY}",
-        f"{PIP} --force-reinstall --no-deps wsgi-shim==0.2.0 && {PIP} wsgi-shim==0.2.0",
+        f"{PIP} --force-reinstall --no-deps {req} && {PIP} {req}",
         f"test -e {APPROOT}",
         (f"{SHIM} install /srv/s -a www-approot -d www-docroot --python {PY} "
         "--user shimsite --group shimproj --app mysite.wsgi.application"),
     ]
 
 
-def test_install_without_venv_says_to_make_one():
+def test_install_without_venv_says_to_make_one(wheel_file):
     c = context({f"test -x {PY}": Result(exited=1)})
     with pytest.raises(Exit) as info:
-        site.install(c, wheel="/tmp/x.whl")
+        install.install(c, wheel=wheel_file)
     assert info.value.code == 1
     assert "inv venv" in info.value.message
     assert commands(c) == [f"test -x {PY}"]
 
 
-def test_install_pip_failure_is_a_clear_exit():
-    wheel = "/tmp/x.whl"
+def test_install_pip_failure_is_a_clear_exit(wheel_file):
+    wheel = wheel_file
     c = context({f"{PIP} --force-reinstall --no-deps {wheel} && {PIP} {wheel}": Result(exited=1)})
     with pytest.raises(Exit) as info:
-        site.install(c, wheel=wheel)
+        install.install(c, wheel=wheel)
     assert info.value.code == 1
     assert "installing wsgi-shim" in info.value.message
+
+
+def test_install_of_a_missing_wheel_file_says_so(tmp_path):
+    c = context()
+    with pytest.raises(Exit) as info:
+        install.install(c, wheel=str(tmp_path / "nope.whl"))
+    assert info.value.code == 1 and "No such wheel file here" in info.value.message
+    assert not any("pip" in command for command in commands(c))
+
+
+def test_install_from_tasks_installed_as_a_wheel_never_falls_back_to_pypi(tmp_path, monkeypatch):
+    # Tasks imported from site-packages: no checkout to build from, and PyPI's wsgi-shim is
+    # 0.1.0, so the task names what to pass instead of trying wsgi-shim==<version>.
+    monkeypatch.setattr(install, "CHECKOUT", tmp_path)
+    c = context()
+    with pytest.raises(Exit) as info:
+        install.install(c)
+    assert info.value.code == 2
+    assert "--wheel FILE" in info.value.message and "0.1.0" in info.value.message
+    assert not any("pip" in command for command in commands(c))
+
+
+def test_install_builds_the_wheel_from_the_checkout_it_runs_from(tmp_path, monkeypatch):
+    built = tmp_path / "wsgi_shim-0.2.0-py3-none-any.whl"
+    built.write_bytes(b"PK")
+    monkeypatch.setattr(install, "build_wheel", lambda c, source: built)
+    assert install.is_checkout(install.CHECKOUT)
+    c = context()
+    install.install(c)
+    assert f"{PIP} --force-reinstall --no-deps {built} && {PIP} {built}" in commands(c)

@@ -96,3 +96,44 @@ def test_install_builds_this_checkout_into_a_new_venv_and_creates_the_site(own_r
     again = run(own_repo, "install", "--site", str(site_dir), "--venv", str(venv))
     assert again.returncode == 0, again.stderr
     assert "exists; left as it is" in again.stdout
+
+
+def test_install_from_tasks_installed_as_a_wheel(site_repo, tasks_venv):
+    """A fresh access host: the tasks come from this checkout's wheel in a venv of their own
+    (docs/tasks.md), no checkout anywhere. `inv install` never falls back to the package index
+    (PyPI's wsgi-shim is the older 0.1.0): it asks for the wheel, then installs that one."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tests.support.accounts import SITE_USER, gid, uid
+    from tests.support.sites import BASE, SYSTEM_PYTHON, _lock, run_as_site
+
+    home = Path(tempfile.mkdtemp(prefix="fresh-host-", dir=BASE))
+    home.chmod(0o755)
+    os.chown(home, uid(SITE_USER), gid())
+    with _lock("venv"):
+        built = next((BASE / "wheels").glob("*.whl"))
+        wheel = home / built.name
+        shutil.copy(built, wheel)
+    wheel.chmod(0o644)
+    venv, site_dir = home / "venv", home / "site"
+    made = run_as_site([SYSTEM_PYTHON, "-m", "venv", str(venv)])
+    assert made.returncode == 0, made.stderr
+    try:
+        refused = inv_as_site(site_repo, "install", "--site", str(site_dir), "--venv", str(venv))
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "these tasks come from an installed wsgi-shim" in refused.stderr
+        assert "--wheel FILE" in refused.stderr and "0.1.0" in refused.stderr
+        assert not (venv / "bin/wsgi-shim").exists()
+
+        done = inv_as_site(site_repo, "install", "--site", str(site_dir), "--venv", str(venv),
+                           "--wheel", str(wheel))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"installed {wheel.name} into {venv}" in done.stdout
+        version = run_as_site([str(venv / "bin/wsgi-shim"), "--version"])
+        assert version.returncode == 0 and "0.2.0" in version.stdout, version.stdout
+        assert (site_dir / "www-approot" / "passenger_wsgi.py").stat().st_uid == uid(SITE_USER)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

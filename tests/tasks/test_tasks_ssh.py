@@ -82,7 +82,7 @@ def test_restart_wait_and_status_against_a_running_site(sshd, own_repo, port, tm
         assert "restarted:" in result.stdout and "serving the app" in result.stdout
         status = fab(sshd, own_repo, "status", "--site", str(site.site), FABRIC_SHIM_URL=url)
         assert status.returncode == 0, status.stdout + status.stderr
-        assert f"{url} -> 200, serving app" in status.stdout
+        assert f"{url} answers 200, serving app" in status.stdout
         as_json = fab(sshd, own_repo, "status", "--json", "--site", str(site.site))
         assert json.loads(as_json.stdout)["last_start"]["state"] == "app"
 

@@ -1,0 +1,181 @@
+"""The one way a task reaches a site, here (`inv`, ``c`` is an invoke Context) or over SSH
+(`fab -H user@host`, ``c`` is a fabric Connection): the site's paths, the connection with the
+host-key policy, running a command with a clear message on failure, and quoting.
+
+Commands run in the remote user's non-login shell, so they name programs by absolute path (the
+venv's ``bin/wsgi-shim``), and paths are quoted for *that* host: a leading ``~/`` stays
+expandable there.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from invoke.exceptions import Exit, UnexpectedExit
+
+from shim.tasks.config import setting
+
+
+def q(path: str) -> str:
+    """Shell-quote a path, keeping a leading ~/ expandable: the remote home is not ours."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def is_remote(c) -> bool:
+    """A fabric Connection (fab -H) can copy files; a plain invoke Context cannot."""
+    return hasattr(c, "put")
+
+
+def where(c) -> str:
+    host = getattr(c, "host", None)
+    return f" on {host}" if host else ""
+
+
+def local(c):
+    """The run function for this machine: c.local over SSH, c.run otherwise."""
+    return c.local if is_remote(c) else c.run
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The site's paths as strings for the host the command runs on (not necessarily this one)."""
+
+    site: str
+    venv: str
+    approot_name: str
+    docroot_name: str
+
+    @property
+    def approot(self) -> str:
+        return f"{self.site.rstrip('/')}/{self.approot_name}"
+
+    @property
+    def python(self) -> str:
+        return f"{self.venv}/bin/python"
+
+    @property
+    def wsgi_shim(self) -> str:
+        return f"{self.venv}/bin/wsgi-shim"
+
+    def shim(self, subcommand: str, *args: str) -> str:
+        """`wsgi-shim SUBCOMMAND APPROOT ARGS`: the app root names the site unambiguously,
+        whatever its approot name (wsgi-shim accepts the site directory or its app root).
+        SUBCOMMAND may carry a positional word first, e.g. "maint on"."""
+        return " ".join([q(self.wsgi_shim), subcommand, q(self.approot), *args])
+
+
+NO_SITE = ("No site given: set shim.site in invoke.yaml / fabric.yaml (or -f FILE, or "
+           "INVOKE_SHIM_SITE / FABRIC_SHIM_SITE), or pass --site DIR.")
+
+
+def site_dir(c, site: str | None = None) -> str:
+    """The site directory from --site or shim.site; a usage error when neither is set."""
+    site = str(setting(c, "site", site))
+    if not site:
+        raise Exit(NO_SITE, code=2)
+    return site
+
+
+def site_paths(c, site: str | None = None, venv: str | None = None) -> Paths:
+    """The site's paths from flags and the shim config (nothing is checked on the host)."""
+    site = site_dir(c, site)
+    venv = str(setting(c, "venv", venv) or f"{site.rstrip('/')}/venv")
+    return Paths(site=site, venv=venv.rstrip("/") or "/",
+                 approot_name=str(setting(c, "approot")), docroot_name=str(setting(c, "docroot")))
+
+
+def paths(c, site: str | None = None, venv: str | None = None) -> Paths:
+    """site_paths, for a task that runs the venv's wsgi-shim: a missing one ends the task with
+    how to install it, before any command's own error reaches the terminal."""
+    p = site_paths(c, site, venv)
+    connect(c)
+    if not c.run(f"test -x {q(p.wsgi_shim)}", warn=True, hide=True, in_stream=False).ok:
+        raise Exit(f"{p.wsgi_shim} was not found{where(c)}: {not_installed(p)}", code=127)
+    return p
+
+
+def not_installed(p: Paths) -> str:
+    return (f"create the venv (inv venv) and install the shim into it (inv install), or set "
+            f"shim.venv to the venv that has it (now {p.venv}).")
+
+
+def run(c, command: str, what: str, p: Paths | None = None, **kwargs):
+    """c.run, but a failing command ends the task with a clear message and its exit code
+    instead of invoke's traceback-like report (its output has already been shown)."""
+    try:
+        return c.run(command, **kwargs)
+    except UnexpectedExit as exc:
+        result = exc.result
+        if kwargs.get("hide"):
+            for text in (result.stdout, result.stderr):
+                if text.strip():
+                    print(text.rstrip(), file=sys.stderr)
+        code = result.exited or 1
+        hint = f"\n  {p.wsgi_shim} was not found: {not_installed(p)}" if code == 127 and p else ""
+        raise Exit(f"{what} failed{where(c)} (exit {code}): {command}{hint}", code=code) from None
+
+
+# --- SSH: the host key is checked before the first command ----------------------------------
+
+
+def connect(c) -> None:
+    """Over SSH, check the host's key against known_hosts, then connect; here, nothing.
+
+    Fabric on its own accepts any host key; a site deploy should not. Connecting here, before
+    the first command, turns an unknown or changed key, a refused login or an unreachable host
+    into one clear message instead of a traceback. Every task calls this first (see
+    shim.tasks.flags.shim_task), so no task can reach a host whose key was not checked.
+    """
+    if not is_remote(c) or c.is_connected:
+        return
+    known = Path(str(setting(c, "known_hosts") or "~/.ssh/known_hosts")).expanduser()
+    _set_host_key_policy(c, str(setting(c, "host_key_policy")), known)
+    try:
+        c.open()
+    except Exception as exc:  # paramiko's and the socket's: each becomes one clear line
+        raise Exit(connect_failure(c, exc, known), code=255) from None
+
+
+def _set_host_key_policy(c, policy: str, known: Path) -> None:
+    from paramiko import AutoAddPolicy, RejectPolicy
+
+    if policy == "accept-new":
+        # Like OpenSSH's StrictHostKeyChecking=accept-new: record unknown hosts, refuse changed.
+        known.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        known.touch(mode=0o600, exist_ok=True)
+        c.client.load_host_keys(str(known))
+        c.client.set_missing_host_key_policy(AutoAddPolicy())
+    elif policy == "strict":
+        if known.is_file():
+            c.client.load_host_keys(str(known))
+        c.client.set_missing_host_key_policy(RejectPolicy())
+
+
+def connect_failure(c, exc: BaseException, known: Path) -> str:
+    """The message for a connection that failed with EXC."""
+    from paramiko.ssh_exception import AuthenticationException, BadHostKeyException, SSHException
+
+    name = c.host if c.port == 22 else f"[{c.host}]:{c.port}"
+    target = f"{c.user}@{c.host}:{c.port}"
+    if isinstance(exc, BadHostKeyException):
+        return (f"The host key of {name} is not the one recorded in {known}: refusing to "
+                f"connect. If the host really changed its key, remove the old entry "
+                f"(ssh-keygen -R '{name}' -f {known}) and connect again.")
+    if isinstance(exc, AuthenticationException):
+        return (f"Could not log in as {target}: {exc}. Check the key (fab -i KEY) and the "
+                "account's ~/.ssh/authorized_keys.")
+    if isinstance(exc, SSHException) and "known_hosts" in str(exc):
+        return (f"{name} is not in {known}, so its identity cannot be checked: refusing to "
+                f"connect. Connect once with ssh (ssh -p {c.port} {c.user}@{c.host}) and compare "
+                "the fingerprint, or set shim.host_key_policy: accept-new (or shim.known_hosts "
+                "to another file).")
+    if isinstance(exc, OSError):
+        return f"Cannot connect to {target}: {exc.strerror or exc}"
+    return f"SSH to {target} failed: {exc}"
