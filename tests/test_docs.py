@@ -214,3 +214,9 @@ def test_every_task_and_flag_is_in_the_docs():
             if flag not in text:
                 missing.append(f"inv {name} {flag}")
     assert not missing, f"document these in docs/tasks.md (or deploying/building-python): {missing}"
+
+
+def test_every_docs_page_is_in_the_table_of_contents():
+    listed = set(links(DOCS / "index.md"))
+    missing = [p.name for p in DOCS.glob("*.md") if p.name != "index.md" and p.name not in listed]
+    assert not missing, f"add these pages to docs/index.md: {missing}"

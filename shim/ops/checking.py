@@ -98,18 +98,23 @@ def startup_file_problems(site: Site, cfg_user: str | None) -> list[Problem]:
         return [Problem("wsgi-file-missing", "passenger_wsgi.py does not exist.", str(path),
                         "Run `wsgi-shim install` or create it with: import shim; application = shim.get_app()")]
     if not stat.S_ISREG(st.st_mode):
-        return [Problem("wsgi-file-missing", "passenger_wsgi.py is not a regular file.", str(path),
+        from shim.runtime.files import kind_of
+
+        return [Problem("wsgi-file-missing", f"passenger_wsgi.py is {kind_of(st.st_mode)}, not a regular file.",
+                        str(path),
                         "Replace it with a file containing: import shim; application = shim.get_app()")]
     problems = []
     why = readable_by_others(st, cfg_user)
     if why:
         problems.append(Problem("wsgi-file-exposed", f"passenger_wsgi.py is {why}.", str(path),
                                 f"chmod 600 {path} (640 with a project group)."))
-    try:
-        source = path.read_bytes()
+    from shim.runtime.files import read_regular, why_not
+
+    try:  # never blocks on a FIFO swapped in after the stat above, never reads without limit
+        source = read_regular(path, 1024 * 1024)
         compile(source, str(path), "exec")
     except OSError as exc:
-        problems.append(Problem("wsgi-file-unreadable", f"passenger_wsgi.py cannot be read: {exc.strerror}.",
+        problems.append(Problem("wsgi-file-unreadable", f"passenger_wsgi.py {why_not(exc)}.",
                                 str(path), f"chmod u+r {path}"))
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
@@ -231,6 +236,10 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
             problems += checks.runtime_problems(cfg, check_identity=False)
     if cfg is not None:
         problems += last_start_problems(site, cfg)
+        # Masked again here: the probe may have run an older wsgi-shim from the site's venv.
+        from shim.runtime.loader import site_redactor
+
+        problems = site_redactor(cfg).problems(problems)
     unique: dict[tuple[str, str, str], Problem] = {}
     for p in problems:
         unique.setdefault((p.code, p.what, p.where), p)
@@ -290,7 +299,9 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
                         "at import time ends the process before anything can be reported.", said[-2000:])]
     info["probe"] = result
     version = tuple(result.get("python_version") or ())
-    early = python_passenger_problems(version, passenger_version(), python) if version else []
+    # Only Python 3.12+ needs Passenger's version, and asking passenger-config starts Ruby (~80 ms).
+    early = (python_passenger_problems(version, passenger_version(), python)
+             if version and tuple(version[:2]) >= (3, 12) else [])
     return early + _probe_result_problems(site, python, result)
 
 

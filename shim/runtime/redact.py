@@ -282,7 +282,14 @@ class Redactor:
         extra = [m for m in more if isinstance(m, str) and len(m.strip()) >= MIN_SECRET_LENGTH]
         if not extra:
             return self
-        return Redactor(self._secrets + extra, self._patterns)
+        if self._values is None:
+            self._build()
+        more_values = Redactor(extra)
+        more_values._build()  # only the request's values: the site's forms are reused
+        r = Redactor(self._secrets + extra, self._patterns)
+        r._values = tuple(sorted(set(self._values) | set(more_values._values),  # type: ignore[arg-type]
+                                 key=len, reverse=True))
+        return r
 
     def problems(self, problems: list[Any]) -> list[Any]:
         """Problems with every text field masked (for start records, pages and the log)."""

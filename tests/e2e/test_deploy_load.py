@@ -104,6 +104,8 @@ def test_maint_deploy_shows_the_page_and_nothing_else(apache: ApacheServer, site
         time.sleep(1)
         r = shim_ok("deploy", str(site.site), str(version(site, "v2")), "--maint", "--url", url,
                     "--run", "python -c 'import os; print(\"migrating in\", os.getcwd())'")
+        # When the deploy returns, no process of the maintenance page is left.
+        assert [http_get(url).body for _ in range(10)] == ["v2"] * 10
         wait_for_body(load, b"v2")
         time.sleep(1)
     result = load.result

@@ -125,3 +125,41 @@ def test_each_release_has_its_own_venv_switched_with_current(apache: ApacheServe
     poll(url, served(f"two depmod 2.0 prefix {venv}"), timeout=30)
     status = shim_ok("status", str(site.site), "--url", url)
     assert "serving the app" in status.stdout
+
+
+def test_a_killed_first_deploy_with_the_venv_swap_leaves_the_site_serving(apache: ApacheServer,
+                                                                          site_venv: Path) -> None:
+    import random
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.load import Load
+
+    seed = int(os.environ.get("WSGI_SHIM_KILL_SEED", time.time_ns()))
+    delay = random.Random(seed).uniform(0.5, 8.0)
+    print(f"SIGKILL after {delay:.2f} s (WSGI_SHIM_KILL_SEED={seed})")
+    site, venv, house = own_venv_site("venv-kill")
+    url = apache.serve(site.site.parent.name, site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP,
+                       python=venv / "bin/python") + "/"
+    poll(url, served("hello"), timeout=30)
+    with Load(url, clients=4, limit=180) as load:
+        proc = subprocess.Popen([str(venv / "bin/wsgi-shim"), "deploy", str(site.site),
+                                 str(release(site, "one", house, "1.0")), "--init", "--wait", "30", "--url", url],
+                                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"},
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True, user=SITE_USER, group=PROJECT_GROUP,
+                                extra_groups=[PROJECT_GROUP], cwd="/")
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        print(proc.communicate(timeout=60)[0])
+        time.sleep(2)
+        after = run_as_site([str(venv / "bin/wsgi-shim"), "deploy", str(site.site),
+                             str(release(site, "two", house, "2.0")), "--init", "--wait", "30", "--url", url])
+        print(after.stdout, after.stderr)
+        assert after.returncode == 0, after.stdout + after.stderr
+        poll(url, served(f"two depmod 2.0 prefix {venv}"), timeout=30)
+    result = load.result
+    print(result.summary())
+    assert result.samples and not result.failures(), result.summary()
+    assert venv.is_symlink() and not list(site.site.glob(".venv.link-*"))

@@ -399,3 +399,21 @@ def test_deep_nesting_is_a_syntax_problem_everywhere():
     assert "[config-syntax]" in out.stdout and "nested too deeply" in out.stdout, out.stdout
     for args in (["status"], ["status", "--json"], ["logs"], ["restart"]):
         no_traceback(wsgi_shim(*args, str(site.site), timeout=QUICK))
+
+
+def test_check_names_a_fifo_startup_file_and_does_not_read_it():
+    site = make_site("fifowsgi")
+    fifo(site.passenger_wsgi)
+    out = wsgi_shim("check", str(site.site), timeout=QUICK)
+    assert "[wsgi-file-missing]" in out.stdout and "FIFO" in out.stdout, out.stdout
+
+
+def test_check_never_prints_raw_escape_sequences_from_config_toml():
+    site = make_site("esckey")
+    write_file(site.config_toml, site.config_toml.read_text()
+               + '\n[wsgi_x]\n"\\u001b]0;pwned\\u0007\\u001b[2J" = 1\n', 0o600)
+    out = wsgi_shim("check", str(site.site))
+    assert "[config-unknown-section]" in out.stdout, out.stdout
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout
+    status = wsgi_shim("status", str(site.site))
+    assert "\x1b" not in status.stdout + status.stderr

@@ -78,31 +78,58 @@ def _plural(n: int, word: str) -> str:
 # ---- waiting for what Passenger serves ------------------------------------------------------
 
 
+STEADY_RESPONSES = 30  # in a row, over at least STEADY_SECONDS: no process of the old state is left
+STEADY_SECONDS = 1.0
+RETOUCH_SECONDS = 2.0
+
+
 def wait_for_state(site: Site, before: float, timeout: float, url: str, want: str, out: Output) -> None:
-    """Wait until a process started after BEFORE records state WANT and URL answers with it.
+    """Wait until a process started after BEFORE records state WANT and URL answers with it
+    steadily (STEADY_RESPONSES in a row).
 
     Passenger notices restart.txt only once per stat-throttle window and restarts on a request,
-    so only a request answered by a process that started after the touch proves a state."""
+    so only a request answered by a process that started after the touch proves a state. And a
+    restart requested while Passenger is still carrying out the previous one can be swallowed
+    (seen with real Passenger: processes of the old state went on serving), so while the old
+    state is still answered, restart.txt is touched again."""
     starts = control.starts_path(site)
     deadline = time.monotonic() + timeout
     record: dict | None = None
+    streak, since, touched = 0, 0.0, time.monotonic()
     while time.monotonic() < deadline:
-        try:
-            status, headers, _ = control.http_get(url, timeout=max(1.0, deadline - time.monotonic()))
-            seen = control.classify_response(status, headers)
-        except OSError:
-            seen = "unreachable"
+        seen = _ask(url, deadline)
         if record is None:
-            new = [r for r in records.read_starts(starts) if r.get("epoch", 0) > before]
-            record = new[-1] if new else None
-            if record is not None and record.get("state") != want:
-                raise ServeFailed(f"the site's new process serves {record.get('state')}, not {want}:\n"
-                                  + control.describe_start(record))
-        if record is not None and seen == want:
-            out.say("  " + control.describe_start(record).splitlines()[0])
-            return
-        time.sleep(0.3)
-    raise ServeFailed(f"{url} did not serve {want} from a new process within {timeout:g} s.")
+            record = _new_start(starts, before, want)
+        now = time.monotonic()
+        if seen == want and record is not None:
+            streak, since = streak + 1, since if streak else now
+            if streak >= STEADY_RESPONSES and now - since >= STEADY_SECONDS:
+                out.say("  " + control.describe_start(record).splitlines()[0])
+                return
+            time.sleep(0.03)
+            continue
+        streak = 0
+        if record is not None and now - touched >= RETOUCH_SECONDS:
+            control.touch_restart(site.restart_txt)  # a process of the old state is still serving
+            touched = now
+        time.sleep(0.2)
+    raise ServeFailed(f"{url} did not serve {want} steadily from new processes within {timeout:g} s.")
+
+
+def _ask(url: str, deadline: float) -> str:
+    try:
+        status, headers, _ = control.http_get(url, timeout=max(1.0, deadline - time.monotonic()))
+        return control.classify_response(status, headers)
+    except OSError:
+        return "unreachable"
+
+
+def _new_start(starts: Path, before: float, want: str) -> dict | None:
+    new = [r for r in records.read_starts(starts) if r.get("epoch", 0) > before]
+    if new and new[-1].get("state") != want:
+        raise ServeFailed(f"the site's new process serves {new[-1].get('state')}, not {want}:\n"
+                          + control.describe_start(new[-1]))
+    return new[-1] if new else None
 
 
 def restart(site: Site, wait: float, url: str | None, out: Output, prog: str = "wsgi-shim deploy") -> bool:

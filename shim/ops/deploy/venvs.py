@@ -120,7 +120,13 @@ def link_site_venv(site: Site, venv: Path, previous: str | None) -> None:
     The previous release (the live one) first gets a copy of the venv as its .venv, so at the
     moment of the swap the link leads to the same packages the directory held; the swap itself is
     atomic. The old directory is then removed (running processes keep their open files)."""
+    for stale in site.site.glob(f".{venv.name}.link-*"):  # a killed earlier attempt
+        if stale.is_symlink():
+            stale.unlink()
+        else:
+            shutil.rmtree(stale, ignore_errors=True)
     if previous:
+        shutil.rmtree(release_venv(site, previous), ignore_errors=True)  # a half copy, killed
         copy_venv(venv, release_venv(site, previous))
     link = venv.with_name(f".{venv.name}.link-{os.getpid()}")
     if os.path.lexists(link):
