@@ -4,7 +4,7 @@ Each measurement is a fresh process of the site's Python, as the site's user, in
 that loads passenger_wsgi.py through wsgi-shim's emulation of Passenger's loader
 (shim/ops/passenger_loader.py, loaded by path: 0.1.0's venv has no `shim`) and then times
 `application(environ, start_response)` with its body joined and closed, as a server does.
-Rounds alternate the variants; the figure per round is the best of 5 timeit repeats.
+Rounds alternate the variants; the figure per round is the best of 7 timeit repeats.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def call():
     return data
 assert call() == sys.argv[2].encode(), call()
 n = int(sys.argv[3])
-best = min(timeit.repeat(call, number=n, repeat=5)) / n
+best = min(timeit.repeat(call, number=n, repeat=7)) / n
 out.write(json.dumps({"ns_per_call": best * 1e9, "callable": type(app).__name__}))
 out.flush()
 """

@@ -299,7 +299,9 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
                         "at import time ends the process before anything can be reported.", said[-2000:])]
     info["probe"] = result
     version = tuple(result.get("python_version") or ())
-    early = python_passenger_problems(version, passenger_version(), python) if version else []
+    # Only Python 3.12+ needs Passenger's version, and asking passenger-config starts Ruby (~80 ms).
+    early = (python_passenger_problems(version, passenger_version(), python)
+             if version and tuple(version[:2]) >= (3, 12) else [])
     return early + _probe_result_problems(site, python, result)
 
 

@@ -4,12 +4,9 @@ Start records themselves are written by the runtime (shim.runtime.records)."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +109,10 @@ def check_url(url: str) -> str:
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
     """GET an http(s) URL. Raises BadURL for any other URL, OSError when it cannot be reached."""
+    import http.client  # with ssl, tens of ms: only for the commands that ask over HTTP
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(check_url(url), headers={"User-Agent": f"wsgi-shim/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -1,8 +1,9 @@
 """Tasks for deploying: `deploy`, `rollback`, `releases`.
 
-`inv deploy` packs your project directory into a tarball here, and hands it to the site venv's
-`wsgi-shim deploy` (shim/deploy.py), which unpacks it into a new release, installs its
-requirements, switches `current`, checks the site and restarts it. Under `fab -H host` the
+`inv deploy` packs your project directory (or, with --ref, exactly one git commit's tree) into a
+tarball here, and hands it to the site venv's `wsgi-shim deploy` (shim/ops/deploy/), which unpacks
+it into a new release, installs its requirements, checks it, runs the release commands, switches
+`current` and restarts the site (docs/deploying.md). Under `fab -H host` the
 tarball is copied to a temporary directory on the host first and removed afterwards.
 """
 
@@ -81,7 +82,8 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
 
 @shim_task(optional=["wait"], iterable=["run"], help={
     "source": "project directory to deploy (default: the current directory)",
-    "maint": "show the maintenance page while deploying (e.g. for database migrations)",
+    "maint": "show the maintenance page while the release commands run and the release is switched "
+             "(e.g. for database migrations); needs a URL (--url or config shim.url)",
     "wait": "after the restart, wait until the new process has started; optional SECONDS "
             "(default: config shim.restart_wait); needs a URL",
     "url": "the site's public URL, requested while waiting (default: config shim.url)",
@@ -98,14 +100,14 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
 })
 def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirements=True, init=False,
            ref=None, run=None, tasks_files=False, site=None, venv=None):
-    """Deploy your project as a new release: unpack, install requirements, switch, check, restart.
+    """Deploy your project as a new release: unpack, install requirements, check, switch, restart.
 
     Packs SOURCE (default: the current directory; in a git work tree the files git tracks or
     would add) into a tarball and runs the site venv's `wsgi-shim deploy` on it. If the site
     check finds a problem, the site stays on its current release (exit 1). Under `fab -H host`
     the tarball is copied to a temporary directory on the host and removed afterwards.
 
-    Example: inv deploy --maint --wait
+    Example: inv deploy --maint --wait --run "python manage.py migrate"
     """
     p = paths(c, site, venv)
     src = Path(source or os.getcwd()).expanduser()

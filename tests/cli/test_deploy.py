@@ -561,3 +561,50 @@ def test_releases_ignores_a_directory_with_an_impossible_date():
     assert f"* {v1}" in listing.stdout
     assert wsgi_shim("releases", str(site.site), "--json").returncode == 0
     assert wsgi_shim("rollback", str(site.site), "--to", "20261399T999999Z").returncode == 1
+
+
+def _deploy_until(site: Site, src: Path, marker: str, *flags: str):
+    """A deploy as the site's user, in a session of its own, read until MARKER is printed."""
+    import subprocess
+    import time
+
+    from tests.support.sites import VENV
+
+    # Directly as the user (no runuser in between, which would die of the signal itself).
+    proc = subprocess.Popen([str(VENV / "bin/wsgi-shim"), "deploy", str(site.site), str(src), *flags],
+                            env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8",
+                                 "HOME": "/tmp"}, cwd="/", user=SITE_USER, group="shimproj",
+                            extra_groups=["shimproj"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out = ""
+    deadline = time.monotonic() + 60
+    while marker not in out:
+        assert time.monotonic() < deadline and proc.poll() is None, out
+        out += proc.stdout.readline()
+    return proc
+
+
+def test_killed_after_the_switch_the_checked_release_stays_and_a_signal_undoes_it():
+    import signal
+
+    site = deployed_site("deploy-after-switch")
+    v1 = current(site)
+    # --wait with a URL nobody answers: the deploy waits after the switch, where it is killed.
+    flags = ("--wait", "60", "--url", "http://127.0.0.1:9/")
+    proc = _deploy_until(site, source_dir(site, "v2", {"app.py": app_source("v2")}), "Restart requested", *flags)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    v2 = current(site)
+    assert v2 != v1 and json.loads((site.site / "releases/.journal.json").read_text())["checked"] is True
+    repaired = wsgi_shim("rollback", str(site.site), "--to", v1)
+    assert "did not finish" in repaired.stderr and f"{v2} is live (it had passed the check" in repaired.stderr
+    assert repaired.returncode == 0 and current(site) == v1 and body(site) == "v1"
+    history = [h["release"] for h in json.loads(wsgi_shim("releases", str(site.site), "--json").stdout)["history"]]
+    assert history[-2:] == [v2, v1]  # the kill did not lose that v2 went live
+
+    proc = _deploy_until(site, source_dir(site, "v3", {"app.py": app_source("v3")}), "Restart requested", *flags)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert f"current is back to {v1}" in err and "stopped by SIGTERM" in err
+    assert current(site) == v1 and body(site) == "v1" and not (site.site / "releases/.journal.json").exists()
