@@ -13,7 +13,9 @@ import pytest
 
 from shim.runtime.layout import Site
 from tests.support.accounts import SITE_USER, gid, uid
-from tests.support.sites import load_like_passenger, make_site, write_file, wsgi_shim
+from tests.support.sites import (BASE, SYSTEM_PYTHON, load_like_passenger, make_site, run_as_site,
+                                 update_config, write_file, wsgi_shim)
+from tests.support.wheels import wheel
 
 pytestmark = pytest.mark.realserver
 
@@ -183,7 +185,8 @@ def test_a_failing_requirements_install_leaves_nothing_behind():
     v1 = current(site)
     src = source_dir(site, "v2", {"app.py": app_source("v2"),
                                   "requirements.txt": "--no-index\nno-such-package-wsgi-shim-test==1.0\n"})
-    result = deploy(site, src)
+    # The test venv is outside the site (shared): --shared-venv lets pip run for real.
+    result = deploy(site, src, "--shared-venv")
     assert result.returncode == 1
     assert "pip install -r requirements.txt failed" in result.stderr
     assert "  pip: " in result.stdout and "no-such-package-wsgi-shim-test" in result.stdout  # pip's own words
@@ -204,6 +207,70 @@ def test_requirements_are_installed_and_can_be_skipped():
     skipped = deploy(site, bad, "--no-requirements")
     assert skipped.returncode == 0, skipped.stderr
     assert "Skipping requirements.txt" in skipped.stdout and body(site) == "v3"
+
+
+def outside_venv(site: Site) -> Path:
+    """A venv of the site's user next to the site (not SITE/venv), with wsgi-shim and pip."""
+    venv = site.site.parent / "outside-venv"
+    for cmd in ([SYSTEM_PYTHON, "-m", "venv", str(venv)],
+                [str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index",
+                 str(next((BASE / "wheels").glob("*.whl")))]):
+        done = run_as_site(cmd)
+        assert done.returncode == 0, done.stdout + done.stderr
+    update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
+    return venv
+
+
+DEPMOD_APP = ("import depmod\n\n\ndef application(environ, start_response):\n"
+              "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+              "    return [f'{NAME} depmod {depmod.VERSION}'.encode()]\n")
+
+
+def test_requirements_for_a_venv_outside_the_site_are_refused_unless_nothing_changes_or_shared_venv():
+    site = make_site("deploy-shared-venv")
+    venv = outside_venv(site)
+    python = str(venv / "bin/python")
+    house = site.site.parent / "wheels"
+    house.mkdir()
+    wheel(house, "1.0")
+    os.chown(house, uid(SITE_USER), gid())
+    done = deploy(site, source_dir(site, "v1", {"app.py": app_source("v1")}), "--init")
+    assert done.returncode == 0, done.stdout + done.stderr
+    v1 = current(site)
+    reqs = f"--no-index\n--find-links {house}\ndepmod==1.0\n"
+
+    def release(name: str, requirements: str = reqs) -> Path:
+        return source_dir(site, name, {"app.py": DEPMOD_APP.replace("{NAME}", name),
+                                       "requirements.txt": requirements})
+
+    refused = deploy(site, release("v2"))
+    assert refused.returncode == 1, refused.stdout
+    assert f"would install depmod==1.0 into {venv}, the venv the live release runs from" in refused.stderr
+    assert f"not the site's own venv {site.site}/venv" in refused.stderr
+    assert f"inv venv --path {site.site}/venv" in refused.stderr and "--shared-venv" in refused.stderr
+    assert "Nothing was switched" in refused.stderr
+    # Nothing changed: the venv has no depmod, the site serves v1, the release is gone.
+    assert run_as_site([python, "-c", "import depmod"]).returncode == 1
+    assert releases(site) == [v1] and current(site) == v1
+    assert load_like_passenger(site, python=python).response.body == "v1"
+
+    shared = deploy(site, release("v2"), "--shared-venv")
+    assert shared.returncode == 0, shared.stdout + shared.stderr
+    assert "--shared-venv: pip installs into" in shared.stdout and "  pip: " in shared.stdout
+    assert load_like_passenger(site, python=python).response.body == "v2 depmod 1.0"
+
+    # Every requirement already satisfied: pip would change nothing, so no flag is needed.
+    same = deploy(site, release("v3"))
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert f"nothing to install: every requirement is already satisfied in {venv}" in same.stdout
+    assert load_like_passenger(site, python=python).response.body == "v3 depmod 1.0"
+
+    # pip cannot tell (an unknown package): refused too, with pip's own words.
+    unknown = deploy(site, release("v4", "--no-index\nno-such-package-wsgi-shim-test==1.0\n"))
+    assert unknown.returncode == 1
+    assert "pip's dry run could not tell" in unknown.stderr and "--shared-venv" in unknown.stderr
+    assert "  pip: " in unknown.stdout and "no-such-package-wsgi-shim-test" in unknown.stdout
+    assert load_like_passenger(site, python=python).response.body == "v3 depmod 1.0"
 
 
 HOSTILE = {
@@ -561,3 +628,50 @@ def test_releases_ignores_a_directory_with_an_impossible_date():
     assert f"* {v1}" in listing.stdout
     assert wsgi_shim("releases", str(site.site), "--json").returncode == 0
     assert wsgi_shim("rollback", str(site.site), "--to", "20261399T999999Z").returncode == 1
+
+
+def _deploy_until(site: Site, src: Path, marker: str, *flags: str):
+    """A deploy as the site's user, in a session of its own, read until MARKER is printed."""
+    import subprocess
+    import time
+
+    from tests.support.sites import VENV
+
+    # Directly as the user (no runuser in between, which would die of the signal itself).
+    proc = subprocess.Popen([str(VENV / "bin/wsgi-shim"), "deploy", str(site.site), str(src), *flags],
+                            env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8",
+                                 "HOME": "/tmp"}, cwd="/", user=SITE_USER, group="shimproj",
+                            extra_groups=["shimproj"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out = ""
+    deadline = time.monotonic() + 60
+    while marker not in out:
+        assert time.monotonic() < deadline and proc.poll() is None, out
+        out += proc.stdout.readline()
+    return proc
+
+
+def test_killed_after_the_switch_the_checked_release_stays_and_a_signal_undoes_it():
+    import signal
+
+    site = deployed_site("deploy-after-switch")
+    v1 = current(site)
+    # --wait with a URL nobody answers: the deploy waits after the switch, where it is killed.
+    flags = ("--wait", "60", "--url", "http://127.0.0.1:9/")
+    proc = _deploy_until(site, source_dir(site, "v2", {"app.py": app_source("v2")}), "Restart requested", *flags)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    v2 = current(site)
+    assert v2 != v1 and json.loads((site.site / "releases/.journal.json").read_text())["checked"] is True
+    repaired = wsgi_shim("rollback", str(site.site), "--to", v1)
+    assert "did not finish" in repaired.stderr and f"{v2} is live (it had passed the check" in repaired.stderr
+    assert repaired.returncode == 0 and current(site) == v1 and body(site) == "v1"
+    history = [h["release"] for h in json.loads(wsgi_shim("releases", str(site.site), "--json").stdout)["history"]]
+    assert history[-2:] == [v2, v1]  # the kill did not lose that v2 went live
+
+    proc = _deploy_until(site, source_dir(site, "v3", {"app.py": app_source("v3")}), "Restart requested", *flags)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert f"current is back to {v1}" in err and "stopped by SIGTERM" in err
+    assert current(site) == v1 and body(site) == "v1" and not (site.site / "releases/.journal.json").exists()

@@ -8,10 +8,7 @@ rollback brings back the packages of the release it returns to."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ import pytest
 from tests.e2e.test_passenger import shim_ok
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
 from tests.support.apache import ApacheServer, poll
+from tests.support.wheels import wheel
 from tests.support.sites import BASE, SYSTEM_PYTHON, _checked, make_site, run_as_site, update_config, write_file
 
 pytestmark = pytest.mark.realserver
@@ -33,27 +31,6 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"{NAME} depmod {depmod.VERSION} prefix {sys.prefix}".encode()]
 """
-
-
-def wheel(where: Path, version: str) -> Path:
-    """A minimal pure-Python wheel of the module `depmod` (pip installs it offline)."""
-    name = f"depmod-{version}"
-    files = {"depmod.py": f"VERSION = {version!r}\n",
-             f"{name}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: depmod\nVersion: {version}\n",
-             f"{name}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                         "Tag: py3-none-any\n"}
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    record.append(f"{name}.dist-info/RECORD,,")
-    path = where / f"{name}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as z:
-        for p, text in files.items():
-            z.writestr(p, text)
-        z.writestr(f"{name}.dist-info/RECORD", "\n".join(record) + "\n")
-    path.chmod(0o644)
-    return path
 
 
 def own_venv_site(name: str) -> tuple:

@@ -3,11 +3,12 @@
 `current` must never point to an unchecked release: under load Passenger starts new processes
 on its own, and each loads whatever `current` names at that moment. So the release is checked
 through a *shadow app root*: SITE/releases/.check-NAME/ holds a link to every entry of the real
-app root (config.toml, passenger_wsgi.py, tmp, logs, secrets...) except `current`, which points
-to the new release. Everything `wsgi-shim check` does runs on the real site, and the import runs
-in a fresh process of the site's Python on the shadow root (cwd and sys.path as Passenger sets
-them there, so the app root's entries and then the release, as `current/` would give them).
-No process Passenger starts ever looks into the shadow root.
+app root (passenger_wsgi.py, logs, secrets...) except `current`, which points to the new
+release; a copy of config.toml (passenger_app_root naming the shadow); and an empty tmp/ of its
+own. Everything `wsgi-shim check` does runs on the real site, and the import runs in a fresh
+process of the site's Python on the shadow root (cwd and sys.path as Passenger sets them there,
+so the app root's entries and then the release, as `current/` would give them). No process
+Passenger starts ever looks into the shadow root.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ def _shadow(site: Site, name: str, config_text: str | None, python: str | None) 
         shutil.rmtree(shadow, ignore_errors=True)
     create_private_dir(shadow)
     for entry in os.listdir(site.approot):
-        if entry not in (store.CURRENT, "config.toml"):
+        if entry == "tmp" and site.tmp.is_dir() and not site.tmp.is_symlink():
+            # A tmp/ of its own: what the import writes there (the runtime's parsed-config
+            # cache) must not replace the live site's.
+            os.mkdir(shadow / "tmp", 0o700)
+            os.chmod(shadow / "tmp", stat.S_IMODE(site.tmp.stat().st_mode))
+        elif entry not in (store.CURRENT, "config.toml"):
             os.symlink(site.approot / entry, shadow / entry)
     if config_text is None:
         config_text = site.config_toml.read_text()

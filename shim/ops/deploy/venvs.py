@@ -16,7 +16,10 @@ installs what changed, from its own cache. Scripts in bin/ keep `#!SITE/venv/bin
 
 Only a venv that belongs to the site (SITE/venv, a real directory or already such a link) is
 handled so; a venv outside the site may be shared with other sites and is left alone: then all
-releases share it, as before.
+releases share it. Installing a release's requirements into it would change what the live
+release imports before the switch, so a deploy refuses that (shared_refusal) unless pip would
+change nothing (`pip install --dry-run --report` lists nothing to install; cheap, and exact: it
+is pip's own resolver on that very venv) or the owner accepts it with --shared-venv.
 """
 
 from __future__ import annotations
@@ -138,3 +141,22 @@ def link_site_venv(site: Site, venv: Path, previous: str | None) -> None:
         os.rename(link, venv)
         link = aside
     shutil.rmtree(link, ignore_errors=True)
+
+
+def shared_venv_path(cfg: Config) -> Path:
+    return Path(cfg.passenger_python).parent.parent if cfg.passenger_python else Path("(passenger_python not set)")
+
+
+def shared_refusal(site: Site, venv: Path, pending: list[str] | None) -> str:
+    """Why a deploy does not pip install into a venv that is not the site's own, and the two fixes."""
+    what = (f"would install {', '.join(pending[:5])}{' ...' if len(pending) > 5 else ''}" if pending
+            else "may change packages (pip's dry run could not tell; its output is above)")
+    own = site.site / "venv"
+    return (f"the release's requirements.txt {what} into {venv}, the venv the live release runs from "
+            f"(passenger_python), which is not the site's own venv {own}: the live site would import the "
+            "new packages before the switch, and a rollback would not bring the old ones back. Nothing was "
+            f"switched; the new release was removed. Either give the site a venv of its own: `inv venv "
+            f"--path {own}` (or python3 -m venv {own}), install wsgi-shim and your requirements into it, "
+            f"and set passenger_python in config.toml and Apache's PassengerPython to {own}/bin/python; "
+            "from the next deploy on, each release gets its own venv, switched with `current`. Or accept "
+            "the shared venv: deploy again with --shared-venv.")
