@@ -205,3 +205,15 @@ def test_top_level_import_finder_sees_imports_and_skips_functions_and_type_check
                       "try:\n    import traceback\nexcept ImportError:\n    pass\n"
                       "def f():\n    import difflib\n")
     assert _top_level_imports(source) == {"os", "html", "traceback"}
+
+
+def test_no_function_in_shim_over_80_lines():
+    """A long procedure is a list of named steps (issue 7): every function reads at once."""
+    long = []
+    for path in sorted(SHIM.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
