@@ -275,6 +275,7 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     ok = _go_live(site, opts, j, out)
     journal.step(site, j, "prune")
     removed = store.prune(site, opts.keep, {j.release, j.previous} - {None})
+    venvs.drop_aside(site)
     journal.clear(site)
     return Outcome(j.release, j.previous, ok, removed)
 
