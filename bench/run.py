@@ -16,7 +16,7 @@ wsgi-shim 0.1.0 (PyPI), printed as one table of ratios and written as raw JSON.
 Variants alternate in rounds (each round starts with the next one), so drift in the machine's load
 hits all alike; every figure is the median over rounds with its spread (quartiles, or min-max
 under 4 rounds), and every ratio is the median of the round-by-round ratios. Needs root: real
-users, Apache + Passenger. Full run: about 10 minutes; --quick: under 2.
+users, Apache + Passenger. Full run: about 6 minutes; --quick: under 2 (its short runs only indicate).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def start_up(made: dict, quick: bool) -> tuple[dict, list[tuple[str, str, str]]]
 def through_passenger(made: dict, quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
     from bench import passenger
 
-    data = passenger.measure(rounds=3 if quick else 10, seconds=2 if quick else 5, warmup=1 if quick else 3,
+    data = passenger.measure(rounds=3 if quick else 16, seconds=2 if quick else 4, warmup=2 if quick else 3,
                              made={n: made[n] for n in ("bare", "ours", "v010")})
     runs = data["runs"]
     rows = []
