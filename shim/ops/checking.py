@@ -275,12 +275,14 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
     probe = Path(__file__).with_name("probe.py")
     env = dict(os.environ, WSGI_SHIM_PROBE="1")
     env.pop("PYTHONPATH", None)
-    with tempfile.TemporaryFile() as report:
+    # Its stderr goes to a file, not a pipe: a pipe would make us wait for EOF, i.e. until every
+    # process the app starts at import (a worker, a scheduler) has exited, long after the probe.
+    with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as errors:
         fd = report.fileno()
         try:
             out = subprocess.run([python, str(probe), str(root or site.approot), str(fd)], cwd=root or site.approot,
-                                 env=env,
-                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=300, pass_fds=(fd,))
+                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                                 timeout=300, pass_fds=(fd,))
         except subprocess.TimeoutExpired:
             return [Problem("app-import-timeout", "Importing the app took more than 300 seconds.",
                             str(site.passenger_wsgi), "Look for code that waits at import time (network, locks).")]
@@ -289,10 +291,11 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
                             python, "Check passenger_python and that the venv works: PYTHON -c 'import shim'.")]
         report.seek(0)
         raw = report.read()
+        errors.seek(max(0, errors.seek(0, os.SEEK_END) - 8192))
+        said = errors.read().decode("utf-8", "replace").strip()
     try:
         result = json.loads(raw)
     except ValueError:
-        said = out.stderr.decode("utf-8", "replace").strip()
         return [Problem("probe-failed", f"The site's Python exited (code {out.returncode}) without reporting "
                                         "on the import of the app.", python,
                         "Check that the venv works: PYTHON -c 'import shim'; an app that calls os._exit() "
