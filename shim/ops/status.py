@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 from shim.ops import control, logview
@@ -96,6 +97,24 @@ def seen_error(entry: dict, last: dict | None, touched: float) -> SeenError:
                      not earlier, text)
 
 
+def _say_if_not_regular(starts_path: Path, say: Callable[[str], None]) -> None:
+    """A start-records file that is a FIFO or device is skipped unread (it would block): say
+    so, or "none recorded" reads as if the site had never started."""
+    import stat
+
+    from shim.runtime.files import kind_of
+    from shim.runtime.redact import escape_controls
+
+    try:
+        mode = os.stat(starts_path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        say(f"note: {escape_controls(str(starts_path))} is {kind_of(mode)}, not a regular file, so no "
+            f"process start is recorded there. Remove it (rm {escape_controls(str(starts_path))}); the "
+            "next start creates it again.")
+
+
 def site_status(site: Site, url: str | None = None, say: Callable[[str], None] = lambda m: None) -> Status:
     """Everything `wsgi-shim status` shows. Raises control.BadURL for a URL that is not http(s)."""
     if url:
@@ -104,6 +123,7 @@ def site_status(site: Site, url: str | None = None, say: Callable[[str], None] =
 
     recover_unfinished(site, say)
     logging_cfg = control.site_logging(site)
+    _say_if_not_regular(logging_cfg.starts_path, say)
     starts = records.read_starts(logging_cfg.starts_path)
     last = starts[-1] if starts else None
     try:

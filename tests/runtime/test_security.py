@@ -376,6 +376,9 @@ def test_fifo_token_file_app_log_and_start_records_hang_nothing():
     assert logs.returncode == 1 and "FIFO" in logs.stderr, logs.stderr
     for args in (["status"], ["status", "--json"], ["check"], ["logs", "--errors"]):
         no_traceback(wsgi_shim(*args, str(site.site), timeout=QUICK))
+    # status names the FIFO instead of a bare "none recorded (no request since install?)"
+    status = wsgi_shim("status", str(site.site), timeout=QUICK)
+    assert f"{site.default_logs / 'starts.jsonl'} is a FIFO (named pipe)" in status.stderr, status.stderr
 
 
 # -- the smaller points (issue 9 point 10) -------------------------------------------------------
