@@ -10,13 +10,9 @@ Rounds alternate the variants; the figure per round is the best of 7 timeit repe
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from bench.sites import BenchSite
+from bench.sites import BenchSite, loader_copy
 from tests.support.sites import run_as_site
-
-REPO = Path(__file__).resolve().parents[1]
-LOADER = REPO / "shim" / "ops" / "passenger_loader.py"
 
 SCRIPT = r"""
 import importlib.util, json, os, sys, timeit
@@ -47,7 +43,7 @@ out.flush()
 
 
 def one(site: BenchSite, body: str, calls: int) -> dict:
-    proc = run_as_site([str(site.python), "-c", SCRIPT, str(LOADER), body, str(calls)], cwd=site.approot,
+    proc = run_as_site([str(site.python), "-c", SCRIPT, str(loader_copy()), body, str(calls)], cwd=site.approot,
                        timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"in-process run of {site.name} failed:\n{proc.stdout}\n{proc.stderr}")

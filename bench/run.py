@@ -95,7 +95,7 @@ def start_up(made: dict, quick: bool) -> tuple[dict, list[tuple[str, str, str]]]
 def through_passenger(made: dict, quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
     from bench import passenger
 
-    data = passenger.measure(rounds=3 if quick else 10, seconds=2 if quick else 5, warmup=1 if quick else 3,
+    data = passenger.measure(rounds=3 if quick else 16, seconds=2 if quick else 4, warmup=2 if quick else 3,
                              made={n: made[n] for n in ("bare", "ours", "v010")})
     runs = data["runs"]
     rows = []

@@ -112,10 +112,19 @@ def v010_site(venv: Path) -> BenchSite:
     return BenchSite("v010", approot, top / "www-docroot", venv / "bin/python")
 
 
+def loader_copy() -> Path:
+    """shim/ops/passenger_loader.py where the site's user can read it (a checkout may not be)."""
+    target = BASE / "passenger_loader.py"
+    _mkdir(BASE)
+    shutil.copy(REPO / "shim" / "ops" / "passenger_loader.py", target)
+    target.chmod(0o644)
+    return target
+
+
 def make_all() -> dict[str, BenchSite]:
     """The three sites, fresh each run (0.1.0's venv and the shared site venv are reused)."""
     ensure_accounts()
-    _mkdir(BASE.parent)
+    BASE.parent.mkdir(mode=0o755, exist_ok=True)  # root's; BASE itself is the site user's
     _mkdir(BASE)
     ours = ours_site()
     return {"bare": bare_site(ours.python), "ours": ours, "v010": v010_site(v010_venv())}

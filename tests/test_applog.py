@@ -31,7 +31,9 @@ def cfg_for(path: Path, **kw) -> LoggingConfig:
 @pytest.fixture
 def restore_streams():
     """setup() replaces sys.stdout/sys.stderr and the root logger's handlers: undo it."""
+    applog.release()  # an earlier in-process get_app() (another test module) may have set it up
     root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, applog.AppLogHandler)]
     handlers, level = list(root.handlers), root.level
     yield
     applog.release()

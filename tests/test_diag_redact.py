@@ -84,7 +84,8 @@ def test_extended_keeps_base_and_adds():
     "true", "false", "none", "null"} and len(s.strip()) >= 4),
        before=st.text(max_size=30), after=st.text(max_size=30))
 def test_any_secret_is_masked_wherever_it_appears(secret, before, after):
-    assert secret not in Redactor([secret])(before + secret + after)
+    # The mask text itself may contain the secret (e.g. "dact"): look only outside the masks.
+    assert secret not in Redactor([secret])(before + secret + after).replace(MASK, "\0")
 
 
 _FORMS = [lambda s: s, lambda s: repr(s), lambda s: json.dumps(s), lambda s: json.dumps(s, ensure_ascii=False),
@@ -100,7 +101,7 @@ def test_every_printed_form_of_a_secret_is_masked(secret, prefix):
     r = Redactor([secret])
     for form in _FORMS:
         shown = form(secret)
-        assert shown not in r(f"x {shown} y"), (form, shown)
+        assert shown not in r(f"x {shown} y").replace(MASK, "\0"), (form, shown)
     # Inside a longer base64 blob (a Basic credential), at any alignment.
     blob = base64.b64encode(prefix + secret.encode("utf-8", "surrogateescape")).decode()
     assert MASK in r(blob), blob

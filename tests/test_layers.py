@@ -172,13 +172,17 @@ def test_a_healthy_start_imports_only_what_it_needs():
     failures need, and the second (config.toml unchanged) does not even parse TOML."""
     import json
 
-    from tests.support.sites import VENV, make_site, run_as_site
+    import shutil
+
+    from tests.support.sites import BASE, VENV, make_site, run_as_site
 
     site = make_site("lean")
+    loader = BASE / "passenger_loader.py"  # where the site's user can read it (a checkout may not be)
+    shutil.copy(REPO / "shim" / "ops" / "passenger_loader.py", loader)
+    loader.chmod(0o644)
 
     def start() -> set[str]:
-        proc = run_as_site([str(VENV / "bin/python"), "-c", _MODULES_LOADED, str(site.approot),
-                            str(REPO / "shim" / "ops" / "passenger_loader.py")])
+        proc = run_as_site([str(VENV / "bin/python"), "-c", _MODULES_LOADED, str(site.approot), str(loader)])
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         assert result["body"] == "hello from the app"
@@ -205,3 +209,15 @@ def test_top_level_import_finder_sees_imports_and_skips_functions_and_type_check
                       "try:\n    import traceback\nexcept ImportError:\n    pass\n"
                       "def f():\n    import difflib\n")
     assert _top_level_imports(source) == {"os", "html", "traceback"}
+
+
+def test_no_function_in_shim_over_80_lines():
+    """A long procedure is a list of named steps (issue 7): every function reads at once."""
+    long = []
+    for path in sorted(SHIM.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []

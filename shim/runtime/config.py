@@ -255,31 +255,54 @@ def _toml_type(value: Any) -> str:
 
 
 def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, list[Problem]]:
-    import tomllib  # only when config.toml changed: see shim/runtime/config_cache.py
-
+    """Every problem in config.toml's text, and the Config it describes (None if it is not TOML)."""
     r = _Reader(file, text)
-    try:
-        data = tomllib.loads(text)
-    except RecursionError:  # tomllib recurses per nested [ or {: thousands of them exhaust the stack
-        r.add("config-syntax", "config.toml is not valid TOML: arrays or tables are nested too deeply.",
-              str(file), "Look for a long run of [ or { (a paste gone wrong) and remove it.")
-        return None, r.problems
-    except tomllib.TOMLDecodeError as exc:
-        # tomllib's message names line and column but not the text, which may hold a password.
-        r.add("config-syntax", f"config.toml is not valid TOML: {exc}.", str(file),
-              "Fix the line named above. Strings need double quotes, e.g. app = \"mysite.wsgi.application\"; "
-              "every [section] header needs both brackets.")
+    data = _load_toml(r, text)
+    if data is None:
         return None, r.problems
     cfg = Config(app_root=app_root, file=file)
-    all_keys = {k: s for s, keys in SCHEMA.items() for k in keys}
     _drop_nul_strings(r, data, [])
+    _check_top_level(r, data)
+    values = _section_values(r, data)
+    _check_required(r, data, values)
+    _parse_passenger(r, cfg, values)
+    cfg.chdir = values.get(("wsgi", "chdir"), "")
+    _parse_app(r, cfg, values)
+    _parse_maintenance(r, cfg, values)
+    _parse_deploy(r, cfg, values)
+    _parse_env(r, cfg, data)
+    _parse_logging(r, cfg, values)
+    return cfg, r.problems
 
+
+def _load_toml(r: _Reader, text: str) -> dict[str, Any] | None:
+    import tomllib  # only when config.toml changed: see shim/runtime/config_cache.py
+
+    try:
+        return tomllib.loads(text)
+    except RecursionError:  # tomllib recurses per nested [ or {: thousands of them exhaust the stack
+        r.add("config-syntax", "config.toml is not valid TOML: arrays or tables are nested too deeply.",
+              str(r.file), "Look for a long run of [ or { (a paste gone wrong) and remove it.")
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message names line and column but not the text, which may hold a password.
+        r.add("config-syntax", f"config.toml is not valid TOML: {exc}.", str(r.file),
+              "Fix the line named above. Strings need double quotes, e.g. app = \"mysite.wsgi.application\"; "
+              "every [section] header needs both brackets.")
+    return None
+
+
+def _all_keys() -> dict[str, str]:
+    return {k: s for s, keys in SCHEMA.items() for k in keys}
+
+
+def _check_top_level(r: _Reader, data: dict[str, Any]) -> None:
+    """Sections that are not tables, unknown sections, keys outside any section."""
+    all_keys = _all_keys()
     for name, value in data.items():
         if name in SCHEMA:
             if not isinstance(value, dict):
                 r.add("config-not-a-section", f"'{name}' must be a section, not {_toml_type(value)}.",
                       r.where(None, name), f"Write it as a header line [{name}] followed by its keys.")
-                continue
         elif isinstance(value, dict):
             r.add("config-unknown-section", f"Unknown section [{name}].{_suggest(name, list(SCHEMA))}",
                   r.where(name), f"Rename or remove it. Known sections: {', '.join(SCHEMA)}.")
@@ -289,16 +312,16 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
             r.add("config-unknown-key", f"Unknown top-level key '{name}'.{hint}",
                   r.where(None, name), "Put every key under its [section] header (see docs/configuration.md).")
 
-    def section(name: str) -> dict[str, Any]:
-        value = data.get(name, {})
-        return value if isinstance(value, dict) else {}
 
-    # Keys of the fixed sections: known, of the right type.
+def _section_values(r: _Reader, data: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """The keys of the fixed sections that are known and of the right type."""
+    all_keys = _all_keys()
     values: dict[tuple[str, str], Any] = {}
     for sname, keys in SCHEMA.items():
-        if not keys:
+        section = data.get(sname, {})
+        if not keys or not isinstance(section, dict):
             continue
-        for key, value in section(sname).items():
+        for key, value in section.items():
             if key not in keys:
                 home = all_keys.get(key)
                 hint = (f" It belongs in section [{home}]." if home and home != sname
@@ -313,24 +336,31 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
                       r.where(sname, key), f"Write it as {_type_name(expected)}.")
                 continue
             values[(sname, key)] = value
+    return values
 
+
+_REQUIRED_FIX = {
+    "passenger_user": "Set it to the user the site runs as (the owner of the app root).",
+    "passenger_group": "Set it to the project group the site runs as (PassengerGroup).",
+    "passenger_python": "Set it to the absolute path of the site venv's python, e.g. "
+                        "/path/to/site/venv/bin/python.",
+    "app": "Add [wsgi] app = \"package.module.attribute\", e.g. \"mysite.wsgi.application\" for Django "
+           "or \"app.app\" for Flask's app.py.",
+}
+
+
+def _check_required(r: _Reader, data: dict[str, Any], values: dict[tuple[str, str], Any]) -> None:
     for sname, key in REQUIRED:
-        if (sname, key) not in values and not any(
-                p.where.endswith(f"[{sname}] {key}") for p in r.problems):
-            if (sname, key) == ("wsgi", "app") and "wsgi" not in data:
-                what = "config.toml has no [wsgi] section, so wsgi-shim does not know which app to serve."
-            else:
-                what = f"[{sname}] {key} is missing."
-            fixes = {
-                "passenger_user": "Set it to the user the site runs as (the owner of the app root).",
-                "passenger_group": "Set it to the project group the site runs as (PassengerGroup).",
-                "passenger_python": "Set it to the absolute path of the site venv's python, e.g. "
-                                    "/path/to/site/venv/bin/python.",
-                "app": "Add [wsgi] app = \"package.module.attribute\", e.g. \"mysite.wsgi.application\" for Django "
-                       "or \"app.app\" for Flask's app.py.",
-            }
-            r.add("config-missing-key", what, f"{file}, [{sname}] {key}", fixes[key])
+        if (sname, key) in values or any(p.where.endswith(f"[{sname}] {key}") for p in r.problems):
+            continue  # present, or already reported (wrong type)
+        if (sname, key) == ("wsgi", "app") and "wsgi" not in data:
+            what = "config.toml has no [wsgi] section, so wsgi-shim does not know which app to serve."
+        else:
+            what = f"[{sname}] {key} is missing."
+        r.add("config-missing-key", what, f"{r.file}, [{sname}] {key}", _REQUIRED_FIX[key])
 
+
+def _parse_passenger(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
     cfg.passenger_user = values.get(("passenger", "passenger_user"), "")
     cfg.passenger_group = values.get(("passenger", "passenger_group"), "")
     cfg.passenger_python = values.get(("passenger", "passenger_python"), "")
@@ -339,8 +369,9 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
         r.add("config-python-relative", "[passenger] passenger_python must be an absolute path.",
               r.where("passenger", "passenger_python"),
               "Write the full path, e.g. /home/me/site/venv/bin/python (Passenger needs it absolute).")
-    cfg.chdir = values.get(("wsgi", "chdir"), "")
-    _parse_app(r, cfg, values)
+
+
+def _parse_maintenance(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
     cfg.maintenance_page = values.get(("maintenance", "page"), "")
     retry = values.get(("maintenance", "retry_after"), 300)
     if retry < 0:
@@ -348,10 +379,6 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
               r.where("maintenance", "retry_after"), "Give the number of seconds, e.g. 300.")
         retry = 300
     cfg.retry_after = retry
-    _parse_deploy(r, cfg, values)
-    _parse_env(r, cfg, data)
-    _parse_logging(r, cfg, values)
-    return cfg, r.problems
 
 
 def _parse_deploy(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:

@@ -90,6 +90,8 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
     "keep": "how many releases to keep (default 5; the current and previous are always kept)",
     "requirements": "pip install the release's requirements.txt into the site venv "
                     "(default; --no-requirements skips it)",
+    "shared_venv": "let pip install requirements into a venv outside the site, which the live release "
+                   "runs from (refused otherwise unless nothing needs installing; see docs/deploying.md)",
     "init": 'first deploy of an existing site: set config.toml\'s [wsgi] chdir "." to "current"',
     "ref": "deploy exactly this git commit, branch or tag of SOURCE (git archive); the commit is recorded",
     "run": "a release command run in the new release before the switch, e.g. 'python manage.py migrate' "
@@ -99,7 +101,7 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
     "venv": VENV_HELP,
 })
 def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirements=True, init=False,
-           ref=None, run=None, tasks_files=False, site=None, venv=None):
+           ref=None, run=None, tasks_files=False, site=None, venv=None, shared_venv=False):
     """Deploy your project as a new release: unpack, install requirements, check, switch, restart.
 
     Packs SOURCE (default: the current directory; in a git work tree the files git tracks or
@@ -124,6 +126,8 @@ def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirem
         args.append("--no-requirements")
     if init:
         args.append("--init")
+    if shared_venv:
+        args.append("--shared-venv")
     for command in run or []:
         args += ["--run", shlex.quote(command)]
     # --maint waits for the page to be served: it needs the URL even without --wait.

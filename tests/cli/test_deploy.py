@@ -13,7 +13,9 @@ import pytest
 
 from shim.runtime.layout import Site
 from tests.support.accounts import SITE_USER, gid, uid
-from tests.support.sites import load_like_passenger, make_site, write_file, wsgi_shim
+from tests.support.sites import (BASE, SYSTEM_PYTHON, load_like_passenger, make_site, run_as_site,
+                                 update_config, write_file, wsgi_shim)
+from tests.support.wheels import wheel
 
 pytestmark = pytest.mark.realserver
 
@@ -183,7 +185,8 @@ def test_a_failing_requirements_install_leaves_nothing_behind():
     v1 = current(site)
     src = source_dir(site, "v2", {"app.py": app_source("v2"),
                                   "requirements.txt": "--no-index\nno-such-package-wsgi-shim-test==1.0\n"})
-    result = deploy(site, src)
+    # The test venv is outside the site (shared): --shared-venv lets pip run for real.
+    result = deploy(site, src, "--shared-venv")
     assert result.returncode == 1
     assert "pip install -r requirements.txt failed" in result.stderr
     assert "  pip: " in result.stdout and "no-such-package-wsgi-shim-test" in result.stdout  # pip's own words
@@ -204,6 +207,70 @@ def test_requirements_are_installed_and_can_be_skipped():
     skipped = deploy(site, bad, "--no-requirements")
     assert skipped.returncode == 0, skipped.stderr
     assert "Skipping requirements.txt" in skipped.stdout and body(site) == "v3"
+
+
+def outside_venv(site: Site) -> Path:
+    """A venv of the site's user next to the site (not SITE/venv), with wsgi-shim and pip."""
+    venv = site.site.parent / "outside-venv"
+    for cmd in ([SYSTEM_PYTHON, "-m", "venv", str(venv)],
+                [str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index",
+                 str(next((BASE / "wheels").glob("*.whl")))]):
+        done = run_as_site(cmd)
+        assert done.returncode == 0, done.stdout + done.stderr
+    update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
+    return venv
+
+
+DEPMOD_APP = ("import depmod\n\n\ndef application(environ, start_response):\n"
+              "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+              "    return [f'{NAME} depmod {depmod.VERSION}'.encode()]\n")
+
+
+def test_requirements_for_a_venv_outside_the_site_are_refused_unless_nothing_changes_or_shared_venv():
+    site = make_site("deploy-shared-venv")
+    venv = outside_venv(site)
+    python = str(venv / "bin/python")
+    house = site.site.parent / "wheels"
+    house.mkdir()
+    wheel(house, "1.0")
+    os.chown(house, uid(SITE_USER), gid())
+    done = deploy(site, source_dir(site, "v1", {"app.py": app_source("v1")}), "--init")
+    assert done.returncode == 0, done.stdout + done.stderr
+    v1 = current(site)
+    reqs = f"--no-index\n--find-links {house}\ndepmod==1.0\n"
+
+    def release(name: str, requirements: str = reqs) -> Path:
+        return source_dir(site, name, {"app.py": DEPMOD_APP.replace("{NAME}", name),
+                                       "requirements.txt": requirements})
+
+    refused = deploy(site, release("v2"))
+    assert refused.returncode == 1, refused.stdout
+    assert f"would install depmod==1.0 into {venv}, the venv the live release runs from" in refused.stderr
+    assert f"not the site's own venv {site.site}/venv" in refused.stderr
+    assert f"inv venv --path {site.site}/venv" in refused.stderr and "--shared-venv" in refused.stderr
+    assert "Nothing was switched" in refused.stderr
+    # Nothing changed: the venv has no depmod, the site serves v1, the release is gone.
+    assert run_as_site([python, "-c", "import depmod"]).returncode == 1
+    assert releases(site) == [v1] and current(site) == v1
+    assert load_like_passenger(site, python=python).response.body == "v1"
+
+    shared = deploy(site, release("v2"), "--shared-venv")
+    assert shared.returncode == 0, shared.stdout + shared.stderr
+    assert "--shared-venv: pip installs into" in shared.stdout and "  pip: " in shared.stdout
+    assert load_like_passenger(site, python=python).response.body == "v2 depmod 1.0"
+
+    # Every requirement already satisfied: pip would change nothing, so no flag is needed.
+    same = deploy(site, release("v3"))
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert f"nothing to install: every requirement is already satisfied in {venv}" in same.stdout
+    assert load_like_passenger(site, python=python).response.body == "v3 depmod 1.0"
+
+    # pip cannot tell (an unknown package): refused too, with pip's own words.
+    unknown = deploy(site, release("v4", "--no-index\nno-such-package-wsgi-shim-test==1.0\n"))
+    assert unknown.returncode == 1
+    assert "pip's dry run could not tell" in unknown.stderr and "--shared-venv" in unknown.stderr
+    assert "  pip: " in unknown.stdout and "no-such-package-wsgi-shim-test" in unknown.stdout
+    assert load_like_passenger(site, python=python).response.body == "v3 depmod 1.0"
 
 
 HOSTILE = {

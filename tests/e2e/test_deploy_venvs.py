@@ -8,10 +8,7 @@ rollback brings back the packages of the release it returns to."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ import pytest
 from tests.e2e.test_passenger import shim_ok
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
 from tests.support.apache import ApacheServer, poll
+from tests.support.wheels import wheel
 from tests.support.sites import BASE, SYSTEM_PYTHON, _checked, make_site, run_as_site, update_config, write_file
 
 pytestmark = pytest.mark.realserver
@@ -33,27 +31,6 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"{NAME} depmod {depmod.VERSION} prefix {sys.prefix}".encode()]
 """
-
-
-def wheel(where: Path, version: str) -> Path:
-    """A minimal pure-Python wheel of the module `depmod` (pip installs it offline)."""
-    name = f"depmod-{version}"
-    files = {"depmod.py": f"VERSION = {version!r}\n",
-             f"{name}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: depmod\nVersion: {version}\n",
-             f"{name}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                         "Tag: py3-none-any\n"}
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    record.append(f"{name}.dist-info/RECORD,,")
-    path = where / f"{name}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as z:
-        for p, text in files.items():
-            z.writestr(p, text)
-        z.writestr(f"{name}.dist-info/RECORD", "\n".join(record) + "\n")
-    path.chmod(0o644)
-    return path
 
 
 def own_venv_site(name: str) -> tuple:
@@ -163,3 +140,84 @@ def test_a_killed_first_deploy_with_the_venv_swap_leaves_the_site_serving(apache
     print(result.summary())
     assert result.samples and not result.failures(), result.summary()
     assert venv.is_symlink() and not list(site.site.glob(".venv.link-*"))
+
+
+def test_a_site_with_releases_from_before_venvs_per_release_is_converted(apache: ApacheServer,
+                                                                         site_venv: Path) -> None:
+    """Releases made when SITE/venv was one real directory (no .venv of their own): the next
+    deploy gives the live release a copy of that venv, so a rollback to it works; an older
+    release cannot run without packages of its own, and rollback says so."""
+    site, venv, house = own_venv_site("venv-convert")
+    url = apache.serve(site.site.parent.name, site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP,
+                       python=venv / "bin/python") + "/"
+    shim_ok("deploy", str(site.site), str(release(site, "one", house, "1.0")), "--init")
+    shim_ok("deploy", str(site.site), str(release(site, "two", house, "2.0")))
+    one, two = sorted(n for n in os.listdir(site.site / "releases") if not n.startswith("."))
+    # Back to the layout of before: SITE/venv a real directory holding what the last deploy
+    # installed (depmod 2.0), and no release with a venv of its own.
+    _checked(run_as_site(["sh", "-c", f"rm {venv} && mv {site.site}/releases/{two}/.venv {venv} && "
+                                      f"rm -rf {site.site}/releases/{one}/.venv"]))
+    assert not venv.is_symlink() and (venv / "pyvenv.cfg").is_file()
+    poll(url, served(f"two depmod 2.0 prefix {venv}"), timeout=30)
+
+    r = shim_ok("deploy", str(site.site), str(release(site, "three", house, "1.0")), "--wait", "30", "--url", url)
+    assert "from now on: each release has its own venv" in r.stdout
+    assert venv.is_symlink() and os.readlink(venv) == "www-approot/current/.venv"
+    poll(url, served(f"three depmod 1.0 prefix {venv}"), timeout=30)
+    three = os.readlink(site.approot / "current").rsplit("/", 1)[-1]
+    # The release live before the conversion got the packages it ran with; three's pip did not touch them.
+    kept = next((site.site / "releases" / two / ".venv").glob("lib/python3*/site-packages/depmod.py"))
+    assert "2.0" in kept.read_text()
+    assert not (site.site / "releases" / one / ".venv").exists()
+
+    shim_ok("rollback", str(site.site), "--wait", "30", "--url", url)
+    poll(url, served(f"two depmod 2.0 prefix {venv}"), timeout=30)  # its own packages again
+    check = shim_ok("check", str(site.site))
+    assert "venv-mismatch" not in check.stdout + check.stderr
+
+    refused = run_as_site([str(venv / "bin/wsgi-shim"), "rollback", str(site.site), "--to", one])
+    assert refused.returncode == 1
+    assert f"release {one} has no venv of its own" in refused.stderr and "deploy its code again" in refused.stderr
+    assert os.readlink(site.approot / "current").endswith(two)
+    assert served(f"two depmod 2.0 prefix {venv}")(poll(url, served("two"), timeout=30))
+
+    shim_ok("rollback", str(site.site), "--to", three, "--wait", "30", "--url", url)
+    poll(url, served(f"three depmod 1.0 prefix {venv}"), timeout=30)
+
+
+def test_a_first_deploy_undone_after_the_venv_swap_gives_the_site_its_venv_back(site_venv: Path) -> None:
+    """SIGTERM after the first deploy made SITE/venv the link through `current` (while it waits
+    for the restart): the undo removes `current` and the release, so SITE/venv must be the venv
+    directory it was again, with the site's packages, not a link to nothing."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.sites import load_like_passenger
+
+    site, venv, house = own_venv_site("venv-undo")
+    before = sorted(p.name for p in next(venv.glob("lib/python3*/site-packages")).iterdir())
+    proc = subprocess.Popen([str(venv / "bin/wsgi-shim"), "deploy", str(site.site),
+                             str(release(site, "one", house, "1.0")), "--init", "--wait", "60",
+                             "--url", "http://127.0.0.1:9/"],  # nothing answers: it waits
+                            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, user=SITE_USER, group=PROJECT_GROUP, extra_groups=[PROJECT_GROUP], cwd="/")
+    deadline = time.monotonic() + 120
+    while not venv.is_symlink() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert venv.is_symlink(), "the deploy never swapped the venv"
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    print(out)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not os.path.lexists(site.approot / "current")
+    assert not venv.is_symlink() and (venv / "pyvenv.cfg").is_file(), out
+    assert sorted(p.name for p in next(venv.glob("lib/python3*/site-packages")).iterdir()) == before
+    assert f"{venv} is the site's venv directory again" in out
+    assert load_like_passenger(site, python=str(venv / "bin/python")).response.body == "hello from the app"
+    # And the next deploy converts it as if nothing had happened.
+    r = shim_ok("deploy", str(site.site), str(release(site, "two", house, "2.0")), "--init")
+    assert venv.is_symlink() and "from now on: each release has its own venv" in r.stdout
+    assert "two depmod 2.0" in load_like_passenger(site, python=str(venv / "bin/python")).response.body
+    assert not list(site.site.glob(".venv.*"))

@@ -255,8 +255,13 @@ def test_get_app_still_answers_when_the_error_page_itself_fails(tmp_path, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("rendering failed")
 
+    from shim.runtime import applog
+
     monkeypatch.setattr(pages, "error_page", broken)
-    app = loader.get_app(tmp_path)  # no config.toml: a start-up error, whose page fails to render
+    try:
+        app = loader.get_app(tmp_path)  # no config.toml: a start-up error, whose page fails to render
+    finally:
+        applog.release()  # get_app captured this process's output into tmp_path's log: undo it
     seen = {}
     body = b"".join(app({"REQUEST_METHOD": "GET"}, lambda s, h, e=None: seen.update(status=s, headers=h)))
     assert seen["status"].startswith("500") and ("X-Wsgi-Shim", "error") in seen["headers"]

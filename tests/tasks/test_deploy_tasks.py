@@ -43,6 +43,12 @@ def test_deploy_hands_a_local_tarball_to_wsgi_shim_deploy(tmp_path):
     assert not Path(m.group(1)).exists(), "the local tarball was left behind"
 
 
+def test_deploy_passes_shared_venv_on(tmp_path):
+    c = context()
+    deploy_tasks.deploy(c, source=str(tmp_path), shared_venv=True)
+    assert re.fullmatch(rf"{SHIM} deploy {APPROOT} \S+\.tar\.gz --shared-venv", only_command(c))
+
+
 def test_deploy_flags_are_checked_and_defaults_are_plain(tmp_path):
     c = context()
     deploy_tasks.deploy(c, source=str(tmp_path))

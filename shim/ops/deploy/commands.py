@@ -71,6 +71,31 @@ def install_requirements(python: str, release: Path, cfg: Config | None, say: Sa
     return done[-1] if done else "all requirements already satisfied"
 
 
+def pending_requirements(python: str, release: Path, cfg: Config | None) -> tuple[list[str] | None, list[str]]:
+    """What `pip install -r requirements.txt` would install with PYTHON, changing nothing
+    (`pip install --dry-run --report`, pip 22.2 and later): (["name==version", ...], []); an empty
+    list when every requirement is already satisfied; (None, pip's last lines) when pip cannot
+    tell (too old, an unknown package, no network)."""
+    import json
+
+    mask = _masker(cfg)
+    with tempfile.TemporaryDirectory(prefix="wsgi-shim-pip-") as tmp:
+        report = Path(tmp) / "report.json"
+        cmd = [python, "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check",
+               "--no-input", "--progress-bar", "off", "--report", str(report), "-r", "requirements.txt"]
+        try:
+            done = subprocess.run(cmd, cwd=release, env=_base_env(), stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, errors="replace")
+        except OSError as exc:
+            return None, [f"cannot run {python} -m pip: {exc.strerror or exc}"]
+        lines = [mask(line) for line in (done.stdout + done.stderr).splitlines() if line.strip()][-15:]
+        try:
+            data = json.loads(report.read_text()) if done.returncode == 0 else None
+            return [f"{i['metadata']['name']}=={i['metadata']['version']}" for i in data["install"]], []
+        except (OSError, ValueError, TypeError, KeyError):
+            return None, lines or [f"pip exited with {done.returncode}"]
+
+
 def release_env(cfg: Config, python: str) -> dict[str, str]:
     """The environment the app gets from wsgi-shim ([environment], secret file paths), with the
     site's Python first on PATH, as a release command should see it."""

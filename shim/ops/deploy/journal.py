@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from shim.ops import control
-from shim.ops.deploy import store
+from shim.ops.deploy import store, venvs
 from shim.ops.deploy.store import DeployError
 from shim.runtime.layout import Site
 
@@ -144,6 +144,11 @@ def settle(site: Site, j: Journal, say: Callable[[str], None], keep_checked: boo
         say(f"{j.release} is live (it had passed the check before the switch).")
         restart = True
     _settle_config(site, j, current, say)
+    if current is None:
+        for message in venvs.restore_site_venv(site, j.release if j.new_release else None):
+            say(message)
+    else:
+        venvs.drop_aside(site)
     if j.new_release and j.release and current != j.release:
         store.remove_release(site, j.release)
         say(f"removed the unfinished release {j.release}.")

@@ -49,6 +49,7 @@ class DeployOptions:
     commit: str | None = None       # recorded as given (a tarball made from this git commit)
     limits: Limits = field(default_factory=Limits)
     maint_wait: float = 60
+    shared_venv: bool = False       # pip may install into a venv outside the site (venvs.py)
 
 
 @dataclass
@@ -247,7 +248,7 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     _report_release_contents(site, release, count, out)
     venv = venvs.site_venv(site, cfg)
     python = _release_venv(site, cfg, j, venv, out) if venv else cfg.passenger_python
-    _requirements(site, opts, cfg, j, release, python, out)
+    _requirements(site, opts, cfg, j, release, python, out, shared=venv is None)
     if venv:
         venvs.fix_scripts(venvs.release_venv(site, j.release), venv)
     journal.step(site, j, "check")
@@ -274,6 +275,7 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     ok = _go_live(site, opts, j, out)
     journal.step(site, j, "prune")
     removed = store.prune(site, opts.keep, {j.release, j.previous} - {None})
+    venvs.drop_aside(site)
     journal.clear(site)
     return Outcome(j.release, j.previous, ok, removed)
 
@@ -294,13 +296,28 @@ def _link_venv(site: Site, j: Journal, venv: Path, out: Output) -> None:
 
 
 def _requirements(site: Site, opts: DeployOptions, cfg: Config, j: Journal, release: Path, python: str,
-                  out: Output) -> None:
+                  out: Output, shared: bool) -> None:
     if not (release / "requirements.txt").is_file():
         return
     if not opts.requirements:
         out.say("Skipping requirements.txt (--no-requirements).")
         return
     journal.step(site, j, "requirements")
+    if shared and not opts.shared_venv:
+        # The live release runs from this venv: only a pip run that changes nothing is safe.
+        venv = venvs.shared_venv_path(cfg)
+        out.say(f"Installing requirements.txt: {venv} is not the site's own venv, so first "
+                f"{python} -m pip install --dry-run -r requirements.txt ...")
+        pending, why = commands.pending_requirements(python, release, cfg)
+        if pending == []:
+            out.say(f"  nothing to install: every requirement is already satisfied in {venv}.")
+            return
+        for line in why:
+            out.say("  pip: " + line)
+        raise DeployError(venvs.shared_refusal(site, venv, pending))
+    if shared:
+        out.say(f"  --shared-venv: pip installs into {venvs.shared_venv_path(cfg)}, which the live "
+                "release runs from, before the switch; a rollback will not bring the old packages back.")
     out.say(f"Installing requirements.txt: {python} -m pip install -r requirements.txt ...")
     out.say("  " + commands.install_requirements(python, release, cfg, out.say))
 

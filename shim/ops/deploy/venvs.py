@@ -16,7 +16,10 @@ installs what changed, from its own cache. Scripts in bin/ keep `#!SITE/venv/bin
 
 Only a venv that belongs to the site (SITE/venv, a real directory or already such a link) is
 handled so; a venv outside the site may be shared with other sites and is left alone: then all
-releases share it, as before.
+releases share it. Installing a release's requirements into it would change what the live
+release imports before the switch, so a deploy refuses that (shared_refusal) unless pip would
+change nothing (`pip install --dry-run --report` lists nothing to install; cheap, and exact: it
+is pip's own resolver on that very venv) or the owner accepts it with --shared-venv.
 """
 
 from __future__ import annotations
@@ -114,12 +117,18 @@ def _exchange(a: Path, b: Path) -> bool:
     return False
 
 
+def _aside(venv: Path) -> Path:
+    return venv.with_name(f".{venv.name}.before-releases")
+
+
 def link_site_venv(site: Site, venv: Path, previous: str | None) -> None:
     """Turn the real directory SITE/venv into the link SITE/venv -> APPROOT/current/.venv.
 
     The previous release (the live one) first gets a copy of the venv as its .venv, so at the
     moment of the swap the link leads to the same packages the directory held; the swap itself is
-    atomic. The old directory is then removed (running processes keep their open files)."""
+    atomic. The old directory is then removed (running processes keep their open files); on a
+    first deploy there is no release to go back to, so it is kept aside as SITE/.venv.before-releases
+    until the deploy has finished: an undo puts it back (restore_site_venv)."""
     for stale in site.site.glob(f".{venv.name}.link-*"):  # a killed earlier attempt
         if stale.is_symlink():
             stale.unlink()
@@ -132,9 +141,68 @@ def link_site_venv(site: Site, venv: Path, previous: str | None) -> None:
     if os.path.lexists(link):
         os.unlink(link)
     os.symlink(link_target(site), link)
-    if not _exchange(link, venv):
-        aside = venv.with_name(f".{venv.name}.before-releases")
-        os.rename(venv, aside)  # a moment without SITE/venv: only where renameat2 is missing
+    if os.path.lexists(_aside(venv)):
+        shutil.rmtree(_aside(venv), ignore_errors=True)
+    if _exchange(link, venv):
+        os.rename(link, _aside(venv))  # LINK is now the old directory
+    else:
+        os.rename(venv, _aside(venv))  # a moment without SITE/venv: only where renameat2 is missing
         os.rename(link, venv)
-        link = aside
-    shutil.rmtree(link, ignore_errors=True)
+    if previous:
+        shutil.rmtree(_aside(venv), ignore_errors=True)
+
+
+def _linked_venvs(site: Site) -> list[Path]:
+    return [Path(e.path) for e in os.scandir(site.site) if e.is_symlink() and is_linked(Path(e.path), site)]
+
+
+def restore_site_venv(site: Site, release: str | None) -> list[str]:
+    """After an undo left no release current: SITE/venv, a link through `current`, leads
+    nowhere, so it becomes the venv directory it was before the first deploy (kept aside by
+    link_site_venv; else RELEASE's venv, which is a copy of it plus the release's requirements).
+    Returns what was done, for the messages."""
+    done = []
+    for venv in _linked_venvs(site):
+        source = _aside(venv)
+        if not source.is_dir():
+            if not release or not (release_venv(site, release) / "pyvenv.cfg").is_file():
+                done.append(f"{venv} leads nowhere and no copy of the venv is left: rebuild it (inv venv).")
+                continue
+            source = release_venv(site, release)
+        if _exchange(source, venv):
+            os.unlink(source)  # the link, now at SOURCE's path
+        else:
+            os.unlink(venv)
+            os.rename(source, venv)
+        done.append(f"{venv} is the site's venv directory again.")
+    return done
+
+
+def drop_aside(site: Site) -> None:
+    """The venv directory kept aside by a first deploy, once a release with its venv is current
+    (and what a swap killed half-way left: called with the deploy lock held)."""
+    for venv in _linked_venvs(site):
+        for old in [_aside(venv), *site.site.glob(f".{venv.name}.link-*")]:
+            if old.is_symlink():
+                old.unlink()
+            elif old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def shared_venv_path(cfg: Config) -> Path:
+    return Path(cfg.passenger_python).parent.parent if cfg.passenger_python else Path("(passenger_python not set)")
+
+
+def shared_refusal(site: Site, venv: Path, pending: list[str] | None) -> str:
+    """Why a deploy does not pip install into a venv that is not the site's own, and the two fixes."""
+    what = (f"would install {', '.join(pending[:5])}{' ...' if len(pending) > 5 else ''}" if pending
+            else "may change packages (pip's dry run could not tell; its output is above)")
+    own = site.site / "venv"
+    return (f"the release's requirements.txt {what} into {venv}, the venv the live release runs from "
+            f"(passenger_python), which is not the site's own venv {own}: the live site would import the "
+            "new packages before the switch, and a rollback would not bring the old ones back. Nothing was "
+            f"switched; the new release was removed. Either give the site a venv of its own: `inv venv "
+            f"--path {own}` (or python3 -m venv {own}), install wsgi-shim and your requirements into it, "
+            f"and set passenger_python in config.toml and Apache's PassengerPython to {own}/bin/python; "
+            "from the next deploy on, each release gets its own venv, switched with `current`. Or accept "
+            "the shared venv: deploy again with --shared-venv.")
