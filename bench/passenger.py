@@ -1,9 +1,10 @@
 """Throughput through real Apache 2.4 + mod_passenger: bare app, wsgi-shim (ours), wsgi-shim 0.1.0.
 
-    sudo python3 bench/passenger.py [--quick] [--seconds 5] [--rounds 8]
+    sudo python3 bench/passenger.py [--quick] [--seconds 5] [--rounds 8] [--only bare,ours] [--shared-pool]
 
-One private Apache (tests/support/apache.py) serves the three sites of bench/sites.py, each on its
-own loopback port, with Passenger's defaults (pool of 6, direct spawning, 10 s stat throttle).
+Each site of bench/sites.py gets a private Apache of its own (tests/support/apache.py) on a
+loopback port, with Passenger's defaults (pool of 6, direct spawning, 10 s stat throttle);
+--shared-pool puts them all in one Apache, where the warm-up order decides (see start_apaches).
 wrk (keep-alive, 8 connections, bounded in time) loads one site at a time, in rounds that rotate
 the order, after a warm-up that lets Passenger grow each pool. Per run: requests per second,
 p50/p99 latency, non-2xx responses, and what the site's app processes looked like at the end
@@ -35,24 +36,28 @@ CONNECTIONS = 8
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def start_apaches(sites: dict[str, bench_sites.BenchSite], servers: dict[str, ApacheServer]) -> dict[str, str]:
+def start_apaches(sites: dict[str, bench_sites.BenchSite], servers: dict[str, ApacheServer],
+                  shared: bool = False) -> dict[str, str]:
     """One Apache + Passenger per site, so each has Passenger's pool of 6 to itself.
 
-    In one shared pool the site loaded first takes 5 of the 6 processes and keeps them (Passenger
-    queues another app's requests on its one process rather than stopping a busy app's idle
-    ones): the order of the warm-up, not the site, then decides the ratio (seen here: 0.70 one
-    way, 1.40 the other)."""
+    In one shared pool (shared=True, to see it) the site loaded first takes 5 of the 6 processes
+    and keeps them (Passenger queues another app's requests on its one process rather than
+    stopping a busy app's idle ones): the order of the warm-up, not the site, then decides the
+    ratio (seen here: 0.70 one way, 1.40 the other)."""
     urls = {}
-    for name, site in sites.items():
-        workdir = bench_sites.BASE / f"apache-{name}"
+    groups = [("shared", list(sites))] if shared else [(name, [name]) for name in sites]
+    for label, names in groups:
+        workdir = bench_sites.BASE / f"apache-{label}"
         server = ApacheServer(workdir, stat_throttle_rate=None)  # Passenger's production default
         server.stop()  # one left by an interrupted run
         shutil.rmtree(workdir, ignore_errors=True)
-        server.add_site(name, site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP,
-                        python=site.python)
-        servers[name] = server
+        for name in names:
+            site = sites[name]
+            server.add_site(name, site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP,
+                            python=site.python)
+            servers[name] = server
         server.start()
-        urls[name] = server.site_url(name)
+        urls.update({name: server.site_url(name) for name in names})
     return urls
 
 
@@ -148,12 +153,12 @@ def run_rounds(servers: dict[str, ApacheServer], urls: dict[str, str], approots:
 
 
 def measure(rounds: int = 8, seconds: float = 5, warmup: float = 3, only: tuple[str, ...] = (),
-            made: dict[str, bench_sites.BenchSite] | None = None) -> dict:
+            made: dict[str, bench_sites.BenchSite] | None = None, shared: bool = False) -> dict:
     made = made or bench_sites.make_all()
     sites = {n: made[n] for n in (only or tuple(made))}  # in this order: warm-up and first round
     servers: dict[str, ApacheServer] = {}
     try:
-        urls = start_apaches(sites, servers)  # fills servers as it goes: all are stopped below
+        urls = start_apaches(sites, servers, shared)  # fills servers as it goes: all are stopped below
         for name, url in urls.items():
             check_serves_the_app(name, url)
         runs = run_rounds(servers, urls, {n: s.approot for n, s in sites.items()}, rounds, seconds, warmup)
@@ -162,7 +167,7 @@ def measure(rounds: int = 8, seconds: float = 5, warmup: float = 3, only: tuple[
     finally:
         for server in servers.values():
             server.stop()
-    return {"rounds": rounds, "seconds": seconds, "connections": CONNECTIONS, "runs": runs}
+    return {"rounds": rounds, "seconds": seconds, "connections": CONNECTIONS, "shared_pool": shared, "runs": runs}
 
 
 def restart_once(server: ApacheServer, url: str, restart_txt: Path, timeout: float = 30) -> dict:
@@ -234,12 +239,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--only", default="", help="comma-separated variants (default: all)")
+    parser.add_argument("--only", default="", help="comma-separated variants, in warm-up order (default: all)")
+    parser.add_argument("--shared-pool", action="store_true",
+                        help="all sites in one Apache (one Passenger pool of 6), to see the warm-up order decide")
     args = parser.parse_args()
     rounds = args.rounds or (2 if args.quick else 8)
     seconds = args.seconds or (2 if args.quick else 5)
     data = measure(rounds, seconds, warmup=1 if args.quick else 3,
-                   only=tuple(n for n in args.only.split(",") if n))
+                   only=tuple(n for n in args.only.split(",") if n), shared=args.shared_pool)
     for row in report(data):
         print(f"{row[0]:<28} {row[1]:<40} {row[2]}")
     for name, runs in data["runs"].items():

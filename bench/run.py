@@ -16,7 +16,7 @@ wsgi-shim 0.1.0 (PyPI), printed as one table of ratios and written as raw JSON.
 Variants alternate in rounds (each round starts with the next one), so drift in the machine's load
 hits all alike; every figure is the median over rounds with its spread (quartiles, or min-max
 under 4 rounds), and every ratio is the median of the round-by-round ratios. Needs root: real
-users, Apache + Passenger. Full run: about 10 minutes; --quick: under 2.
+users, Apache + Passenger. Full run: about 6 minutes; --quick: under 2 (its short runs only indicate).
 """
 
 from __future__ import annotations

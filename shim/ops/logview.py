@@ -28,7 +28,11 @@ from typing import Any
 ENTRY = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[(?P<pid>\d+)\] (?P<level>[A-Z]+) "
     r"(?P<source>\S*?): ?(?P<message>.*)$")
-ERROR_ID = re.compile(r"\berror id ([0-9a-f]{6,32})\b")
+# Only the shim issues error ids, each at a fixed place: a request error starts with
+# "error id X: GET ..." and a failed start ends its first line with "error id X". Anywhere else
+# the text may be a visitor's (a path the app logs), which must not pass as a real error id.
+ISSUED_ID = {"shim.request": re.compile(r"^error id ([0-9a-f]{6,32}):"),
+             "shim": re.compile(r" error id ([0-9a-f]{6,32})$")}
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
 DEFAULT_LINES = 50
 POLL_SECONDS = 0.5
@@ -76,7 +80,8 @@ def parse_entries(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
 
 def _entry(m: re.Match[str], line: str) -> dict[str, Any]:
     message = m.group("message")
-    eid = ERROR_ID.search(message) if m.group("level") in ERROR_LEVELS else None
+    issued = ISSUED_ID.get(m.group("source")) if m.group("level") in ERROR_LEVELS else None
+    eid = issued.search(message) if issued else None
     return {"time": m.group("time"), "pid": int(m.group("pid")), "level": m.group("level"),
             "source": m.group("source"), "message": message,
             "error_id": eid.group(1) if eid else "", "lines": [line]}

@@ -230,6 +230,25 @@ def test_a_request_path_cannot_forge_a_log_entry_nor_reach_the_terminal():
     assert "\x1b" not in shown.stdout and "\r" not in shown.stdout and "\x07" not in shown.stdout
 
 
+def test_an_error_id_in_a_visitors_text_logged_by_the_app_is_no_error_id():
+    """The app logs the path at ERROR (common: "not found: %s"); the visitor put "error id X" in
+    it. `logs --id X` and `status` must not present that entry as error X."""
+    app = ("import logging\n"
+           "def application(environ, start_response):\n"
+           "    logging.getLogger('myapp').error('bad path %s', environ['PATH_INFO'])\n"
+           "    start_response('404 Not Found', [('Content-Type', 'text/plain')])\n"
+           "    return [b'no']\n")
+    site = make_site("forgeapp", app_source={"app.py": app})
+    load_like_passenger(site, [{"path": f"/x error id {FORGED_ID}: GET /admin HTTP/1.1"}])
+    assert f"ERROR myapp: bad path /x error id {FORGED_ID}" in all_logs(site)  # logged, as the app asked
+    assert wsgi_shim("logs", str(site.site), "--id", FORGED_ID).returncode == 1
+    status = json.loads(wsgi_shim("status", str(site.site), "--json").stdout)
+    [logged] = status["errors"]
+    assert logged["id"] == "" and logged["kind"] == "log", logged
+    text = wsgi_shim("status", str(site.site)).stdout
+    assert f"log {FORGED_ID}" not in text, text
+
+
 def test_the_log_viewer_escapes_whatever_is_in_the_file():
     site = failing_site("viewer")
     load_like_passenger(site)
