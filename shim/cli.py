@@ -207,6 +207,9 @@ def cmd_check(args) -> int:
     if errors:
         print(f"{len(errors)} problem{'s' if len(errors) != 1 else ''}{warnings} found in {site.approot}. "
               f"Maintenance mode: {state}.")
+        if args.no_import:  # fixing these is not the end: the import may fail next
+            print("The app was not imported (--no-import): a missing module or an error at import "
+                  "time would not show.")
     elif args.no_import:
         print(f"No problem found in {site.approot}{warnings}, but the app was not imported (--no-import): "
               "a missing module or an error at import time would not show. Maintenance mode: "

@@ -62,3 +62,12 @@ def test_check_no_import_says_what_it_did_not_check():
     data = json.loads(wsgi_shim("check", str(site.site), "--no-import", "--json").stdout)
     assert data["imported"] is False
     assert "import of the app" in data["not_checked"][0]
+
+
+def test_check_no_import_says_so_also_when_it_found_problems():
+    site = make_site("noimportbad", {"app.py": "import requestz\n" + HELLO_APP})
+    update_config(site, {"wsgi": {"chidr": "."}})
+    out = wsgi_shim("check", str(site.site), "--no-import")
+    assert out.returncode == 1
+    assert "[config-unknown-key]" in out.stdout and "requestz" not in out.stdout
+    assert "not imported (--no-import)" in out.stdout, out.stdout
