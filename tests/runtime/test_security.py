@@ -383,12 +383,15 @@ def test_fifo_token_file_app_log_and_start_records_hang_nothing():
 
 # -- the smaller points (issue 9 point 10) -------------------------------------------------------
 
-@pytest.mark.parametrize("private", ["config.toml", "secret"])
+@pytest.mark.parametrize("private", ["config.toml", "secret", "hard link to the secret"])
 def test_the_maintenance_page_may_not_be_a_private_file(private):
     site = make_site("maintpriv", maint=True)
     write_file(site.site / "secret.txt", "maint-page-secret-42\n", 0o600)
     update_config(site, {"secret_files": {"SECRET_FILE": str(site.site / "secret.txt")}})
     page = "config.toml" if private == "config.toml" else str(site.site / "secret.txt")
+    if private.startswith("hard link"):  # a path of its own, the same file
+        os.link(site.site / "secret.txt", site.approot / "maint.html")
+        page = "maint.html"
     update_config(site, {"maintenance": {"page": page}})
     body = load_like_passenger(site).response.body
     assert "passenger_user" not in body and "maint-page-secret-42" not in body
