@@ -229,6 +229,7 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         # Also here, on the path as given: the app process only sees its resolved cwd.
         problems += checks.ownership_problems(cfg)
         problems += python_problems(cfg)
+        problems += debug_token_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
             problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root)
@@ -244,6 +245,24 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     for p in problems:
         unique.setdefault((p.code, p.what, p.where), p)
     return list(unique.values()), info
+
+
+def debug_token_problems(cfg: Config) -> list[Problem]:
+    """A debug token file that cannot be used (a FIFO, missing, readable by others, too short):
+    the app process only says so in the app log, and the owner sees no traceback by token."""
+    from shim.runtime.optin import read_token
+
+    path = cfg.logging.debug_token_file
+    if not path or not os.path.isabs(path):  # unset, or a relative path (config-bad-value)
+        return []
+    _, why = read_token(path)
+    if not why:
+        return []
+    return [Problem("debug-token-unusable", f"[logging] debug_token_file {path} {why}; no request sees "
+                                            "tracebacks by token.", f"{cfg.file}, [logging] debug_token_file",
+                    "Make it a regular file of the site's user, mode 600, holding a token of 16 or more "
+                    "characters: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE",
+                    severity="warning")]
 
 
 # What only the real app process can see: who Passenger ran it as and in which venv.
