@@ -230,6 +230,7 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         problems += checks.ownership_problems(cfg)
         problems += python_problems(cfg)
         problems += debug_token_problems(cfg)
+        problems += log_file_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
             problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root)
@@ -245,6 +246,30 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     for p in problems:
         unique.setdefault((p.code, p.what, p.where), p)
     return list(unique.values()), info
+
+
+def log_file_problems(cfg: Config) -> list[Problem]:
+    """The app log or the start records replaced by a FIFO, a device or a directory: the app
+    process skips it without a word on any page (opening it could block every start)."""
+    import stat
+
+    from shim.runtime.files import kind_of
+
+    problems = []
+    for path, lost in ((cfg.logging.path, "the app's output, warnings and request errors go to the "
+                                          "server's log instead, which you cannot read"),
+                       (cfg.logging.starts_path, "no process start is recorded, so status cannot tell "
+                                                 "how the site last started")):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            continue  # not there yet: the first start creates it
+        if not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+            problems.append(Problem("log-not-file", f"{path} is {kind_of(mode)}, not a regular file: the "
+                                                    f"shim never opens it, and {lost}.", str(path),
+                                    f"Remove it (rm {path}); the next start creates it again.",
+                                    severity="warning"))
+    return problems
 
 
 def debug_token_problems(cfg: Config) -> list[Problem]:

@@ -377,6 +377,8 @@ def test_fifo_token_file_app_log_and_start_records_hang_nothing():
     for args in (["status"], ["status", "--json"], ["check"], ["logs", "--errors"]):
         no_traceback(wsgi_shim(*args, str(site.site), timeout=QUICK))
     check = wsgi_shim("check", str(site.site), timeout=QUICK)
+    for name in ("app.log", "starts.jsonl"):
+        assert f"[log-not-file] {site.default_logs / name} is a FIFO (named pipe)" in check.stdout, check.stdout
     assert f"[debug-token-unusable] [logging] debug_token_file {token} cannot be read (is a FIFO" \
         in check.stdout, check.stdout
     # status names the FIFO instead of a bare "none recorded (no request since install?)"
