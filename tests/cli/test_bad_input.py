@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from tests.support.sites import make_site, write_file, wsgi_shim
+from tests.support.sites import load_like_passenger, make_site, write_file, wsgi_shim
 
 pytestmark = pytest.mark.realserver
 
@@ -120,3 +120,12 @@ def test_a_site_with_a_close_neighbour_gets_a_did_you_mean(site):
         assert_one_clear_line(out, 1, "Did you mean -a approot (it holds a config.toml)?")
     finally:
         os.rename(site.site / "approot", site.approot)
+
+
+def test_a_huge_line_count_means_all_entries():
+    site = make_site("hugecount")
+    load_like_passenger(site)  # an app log to read
+    out = wsgi_shim("logs", str(site.site), "-n", "9" * 30, timeout=120)
+    assert out.returncode == 0, out.stderr  # it was "internal error: OverflowError"
+    assert "internal error" not in out.stderr and "Traceback" not in out.stderr
+    assert "process started" in out.stdout
