@@ -66,6 +66,8 @@ CASES = [
     (["check", S, "-a", "../.."], 1, "-a/--approot must be a single directory name"),
     (["install", "relative/site"], 1, "absolute"),
     (["install", "/proc/x/site"], 1, "/proc/x does not exist"),
+    (["install", "/nonexistent-dir/site", "--app", "no dots"], 1, "--app 'no dots' is not module.attribute"),
+    (["install", "/nonexistent-dir/site", "--app", "mysite/wsgi.py"], 1, "is not module.attribute"),
     # odd values
     (["maint", "sideways", S], 2, "invalid choice"),
     (["logs", S, "-n", "many"], 2, "is not a whole number"),
