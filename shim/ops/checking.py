@@ -229,6 +229,8 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         # Also here, on the path as given: the app process only sees its resolved cwd.
         problems += checks.ownership_problems(cfg)
         problems += python_problems(cfg)
+        problems += debug_token_problems(cfg)
+        problems += log_file_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
             problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root)
@@ -244,6 +246,48 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     for p in problems:
         unique.setdefault((p.code, p.what, p.where), p)
     return list(unique.values()), info
+
+
+def log_file_problems(cfg: Config) -> list[Problem]:
+    """The app log or the start records replaced by a FIFO, a device or a directory: the app
+    process skips it without a word on any page (opening it could block every start)."""
+    import stat
+
+    from shim.runtime.files import kind_of
+
+    problems = []
+    for path, lost in ((cfg.logging.path, "the app's output, warnings and request errors go to the "
+                                          "server's log instead, which you cannot read"),
+                       (cfg.logging.starts_path, "no process start is recorded, so status cannot tell "
+                                                 "how the site last started")):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            continue  # not there yet: the first start creates it
+        if not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+            problems.append(Problem("log-not-file", f"{path} is {kind_of(mode)}, not a regular file: the "
+                                                    f"shim never opens it, and {lost}.", str(path),
+                                    f"Remove it (rm {path}); the next start creates it again.",
+                                    severity="warning"))
+    return problems
+
+
+def debug_token_problems(cfg: Config) -> list[Problem]:
+    """A debug token file that cannot be used (a FIFO, missing, readable by others, too short):
+    the app process only says so in the app log, and the owner sees no traceback by token."""
+    from shim.runtime.optin import read_token
+
+    path = cfg.logging.debug_token_file
+    if not path or not os.path.isabs(path):  # unset, or a relative path (config-bad-value)
+        return []
+    _, why = read_token(path)
+    if not why:
+        return []
+    return [Problem("debug-token-unusable", f"[logging] debug_token_file {path} {why}; no request sees "
+                                            "tracebacks by token.", f"{cfg.file}, [logging] debug_token_file",
+                    "Make it a regular file of the site's user, mode 600, holding a token of 16 or more "
+                    "characters: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE",
+                    severity="warning")]
 
 
 # What only the real app process can see: who Passenger ran it as and in which venv.

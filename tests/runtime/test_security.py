@@ -376,9 +376,26 @@ def test_fifo_token_file_app_log_and_start_records_hang_nothing():
     assert logs.returncode == 1 and "FIFO" in logs.stderr, logs.stderr
     for args in (["status"], ["status", "--json"], ["check"], ["logs", "--errors"]):
         no_traceback(wsgi_shim(*args, str(site.site), timeout=QUICK))
+    check = wsgi_shim("check", str(site.site), timeout=QUICK)
+    for name in ("app.log", "starts.jsonl"):
+        assert f"[log-not-file] {site.default_logs / name} is a FIFO (named pipe)" in check.stdout, check.stdout
+    assert f"[debug-token-unusable] [logging] debug_token_file {token} cannot be read (is a FIFO" \
+        in check.stdout, check.stdout
     # status names the FIFO instead of a bare "none recorded (no request since install?)"
     status = wsgi_shim("status", str(site.site), timeout=QUICK)
     assert f"{site.default_logs / 'starts.jsonl'} is a FIFO (named pipe)" in status.stderr, status.stderr
+
+
+def test_check_names_a_debug_token_file_readable_by_everyone():
+    site = make_site("tokenmode")
+    token = site.site / "token"
+    write_file(token, "a-debug-token-long-enough-0123456789\n", 0o644)
+    update_config(site, {"logging": {"debug_token_file": str(token)}})
+    out = wsgi_shim("check", str(site.site))
+    assert out.returncode == 0, out.stdout  # a warning: the site starts, without the token
+    assert f"[debug-token-unusable] [logging] debug_token_file {token} is readable by everyone" in out.stdout
+    token.chmod(0o600)
+    assert "debug-token-unusable" not in wsgi_shim("check", str(site.site)).stdout
 
 
 # -- the smaller points (issue 9 point 10) -------------------------------------------------------
