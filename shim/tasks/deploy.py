@@ -65,7 +65,7 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
     files = sorted(f for f in files if not any(part in SKIP_NAMES for part in f.split("/"))
                    and (tasks_files or f not in TOOL_FILES))
     if not tasks_files:
-        how += "; without tasks.py, fabfile.py, invoke.yaml, fabric.yaml (--tasks-files includes them)"
+        how += "; without tasks.py, fabfile.py and invoke/fabric config files (--tasks-files includes them)"
     path = out_dir / f"{source.resolve().name or 'source'}.tar.gz"
     count = 0
     with tarfile.open(path, "w:gz") as tar:
