@@ -88,7 +88,7 @@ def seen_error(entry: dict, last: dict | None, touched: float) -> SeenError:
     else:
         kind, summary = "log", message
     if exception and exception.split(":")[0] not in summary:
-        summary += f": {exception}"
+        summary = summary.rstrip(".") + f": {exception}"
     epoch = logview.entry_epoch(entry)
     last_epoch = (last or {}).get("epoch", 0)
     earlier = epoch < touched <= last_epoch or (
