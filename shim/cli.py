@@ -42,7 +42,7 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
+    return min(value, 10**9)  # "all of them": a bigger count overflows the reader's buffer
 
 
 def _port(text: str) -> int:
@@ -207,6 +207,9 @@ def cmd_check(args) -> int:
     if errors:
         print(f"{len(errors)} problem{'s' if len(errors) != 1 else ''}{warnings} found in {site.approot}. "
               f"Maintenance mode: {state}.")
+        if args.no_import:  # fixing these is not the end: the import may fail next
+            print("The app was not imported (--no-import): a missing module or an error at import "
+                  "time would not show.")
     elif args.no_import:
         print(f"No problem found in {site.approot}{warnings}, but the app was not imported (--no-import): "
               "a missing module or an error at import time would not show. Maintenance mode: "

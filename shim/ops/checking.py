@@ -229,6 +229,8 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         # Also here, on the path as given: the app process only sees its resolved cwd.
         problems += checks.ownership_problems(cfg)
         problems += python_problems(cfg)
+        problems += debug_token_problems(cfg)
+        problems += log_file_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
             problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root)
@@ -244,6 +246,48 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     for p in problems:
         unique.setdefault((p.code, p.what, p.where), p)
     return list(unique.values()), info
+
+
+def log_file_problems(cfg: Config) -> list[Problem]:
+    """The app log or the start records replaced by a FIFO, a device or a directory: the app
+    process skips it without a word on any page (opening it could block every start)."""
+    import stat
+
+    from shim.runtime.files import kind_of
+
+    problems = []
+    for path, lost in ((cfg.logging.path, "the app's output, warnings and request errors go to the "
+                                          "server's log instead, which you cannot read"),
+                       (cfg.logging.starts_path, "no process start is recorded, so status cannot tell "
+                                                 "how the site last started")):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            continue  # not there yet: the first start creates it
+        if not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+            problems.append(Problem("log-not-file", f"{path} is {kind_of(mode)}, not a regular file: the "
+                                                    f"shim never opens it, and {lost}.", str(path),
+                                    f"Remove it (rm {path}); the next start creates it again.",
+                                    severity="warning"))
+    return problems
+
+
+def debug_token_problems(cfg: Config) -> list[Problem]:
+    """A debug token file that cannot be used (a FIFO, missing, readable by others, too short):
+    the app process only says so in the app log, and the owner sees no traceback by token."""
+    from shim.runtime.optin import read_token
+
+    path = cfg.logging.debug_token_file
+    if not path or not os.path.isabs(path):  # unset, or a relative path (config-bad-value)
+        return []
+    _, why = read_token(path)
+    if not why:
+        return []
+    return [Problem("debug-token-unusable", f"[logging] debug_token_file {path} {why}; no request sees "
+                                            "tracebacks by token.", f"{cfg.file}, [logging] debug_token_file",
+                    "Make it a regular file of the site's user, mode 600, holding a token of 16 or more "
+                    "characters: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE",
+                    severity="warning")]
 
 
 # What only the real app process can see: who Passenger ran it as and in which venv.
@@ -275,12 +319,14 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
     probe = Path(__file__).with_name("probe.py")
     env = dict(os.environ, WSGI_SHIM_PROBE="1")
     env.pop("PYTHONPATH", None)
-    with tempfile.TemporaryFile() as report:
+    # Its stderr goes to a file, not a pipe: a pipe would make us wait for EOF, i.e. until every
+    # process the app starts at import (a worker, a scheduler) has exited, long after the probe.
+    with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as errors:
         fd = report.fileno()
         try:
             out = subprocess.run([python, str(probe), str(root or site.approot), str(fd)], cwd=root or site.approot,
-                                 env=env,
-                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=300, pass_fds=(fd,))
+                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                                 timeout=300, pass_fds=(fd,))
         except subprocess.TimeoutExpired:
             return [Problem("app-import-timeout", "Importing the app took more than 300 seconds.",
                             str(site.passenger_wsgi), "Look for code that waits at import time (network, locks).")]
@@ -289,10 +335,11 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
                             python, "Check passenger_python and that the venv works: PYTHON -c 'import shim'.")]
         report.seek(0)
         raw = report.read()
+        errors.seek(max(0, errors.seek(0, os.SEEK_END) - 8192))
+        said = errors.read().decode("utf-8", "replace").strip()
     try:
         result = json.loads(raw)
     except ValueError:
-        said = out.stderr.decode("utf-8", "replace").strip()
         return [Problem("probe-failed", f"The site's Python exited (code {out.returncode}) without reporting "
                                         "on the import of the app.", python,
                         "Check that the venv works: PYTHON -c 'import shim'; an app that calls os._exit() "

@@ -141,6 +141,7 @@ def install(site: Site, user: str | None = None, group: str | None = None, pytho
             app: str = "app.application") -> InstallResult:
     """Create SITE's directories and files, all or nothing. Raises InstallError (nothing left behind)."""
     _refuse_bad_arguments(site, user, group)
+    _refuse_bad_app(app)
     me = pwd.getpwuid(os.getuid()).pw_name
     created: list[Path] = []
     try:
@@ -153,6 +154,19 @@ def install(site: Site, user: str | None = None, group: str | None = None, pytho
         _remove(created)
         raise _as_install_error(exc, site) from None
     return InstallResult(site, created, user, group, python, _warnings(site, me, gid, user, python))
+
+
+def _refuse_bad_app(app: str) -> None:
+    """The rule config.toml's [wsgi] app follows, before anything is created (a site written
+    with a bad value would only fail at its first start)."""
+    import re
+
+    from shim.runtime.config import APP_SPEC
+
+    module, sep, attribute = app.partition(":") if ":" in app else app.rpartition(".")
+    if not sep or not APP_SPEC.fullmatch(module) or not re.fullmatch(r"[A-Za-z_]\w*", attribute):
+        raise InstallError(f"--app {app!r} is not module.attribute (or module:attribute), e.g. "
+                           "app.application, app.app for Flask's app.py, mysite.wsgi.application for Django.")
 
 
 def _refuse_bad_arguments(site: Site, user: str | None, group: str | None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 from shim.ops import control, logview
@@ -87,13 +88,31 @@ def seen_error(entry: dict, last: dict | None, touched: float) -> SeenError:
     else:
         kind, summary = "log", message
     if exception and exception.split(":")[0] not in summary:
-        summary += f": {exception}"
+        summary = summary.rstrip(".") + f": {exception}"
     epoch = logview.entry_epoch(entry)
     last_epoch = (last or {}).get("epoch", 0)
     earlier = epoch < touched <= last_epoch or (
         kind == "start" and (last or {}).get("state") in ("app", "maintenance") and last_epoch > epoch)
     return SeenError(entry["error_id"], entry["time"], entry["pid"], kind, summary, exception,
                      not earlier, text)
+
+
+def _say_if_not_regular(starts_path: Path, say: Callable[[str], None]) -> None:
+    """A start-records file that is a FIFO or device is skipped unread (it would block): say
+    so, or "none recorded" reads as if the site had never started."""
+    import stat
+
+    from shim.runtime.files import kind_of
+    from shim.runtime.redact import escape_controls
+
+    try:
+        mode = os.stat(starts_path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        say(f"note: {escape_controls(str(starts_path))} is {kind_of(mode)}, not a regular file, so no "
+            f"process start is recorded there. Remove it (rm {escape_controls(str(starts_path))}); the "
+            "next start creates it again.")
 
 
 def site_status(site: Site, url: str | None = None, say: Callable[[str], None] = lambda m: None) -> Status:
@@ -104,6 +123,7 @@ def site_status(site: Site, url: str | None = None, say: Callable[[str], None] =
 
     recover_unfinished(site, say)
     logging_cfg = control.site_logging(site)
+    _say_if_not_regular(logging_cfg.starts_path, say)
     starts = records.read_starts(logging_cfg.starts_path)
     last = starts[-1] if starts else None
     try:

@@ -209,9 +209,17 @@ def maintenance_page_refusal(cfg: Config) -> str:
                **{f"the secret file of {k}": v for k, v in cfg.secret_files.items()}}
     real = os.path.realpath(page)
     for name, path in private.items():
-        if path and os.path.realpath(path) == real:
+        if path and (os.path.realpath(path) == real or _same_file(path, page)):
             return f"names {name}, which would be shown to every visitor"
     return ""
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """The same inode: a hard link to config.toml has a path of its own."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def read_maintenance_page(cfg: Config) -> bytes:

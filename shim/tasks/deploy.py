@@ -65,7 +65,7 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
     files = sorted(f for f in files if not any(part in SKIP_NAMES for part in f.split("/"))
                    and (tasks_files or f not in TOOL_FILES))
     if not tasks_files:
-        how += "; without tasks.py, fabfile.py, invoke.yaml, fabric.yaml (--tasks-files includes them)"
+        how += "; without tasks.py, fabfile.py and invoke/fabric config files (--tasks-files includes them)"
     path = out_dir / f"{source.resolve().name or 'source'}.tar.gz"
     count = 0
     with tarfile.open(path, "w:gz") as tar:
@@ -88,7 +88,7 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
             "(default: config shim.restart_wait); needs a URL",
     "url": "the site's public URL, requested while waiting (default: config shim.url)",
     "keep": "how many releases to keep (default 5; the current and previous are always kept)",
-    "requirements": "pip install the release's requirements.txt into the site venv "
+    "requirements": "pip install the release's requirements.txt into the release's venv "
                     "(default; --no-requirements skips it)",
     "shared_venv": "let pip install requirements into a venv outside the site, which the live release "
                    "runs from (refused otherwise unless nothing needs installing; see docs/deploying.md)",
@@ -189,7 +189,8 @@ def rollback(c, to=None, wait=None, url=None, site=None, venv=None):
     """Switch the site back to its previous release (or --to RELEASE), check it and restart.
 
     Refuses when there is no earlier release, and stays where it is if the check finds a
-    problem in the release you go back to. Packages that later deploys installed stay installed.
+    problem in the release you go back to. With the site's own venv (SITE/venv) its packages come
+    back too; in a venv outside the site, packages later deploys installed stay installed.
 
     Example: inv rollback --to 20260101T120000Z
     """

@@ -8,14 +8,12 @@ plain shell, a downloader, tar, make and a C compiler are needed.
 
 from __future__ import annotations
 
-import shlex
-
 from invoke.exceptions import Exit
 
 from shim.ops import buildpython
 from shim.tasks.config import setting
 from shim.tasks.flags import SITE_HELP, shim_task
-from shim.tasks.remote import site_dir, site_paths
+from shim.tasks.remote import run_script, site_dir, site_paths
 
 
 def _version(c, version: str | None) -> str:
@@ -36,14 +34,6 @@ def _prefix(c, prefix: str | None, site: str | None, version: str) -> str:
                    "python-X.Y.Z directory is the default), or pass --prefix DIR / --site DIR.",
                    code=2)
     return buildpython.default_prefix(site_dir(c, site), version)
-
-
-def _run_script(c, script: str) -> None:
-    """Run the generated script with `sh -c`; a failure ends the task with the script's exit
-    code (the script has already said what went wrong and what to do)."""
-    result = c.run("sh -c " + shlex.quote(script), in_stream=False, warn=True)
-    if result is not None and result.exited:
-        raise Exit(code=result.exited)
 
 
 @shim_task(help={
@@ -88,7 +78,7 @@ def build_python(c, version=None, prefix=None, source=None, sha256=None, jobs=0,
         script = buildpython.build_script(request)
     except ValueError as exc:
         raise Exit(f"build-python: {exc}", code=2) from None
-    _run_script(c, script)
+    run_script(c, script)
 
 
 @shim_task(help={
@@ -117,4 +107,4 @@ def venv(c, python=None, path=None, site=None, force=False, upgrade_pip=True):
         python = buildpython.python_in_prefix(_prefix(c, None, p.site, version), version)
     request = buildpython.VenvRequest(venv=p.venv, approot=p.approot, python=python,
                                       upgrade_pip=bool(upgrade_pip), force=bool(force))
-    _run_script(c, buildpython.venv_script(request))
+    run_script(c, buildpython.venv_script(request))

@@ -122,6 +122,14 @@ def run(c, command: str, what: str, p: Paths | None = None, **kwargs):
         raise Exit(f"{what} failed{where(c)} (exit {code}): {command}{hint}", code=code) from None
 
 
+def run_script(c, script: str) -> None:
+    """Run a generated sh script (build-python, venv) with `sh -c`; a failure ends the task with
+    the script's exit code (the script has already said what went wrong and what to do)."""
+    result = c.run("sh -c " + shlex.quote(script), in_stream=False, warn=True)
+    if result is not None and result.exited:
+        raise Exit(code=result.exited)
+
+
 # --- SSH: the host key is checked before the first command ----------------------------------
 
 

@@ -46,6 +46,12 @@ def maint(c, action, site=None, venv=None):
 
     Example: inv maint on
     """
+    if action in ("-h", "--help"):  # invoke hands a positional the next word, -h included
+        import inspect
+
+        print("Usage: inv maint on|off|status [-s SITE] [-v VENV]   (also: fab -H HOST maint ...)\n\n"
+              + inspect.cleandoc(maint.__doc__ or "") + "\n\nAll options: inv --help maint")
+        return
     if action not in ("on", "off", "status"):
         raise Exit(f"maint: expected on, off or status, not {action!r}", code=2)
     p = paths(c, site, venv)

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from tests.support.sites import make_site, write_file, wsgi_shim
+from tests.support.sites import load_like_passenger, make_site, write_file, wsgi_shim
 
 pytestmark = pytest.mark.realserver
 
@@ -66,6 +66,8 @@ CASES = [
     (["check", S, "-a", "../.."], 1, "-a/--approot must be a single directory name"),
     (["install", "relative/site"], 1, "absolute"),
     (["install", "/proc/x/site"], 1, "/proc/x does not exist"),
+    (["install", "/nonexistent-dir/site", "--app", "no dots"], 1, "--app 'no dots' is not module.attribute"),
+    (["install", "/nonexistent-dir/site", "--app", "mysite/wsgi.py"], 1, "is not module.attribute"),
     # odd values
     (["maint", "sideways", S], 2, "invalid choice"),
     (["logs", S, "-n", "many"], 2, "is not a whole number"),
@@ -120,3 +122,12 @@ def test_a_site_with_a_close_neighbour_gets_a_did_you_mean(site):
         assert_one_clear_line(out, 1, "Did you mean -a approot (it holds a config.toml)?")
     finally:
         os.rename(site.site / "approot", site.approot)
+
+
+def test_a_huge_line_count_means_all_entries():
+    site = make_site("hugecount")
+    load_like_passenger(site)  # an app log to read
+    out = wsgi_shim("logs", str(site.site), "-n", "9" * 30, timeout=120)
+    assert out.returncode == 0, out.stderr  # it was "internal error: OverflowError"
+    assert "internal error" not in out.stderr and "Traceback" not in out.stderr
+    assert "process started" in out.stdout

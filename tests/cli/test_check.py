@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
@@ -62,3 +64,28 @@ def test_check_no_import_says_what_it_did_not_check():
     data = json.loads(wsgi_shim("check", str(site.site), "--no-import", "--json").stdout)
     assert data["imported"] is False
     assert "import of the app" in data["not_checked"][0]
+
+
+def test_check_no_import_says_so_also_when_it_found_problems():
+    site = make_site("noimportbad", {"app.py": "import requestz\n" + HELLO_APP})
+    update_config(site, {"wsgi": {"chidr": "."}})
+    out = wsgi_shim("check", str(site.site), "--no-import")
+    assert out.returncode == 1
+    assert "[config-unknown-key]" in out.stdout and "requestz" not in out.stdout
+    assert "not imported (--no-import)" in out.stdout, out.stdout
+
+
+def test_check_does_not_wait_for_a_process_the_app_starts_at_import():
+    """A worker started at import keeps the probe's inherited stdout/stderr open: check must
+    still answer when the probe is done (it waited for the worker to exit, up to 300 s)."""
+    worker = ("import os, subprocess\n"
+              "p = subprocess.Popen(['sleep', '3600'])\n"
+              "open(os.path.join(os.path.dirname(__file__), 'worker.pid'), 'w').write(str(p.pid))\n")
+    site = make_site("worker", {"app.py": worker + HELLO_APP})
+    try:
+        out = wsgi_shim("check", str(site.site), timeout=120)  # a TimeoutExpired here is the bug
+        assert out.returncode == 0 and "would serve its app" in out.stdout, out.stdout + out.stderr
+    finally:
+        pid = site.approot / "worker.pid"
+        if pid.exists():
+            os.kill(int(pid.read_text()), signal.SIGKILL)

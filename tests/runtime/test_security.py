@@ -376,16 +376,39 @@ def test_fifo_token_file_app_log_and_start_records_hang_nothing():
     assert logs.returncode == 1 and "FIFO" in logs.stderr, logs.stderr
     for args in (["status"], ["status", "--json"], ["check"], ["logs", "--errors"]):
         no_traceback(wsgi_shim(*args, str(site.site), timeout=QUICK))
+    check = wsgi_shim("check", str(site.site), timeout=QUICK)
+    for name in ("app.log", "starts.jsonl"):
+        assert f"[log-not-file] {site.default_logs / name} is a FIFO (named pipe)" in check.stdout, check.stdout
+    assert f"[debug-token-unusable] [logging] debug_token_file {token} cannot be read (is a FIFO" \
+        in check.stdout, check.stdout
+    # status names the FIFO instead of a bare "none recorded (no request since install?)"
+    status = wsgi_shim("status", str(site.site), timeout=QUICK)
+    assert f"{site.default_logs / 'starts.jsonl'} is a FIFO (named pipe)" in status.stderr, status.stderr
+
+
+def test_check_names_a_debug_token_file_readable_by_everyone():
+    site = make_site("tokenmode")
+    token = site.site / "token"
+    write_file(token, "a-debug-token-long-enough-0123456789\n", 0o644)
+    update_config(site, {"logging": {"debug_token_file": str(token)}})
+    out = wsgi_shim("check", str(site.site))
+    assert out.returncode == 0, out.stdout  # a warning: the site starts, without the token
+    assert f"[debug-token-unusable] [logging] debug_token_file {token} is readable by everyone" in out.stdout
+    token.chmod(0o600)
+    assert "debug-token-unusable" not in wsgi_shim("check", str(site.site)).stdout
 
 
 # -- the smaller points (issue 9 point 10) -------------------------------------------------------
 
-@pytest.mark.parametrize("private", ["config.toml", "secret"])
+@pytest.mark.parametrize("private", ["config.toml", "secret", "hard link to the secret"])
 def test_the_maintenance_page_may_not_be_a_private_file(private):
     site = make_site("maintpriv", maint=True)
     write_file(site.site / "secret.txt", "maint-page-secret-42\n", 0o600)
     update_config(site, {"secret_files": {"SECRET_FILE": str(site.site / "secret.txt")}})
     page = "config.toml" if private == "config.toml" else str(site.site / "secret.txt")
+    if private.startswith("hard link"):  # a path of its own, the same file
+        os.link(site.site / "secret.txt", site.approot / "maint.html")
+        page = "maint.html"
     update_config(site, {"maintenance": {"page": page}})
     body = load_like_passenger(site).response.body
     assert "passenger_user" not in body and "maint-page-secret-42" not in body

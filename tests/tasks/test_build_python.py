@@ -196,8 +196,7 @@ def test_second_run_is_a_fast_no_op(fake):
     proc = build(fake)
     assert proc.returncode == 0, proc.stdout
     assert "is already built in" in proc.stdout and "nothing to do" in proc.stdout
-    assert calls_of(fake) == ["configure", "all", "install"]  # nothing ran again
-    assert proc.seconds < 3
+    assert calls_of(fake) == ["configure", "all", "install"]  # nothing ran again (no timing: issue 10)
     # --force rebuilds all the same.
     proc = build(fake, force=True)
     assert proc.returncode == 0, proc.stdout
@@ -651,11 +650,13 @@ def test_real_build_of_cpython_3_11_2_then_venv_then_no_op(tmp_path, capfd):
                          text=True, check=False)
     assert pip.returncode == 0, pip.stderr
 
+    installed = {p: p.stat().st_mtime_ns for p in (site / "python-3.11.2" / "bin").iterdir()}
     started = time.monotonic()
     pytasks.build_python(c, source=str(tarball), jobs=2)
     again_seconds = time.monotonic() - started
     assert "nothing to do" in capfd.readouterr().out
-    assert again_seconds < 10
+    # The second run rebuilt and reinstalled nothing (timed in bench/, not asserted here).
+    assert {p: p.stat().st_mtime_ns for p in (site / "python-3.11.2" / "bin").iterdir()} == installed
     with capfd.disabled():
         print(f"\nreal CPython 3.11.2 build: {build_seconds:.0f} s; second run: "
               f"{again_seconds:.2f} s")

@@ -103,14 +103,15 @@ def test_tarball_of_a_git_work_tree_honours_gitignore(tmp_path):
 
 def test_the_tasks_own_files_stay_out_unless_asked(tmp_path):
     src = tmp_path / "proj"
-    for rel in ("app.py", "tasks.py", "fabfile.py", "invoke.yaml", "fabric.yaml", "pkg/tasks.py"):
+    for rel in ("app.py", "tasks.py", "fabfile.py", "invoke.yaml", "fabric.yaml", "invoke.json", "fabric.py",
+                "pkg/tasks.py"):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text("x")
     path, count, how = deploy_tasks.build_tarball(src, tmp_path)
     assert tar_names(path) == ["app.py", "pkg/tasks.py"] and count == 2  # only the top-level tooling
     assert "--tasks-files" in how
     path, count, _ = deploy_tasks.build_tarball(src, tmp_path, tasks_files=True)
-    assert count == 6
+    assert count == 8
 
 
 def test_ref_packs_exactly_that_commit_and_passes_it_on(tmp_path):

@@ -342,3 +342,21 @@ def test_install_builds_the_wheel_from_the_checkout_it_runs_from(tmp_path, monke
     c = context()
     install.install(c)
     assert f"{PIP} --force-reinstall --no-deps {built} && {PIP} {built}" in commands(c)
+
+
+def test_every_task_is_declared_with_shim_task():
+    # @shim_task validates the config and checks the host key before the body: a task declared
+    # with plain @task would skip both (test_host_keys.py runs each one against a real sshd).
+    from shim.tasks.flags import ShimTask
+
+    plain = [name for name in ns.task_names if not isinstance(ns[name], ShimTask)]
+    assert plain == []
+
+
+def test_a_misspelt_key_stops_the_task_before_any_command():
+    c = context(stie="/srv/x")
+    with pytest.raises(Exit) as info:
+        site.check(c)
+    assert info.value.code == 2
+    assert "unknown key shim.stie" in info.value.message and "did you mean shim.site?" in info.value.message
+    assert all_commands(c) == []

@@ -87,6 +87,15 @@ def test_demo_dash_h_shows_its_help(own_repo):
     assert "needed value" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_maint_dash_h_shows_its_help(own_repo, flag):
+    """maint's action is positional: invoke hands it "-h" instead of showing the help."""
+    result = inv("maint", flag, cwd=own_repo)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: inv maint on|off|status" in result.stdout and "Example: inv maint on" in result.stdout
+    assert "expected on, off or status" not in result.stderr
+
+
 def help_of(name: str, cwd: Path) -> str:
     result = inv("--help", name, cwd=cwd)
     assert result.returncode == 0, result.stderr

@@ -16,8 +16,11 @@ from shim.ops.deploy.store import (CURRENT, DEFAULT_KEEP, RELEASES, DeployError,
                                    list_releases)
 from shim.ops.deploy.unpack import SKIP_NAMES, Limits
 
-# Files of the deploy tooling itself, not of the app: `inv deploy` leaves them out.
-TOOL_FILES = ("tasks.py", "fabfile.py", "invoke.yaml", "invoke.yml", "fabric.yaml", "fabric.yml")
+# Files of the deploy tooling itself, not of the app: `inv deploy` leaves them out. Invoke and
+# Fabric read project config from .yaml, .yml, .json and .py files of these names. (A tasks/
+# package is left in: at the top of a project it may as well be the app's own, e.g. Celery's.)
+TOOL_FILES = ("tasks.py", "fabfile.py",
+              *(f"{name}.{ext}" for name in ("invoke", "fabric") for ext in ("yaml", "yml", "json", "py")))
 
 __all__ = ["CURRENT", "DEFAULT_KEEP", "RELEASES", "SKIP_NAMES", "TOOL_FILES", "DeployError", "Limits",
            "current_release", "list_releases"]

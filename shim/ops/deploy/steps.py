@@ -126,11 +126,16 @@ def _ask(url: str, deadline: float) -> str:
 
 
 def _new_start(starts: Path, before: float, want: str) -> dict | None:
+    """The newest start after BEFORE in state WANT. A start record is written at the end of a
+    process's start, so one that began before the switch (or before maintenance went on) may
+    still record the old state after BEFORE (seen under load): such records are passed over.
+    Only an error page while waiting for the app fails at once: that is the new release."""
     new = [r for r in records.read_starts(starts) if r.get("epoch", 0) > before]
-    if new and new[-1].get("state") != want:
-        raise ServeFailed(f"the site's new process serves {new[-1].get('state')}, not {want}:\n"
+    if want == "app" and new and new[-1].get("state") == "error":
+        raise ServeFailed(f"the site's new process serves the error page, not {want}:\n"
                           + control.describe_start(new[-1]))
-    return new[-1] if new else None
+    wanted = [r for r in new if r.get("state") == want]
+    return wanted[-1] if wanted else None
 
 
 def restart(site: Site, wait: float, url: str | None, out: Output, prog: str = "wsgi-shim deploy") -> bool:
