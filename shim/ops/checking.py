@@ -21,7 +21,13 @@ from shim.ops import versions
 from shim.runtime import checks, records
 from shim.runtime.config import Config
 from shim.runtime.layout import Site
-from shim.runtime.permissions import readable_by_others, unsafe_ancestor, unsearchable_ancestor, writable_by_others
+from shim.runtime.permissions import (
+    is_group_member,
+    readable_by_others,
+    unsafe_ancestor,
+    unsearchable_ancestor,
+    writable_by_others,
+)
 from shim.runtime.problems import Problem
 
 
@@ -34,11 +40,9 @@ def _stat(path: Path) -> os.stat_result | None:
 
 def _member(user: str, group: str) -> bool:
     try:
-        gr = grp.getgrnam(group)
-        pw = pwd.getpwnam(user)
+        return is_group_member(pwd.getpwnam(user).pw_uid, group)
     except KeyError:
         return False
-    return pw.pw_gid == gr.gr_gid or user in gr.gr_mem
 
 
 def account_problems(cfg: Config, me: str) -> list[Problem]:

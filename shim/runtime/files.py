@@ -83,17 +83,9 @@ def read_regular(path: str | Path, limit: int, truncate: bool = False) -> bytes:
     """
     fd = open_regular(path)
     try:
-        chunks = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = _read_at_most(fd, limit + 1)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > limit:
         if not truncate:
             raise NotReadable(path, f"is larger than {_size_text(limit)}, the most wsgi-shim reads")
@@ -107,16 +99,21 @@ def read_tail(path: str | Path, limit: int) -> bytes:
     try:
         size = os.fstat(fd).st_size
         os.lseek(fd, max(0, size - limit), os.SEEK_SET)
-        chunks = []
-        left = limit
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        return _read_at_most(fd, limit)
     finally:
         os.close(fd)
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """Up to `limit` bytes from fd, in chunks of at most 1 MiB."""
+    chunks = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
     return b"".join(chunks)
 
 
