@@ -58,7 +58,7 @@ def main(app_root: str, report_fd: int) -> dict:
         module = _loader().start(app_root)
         result["loaded"] = True
         result["callable"] = callable(getattr(module, "application", None))
-        # shim.runtime.loader since 0.3; shim.loader in a venv that holds an older wsgi-shim
+        # shim.runtime.loader now; shim.loader in a venv that holds an older wsgi-shim (flat layout)
         loader = sys.modules.get("shim.runtime.loader") or sys.modules.get("shim.loader")
         result["shim_imported"] = "shim" in sys.modules
         start = getattr(loader, "LAST_START", None)
