@@ -35,14 +35,20 @@ def _logs_arguments(p: argparse.ArgumentParser) -> None:
                    help="show the entry of this error id (printed on the 500 page)")
 
 
-def _count(text: str) -> int:
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return min(value, 10**9)  # "all of them": a bigger count overflows the reader's buffer
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative" if minimum == 0
+                                         else f"must be at least {minimum}, not {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    # "All of them": a bigger count overflows the reader's buffer.
+    return min(_whole_number(text, 0), 10**9)
 
 
 def _port(text: str) -> int:
@@ -406,13 +412,7 @@ def cmd_demo(args) -> int:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+    return _whole_number(text, 1)
 
 
 def _seconds(text: str) -> float:

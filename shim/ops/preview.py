@@ -19,7 +19,6 @@ import os
 import pwd
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from shim.ops import signals
 from shim.runtime.layout import Site
 
 POLL_SECONDS = 0.25
@@ -280,12 +280,8 @@ def stop_on_signals():
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
+    with signals.handled(signals.TERMINATING, interrupt):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def serve(site: Site, sock: socket.socket, report: Report) -> None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from shim.ops import control
+from shim.ops import control, signals
 from shim.ops.deploy import store, venvs
 from shim.ops.deploy.store import DeployError
 from shim.runtime.layout import Site
@@ -105,23 +105,15 @@ def signals_interrupt() -> Iterator[None]:
     def handler(signum, frame):
         raise Interrupted(signum)
 
-    saved = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
+    with signals.handled(signals.TERMINATING, handler):
         yield
-    finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
 
 
 @contextmanager
 def signals_held() -> Iterator[None]:
     """While undoing, a second signal must not stop the undo half-way."""
-    saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
+    with signals.handled((signal.SIGINT, *signals.TERMINATING), signal.SIG_IGN):
         yield
-    finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
 
 
 def settle(site: Site, j: Journal, say: Callable[[str], None], keep_checked: bool) -> str:
