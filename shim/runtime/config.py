@@ -242,8 +242,8 @@ class _Reader:
         line = _line_of(self.text, section, key) if key else _line_of(self.text, None, section or "")
         return f"{self.file}" + (f" line {line}" if line else "") + f", {name}"
 
-    def add(self, code: str, what: str, where: str, fix: str) -> None:
-        self.problems.append(Problem(code, what, where, fix))
+    def add(self, code: str, what: str, where: str, fix: str, severity: str = "error") -> None:
+        self.problems.append(Problem(code, what, where, fix, severity=severity))
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:
@@ -385,24 +385,27 @@ def _parse_maintenance(r: _Reader, cfg: Config, values: dict[tuple[str, str], An
 
 
 def _parse_deploy(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    """[deploy] is read by `wsgi-shim deploy` only: its mistakes are warnings here, so that the
+    live site keeps serving, and a deploy refuses to start on them (DEPLOY_STOPS)."""
     cfg.deploy_run = values.get(("deploy", "run"), [])
     if not all(isinstance(c, str) and c.strip() for c in cfg.deploy_run):
-        r.add("config-bad-value", "[deploy] run must be a list of commands (non-empty strings).",
-              r.where("deploy", "run"), 'Write e.g. run = ["python manage.py migrate"].')
+        r.add("config-bad-value", f"[deploy] run must be a list of commands (non-empty strings){DEPLOY_STOPS}",
+              r.where("deploy", "run"), 'Write e.g. run = ["python manage.py migrate"].', "warning")
         cfg.deploy_run = []
-    shared = values.get(("deploy", "shared"), [])
     cfg.deploy_shared = []
-    for item in shared:
+    for item in values.get(("deploy", "shared"), []):
         name, why = _shared_name(item)
+        if not why and any(_nested(name, other) for other in cfg.deploy_shared):
+            why = f"{name!r} lies inside or around another entry; share the directory or the paths in it, not both."
         if why:
-            r.add("config-bad-value", f"[deploy] shared: {why}", r.where("deploy", "shared"),
+            r.add("config-bad-value", f"[deploy] shared: {why}{DEPLOY_STOPS}", r.where("deploy", "shared"),
                   'List paths inside the release, e.g. shared = ["db.sqlite3", "media/", "instance/", ".env"] '
-                  "(a trailing / marks a directory).")
-        elif any(_nested(name, other) for other in cfg.deploy_shared):
-            r.add("config-bad-value", f"[deploy] shared names {name!r} and a path inside or around it.",
-                  r.where("deploy", "shared"), "Share the directory or the paths in it, not both.")
+                  "(a trailing / marks a directory).", "warning")
         else:
             cfg.deploy_shared.append(name)
+
+
+DEPLOY_STOPS = " (The site still serves; a deploy will not start until this is fixed.)"
 
 
 SHARED_RESERVED = (".venv", "config.toml", "passenger_wsgi.py")

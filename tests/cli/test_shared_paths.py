@@ -156,10 +156,14 @@ def test_a_shared_entry_that_does_not_fit_stops_the_deploy_before_anything_moves
     assert current(site) == v1 and not (site.site / "shared/db.sqlite3").exists()
     assert visit(site) == "v1 rows=3 uploads=3"
 
-    update_config(site, {"deploy": {"shared": ["../outside", "/abs"]}})
+    update_config(site, {"deploy": {"shared": ["../outside", "/abs", "media/", "media/x"]}})
     check = wsgi_shim("check", str(site.site), "--no-import")
-    assert check.returncode == 1 and "config-bad-value" in check.stdout and "no '..'" in check.stdout
-    assert "is an absolute path" in check.stdout
+    assert check.returncode == 0 and "config-bad-value" in check.stdout and "no '..'" in check.stdout
+    assert "is an absolute path" in check.stdout and "'media/x' lies inside or around another" in check.stdout
+    assert visit(site) == "v1 rows=4 uploads=4"  # a deploy-only mistake does not take the site down
+    refused = deploy(site, guestbook(site, "v2"))
+    assert refused.returncode == 1 and "[deploy] section has 3 problems" in refused.stderr
+    assert current(site) == v1 and not (site.site / "shared/media").exists()
 
     # Data in both places: the deploy will not choose.
     update_config(site, {"deploy": {"shared": ["db.sqlite3"]}})
@@ -168,7 +172,7 @@ def test_a_shared_entry_that_does_not_fit_stops_the_deploy_before_anything_moves
     write_file(site.site / "shared/db.sqlite3", "")
     both = deploy(site, guestbook(site, "v3"))
     assert both.returncode == 1 and "will not choose which data the site keeps" in both.stderr
-    assert current(site) == v1 and visit(site) == "v1 rows=4 uploads=4"
+    assert current(site) == v1 and visit(site) == "v1 rows=5 uploads=5"
 
 
 STEPS = ["Linking the shared paths", "moved from the live release", "Compiling the release",

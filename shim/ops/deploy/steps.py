@@ -166,6 +166,12 @@ def load_site_config(site: Site) -> Config:
     cfg, problems = load_config(site.approot)
     if cfg is None:
         raise CheckFailed(f"cannot read {site.config_toml} (problems above); nothing was changed.", problems)
+    from shim.runtime.config import DEPLOY_STOPS
+
+    stops = [p for p in problems if p.what.endswith(DEPLOY_STOPS)]
+    if stops:  # a deploy without a [deploy] shared entry would leave that data in the release
+        raise CheckFailed(f"{site.config_toml}'s [deploy] section has {_plural(len(stops), 'problem')} (above); "
+                          "fix it first. Nothing was changed.", stops)
     return cfg
 
 
