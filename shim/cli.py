@@ -599,6 +599,9 @@ def cmd_releases(args) -> int:
         print(f"{mark} {item['name']}  deployed {item['deployed']}{commit}{now}")
     if info["current"] is None and not info["error"]:
         print(f"none is current: {site.approot / 'current'} does not exist (no deploy has finished yet).")
+    if info["shared"]:
+        held = ", ".join(e["path"] + ("" if e["exists"] else " (not created yet)") for e in info["shared"])
+        print(f"shared, in {site.site / 'shared'} and linked into every release: {held}")
     if info["history"]:
         print("went live (newest first):")
         for h in reversed(info["history"]):

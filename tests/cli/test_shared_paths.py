@@ -145,6 +145,8 @@ def test_a_new_directory_is_created_and_a_missing_file_is_made_by_the_app():
     assert (site.site / "shared/instance").is_dir() and not (site.site / "shared/db.sqlite3").exists()
     assert visit(site) == "v1 rows=1 uploads=1"
     assert rows(site) == ["v1"]
+    listing = ok(wsgi_shim("releases", str(site.site)))
+    assert f"shared, in {site.site}/shared and linked into every release: db.sqlite3, media/, instance/" in listing
 
 
 def test_a_shared_entry_that_does_not_fit_stops_the_deploy_before_anything_moves():
