@@ -286,13 +286,13 @@ def unshared_data(site: Site, release: Path, shared: list[Entry], chdir: str = "
         rel = path.relative_to(release).as_posix()
         return any(rel == e.path or rel.startswith(e.path + "/") for e in shared)
 
-    found = [_db_problem(site, release, p) for p in _databases(release) if not listed(p)]
+    found = [_data_problem(site, release, p) for p in _databases(release) if not listed(p)]
     sub = chdir.strip("/").split("/", 1)[1] if "/" in chdir.strip("/") else ""
     for top in sorted({release, release / sub}):
         for name in DATA_DIRS:
             d = top / name
             if d.is_dir() and not d.is_symlink() and not listed(d):
-                found.append(_dir_problem(site, release, d))
+                found.append(_data_problem(site, release, d))
     return found
 
 
@@ -319,31 +319,20 @@ def _databases(release: Path) -> list[Path]:
     return sorted(found)
 
 
-def _suggestion(release: Path, path: Path, is_dir: bool) -> str:
-    rel = path.relative_to(release).as_posix() + ("/" if is_dir else "")
-    return f'shared = ["{rel}"]'
-
-
-def _db_problem(site: Site, release: Path, path: Path) -> Problem:
+def _data_problem(site: Site, release: Path, path: Path) -> Problem:
+    """data-in-release for an SQLite database or (PATH a directory) an upload/instance directory."""
+    is_dir = path.is_dir()
     rel = path.relative_to(release).as_posix()
-    return _warning("data-in-release",
-                    f"{rel} is an SQLite database inside release {release.name}: the next deploy's release "
-                    "starts without it (a release holds only what SOURCE holds), and it is deleted when this "
-                    "release is pruned.", str(path),
-                    f"Share it: add it to config.toml's [deploy] {_suggestion(release, path, False)} (or the "
-                    f"directory it is in); the next deploy moves it to {shared_dir(site) / rel} and links it "
-                    "into every release. See docs/deploying.md#shared-paths.")
-
-
-def _dir_problem(site: Site, release: Path, path: Path) -> Problem:
-    rel = path.relative_to(release).as_posix()
-    return _warning("data-in-release",
-                    f"{rel}/ in release {release.name} looks like a directory of uploaded or instance data: "
-                    "what the app writes there is not in the next deploy's release, and it is deleted when "
-                    "this release is pruned.", str(path),
-                    f"If the app writes there, share it: add [deploy] {_suggestion(release, path, True)} to "
-                    f"config.toml; the next deploy moves it to {shared_dir(site) / rel}. If it only holds "
-                    "files from SOURCE, ignore this.")
+    entry = f'shared = ["{rel}{"/" if is_dir else ""}"]'
+    what = (f"{rel}/ in release {release.name} looks like a directory of uploaded or instance data: what the "
+            "app writes there is not in the next deploy's release" if is_dir else
+            f"{rel} is an SQLite database inside release {release.name}: the next deploy's release starts "
+            "without it (a release holds only what SOURCE holds)")
+    fix = (f"Share it: add [deploy] {entry} to config.toml (or the directory it is in); the next deploy moves "
+           f"it to {shared_dir(site) / rel} and links it into every release. See docs/deploying.md#shared-paths.")
+    if is_dir:
+        fix += " If it only holds files from SOURCE, ignore this."
+    return _warning("data-in-release", what + ", and it is deleted when this release is pruned.", str(path), fix)
 
 
 def _warning(code: str, what: str, where: str, fix: str) -> Problem:
