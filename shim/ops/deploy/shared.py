@@ -164,21 +164,28 @@ def _link_one(site: Site, entry: Entry, release: Path, name: str, live_dir: Path
 
 def _replace_own(site: Site, release: Path, name: str, entry: Entry, new: bool,
                  say: Callable[[str], None]) -> None:
-    """The release's own copy would hide the shared data: the shared data wins."""
-    own = release / entry.path
-    if new:
-        if own.is_dir() and not own.is_symlink():
-            shutil.rmtree(own)
+    """The release's own copy would hide the shared data: the shared data wins. The copy (with an
+    SQLite database's sidecars) is dropped when it came from SOURCE, else put aside."""
+    aside = shared_dir(site) / UNSHARED / name / entry.path
+    n = 1
+    while _exists(aside):  # never over an earlier copy put aside
+        n += 1
+        aside = shared_dir(site) / UNSHARED / f"{name}-{n}" / entry.path
+    for suffix in ("", *([] if entry.is_dir else SIDECARS)):
+        own = Path(f"{release / entry.path}{suffix}")
+        if suffix and not _own(release, Entry(entry.path + suffix, False)):
+            continue
+        if new:
+            shutil.rmtree(own) if own.is_dir() and not own.is_symlink() else os.unlink(own)
         else:
-            os.unlink(own)
+            _make_parents(aside.parent)
+            os.rename(own, f"{aside}{suffix}")
+    if new:
         say(f"  warning: the release's own {entry.shown} (from SOURCE) is not used: {entry.shown} is shared, "
             f"so the app sees {shared_dir(site) / entry.path} (shared data is never replaced)")
-        return
-    aside = shared_dir(site) / UNSHARED / name / entry.path
-    _make_parents(aside.parent)
-    os.rename(own, aside)
-    say(f"  warning: release {name}'s own {entry.shown} was put aside to {aside}: the app sees "
-        f"{shared_dir(site) / entry.path}; delete the copy when you no longer need it")
+    else:
+        say(f"  warning: release {name}'s own {entry.shown} was put aside to {aside}: the app sees "
+            f"{shared_dir(site) / entry.path}; delete the copy when you no longer need it")
 
 
 def _make_parents(path: Path) -> None:
