@@ -463,6 +463,9 @@ def _deploy_parsers(sub) -> None:
     p.add_argument("--shared-venv", action="store_true",
                    help="let pip install the release's requirements into a venv outside the site (the live "
                         "site sees them before the switch; a rollback does not restore the old ones)")
+    p.add_argument("--no-compile", action="store_true",
+                   help="do not byte-compile the release and its venv before the check (the first "
+                        "requests after the switch then compile what they import)")
     p.add_argument("--init", action="store_true",
                    help='first deploy of an existing site: change config.toml\'s [wsgi] chdir "." '
                         'to "current" (that line only)')
@@ -534,7 +537,8 @@ def cmd_deploy(args) -> int:
     opts = DeployOptions(source=source, maint=args.maint, keep=args.keep, requirements=not args.no_requirements,
                          init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref, commit=args.commit,
                          limits=Limits(args.max_bytes, args.max_entries, args.allow_sparse),
-                         maint_wait=args.maint_wait, shared_venv=args.shared_venv)
+                         maint_wait=args.maint_wait, shared_venv=args.shared_venv,
+                         compile=not args.no_compile)
     try:
         out = deploy(site, opts, _deploy_output())
     except (DeployError, OSError, KeyboardInterrupt) as exc:
@@ -595,6 +599,9 @@ def cmd_releases(args) -> int:
         print(f"{mark} {item['name']}  deployed {item['deployed']}{commit}{now}")
     if info["current"] is None and not info["error"]:
         print(f"none is current: {site.approot / 'current'} does not exist (no deploy has finished yet).")
+    if info["shared"]:
+        held = ", ".join(e["path"] + ("" if e["exists"] else " (not created yet)") for e in info["shared"])
+        print(f"shared, in {site.site / 'shared'} and linked into every release: {held}")
     if info["history"]:
         print("went live (newest first):")
         for h in reversed(info["history"]):

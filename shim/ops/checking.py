@@ -235,6 +235,7 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         problems += python_problems(cfg)
         problems += debug_token_problems(cfg)
         problems += log_file_problems(cfg)
+        problems += shared_problems(site, cfg, probe_root)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
             problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root)
@@ -250,6 +251,21 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     for p in problems:
         unique.setdefault((p.code, p.what, p.where), p)
     return list(unique.values()), info
+
+
+def shared_problems(site: Site, cfg: Config, root: Path | None = None) -> list[Problem]:
+    """For a site served from releases: data in the current release (or, in a deploy's check, the
+    new one: ROOT is its shadow app root) that the next deploy would lose, and shared paths the
+    release hides or lacks (shim/ops/deploy/shared.py)."""
+    from shim.ops.deploy import shared, store
+
+    link = (root or site.approot) / store.CURRENT
+    if cfg.chdir.strip("/").split("/")[0] != store.CURRENT or not link.is_symlink():
+        return []
+    release = store.release_path(site, os.path.basename(os.readlink(link).rstrip("/")))
+    if not release.is_dir():
+        return []
+    return shared.release_problems(site, release, cfg.deploy_shared, cfg.chdir)
 
 
 def log_file_problems(cfg: Config) -> list[Problem]:

@@ -38,7 +38,9 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "secret_files": {},
     "environment": {},
     "maintenance": {"page": str, "retry_after": int},
-    "deploy": {"run": list},  # release commands of `wsgi-shim deploy` (not used at run time)
+    # `wsgi-shim deploy` only (not used at run time): release commands, and the paths kept in
+    # SITE/shared/ across releases (docs/deploying.md#shared-paths)
+    "deploy": {"run": list, "shared": list},
     "logging": {
         "enabled": bool,
         "file": str,
@@ -142,11 +144,12 @@ class Config(_Settings):
     maintenance_page: str
     retry_after: int
     deploy_run: list[str]
+    deploy_shared: list[str]  # normalised: "db.sqlite3", "media/" (a trailing / marks a directory)
     logging: LoggingConfig
     DEFAULTS = {"app_root": None, "file": None, "passenger_user": "", "passenger_group": "",
                 "passenger_python": "", "passenger_app_root": "", "chdir": "", "module": "", "attribute": "",
                 "secret_files": {}, "environment": {}, "maintenance_page": "", "retry_after": 300,
-                "deploy_run": [], "logging": None}
+                "deploy_run": [], "deploy_shared": [], "logging": None}
 
     def __init__(self, app_root: Path, file: Path, **values: object) -> None:
         super().__init__(app_root=app_root, file=file, **values)
@@ -239,8 +242,8 @@ class _Reader:
         line = _line_of(self.text, section, key) if key else _line_of(self.text, None, section or "")
         return f"{self.file}" + (f" line {line}" if line else "") + f", {name}"
 
-    def add(self, code: str, what: str, where: str, fix: str) -> None:
-        self.problems.append(Problem(code, what, where, fix))
+    def add(self, code: str, what: str, where: str, fix: str, severity: str = "error") -> None:
+        self.problems.append(Problem(code, what, where, fix, severity=severity))
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:
@@ -382,11 +385,50 @@ def _parse_maintenance(r: _Reader, cfg: Config, values: dict[tuple[str, str], An
 
 
 def _parse_deploy(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    """[deploy] is read by `wsgi-shim deploy` only: its mistakes are warnings here, so that the
+    live site keeps serving, and a deploy refuses to start on them (DEPLOY_STOPS)."""
     cfg.deploy_run = values.get(("deploy", "run"), [])
     if not all(isinstance(c, str) and c.strip() for c in cfg.deploy_run):
-        r.add("config-bad-value", "[deploy] run must be a list of commands (non-empty strings).",
-              r.where("deploy", "run"), 'Write e.g. run = ["python manage.py migrate"].')
+        r.add("config-bad-value", f"[deploy] run must be a list of commands (non-empty strings){DEPLOY_STOPS}",
+              r.where("deploy", "run"), 'Write e.g. run = ["python manage.py migrate"].', "warning")
         cfg.deploy_run = []
+    cfg.deploy_shared = []
+    for item in values.get(("deploy", "shared"), []):
+        name, why = _shared_name(item)
+        if not why and any(_nested(name, other) for other in cfg.deploy_shared):
+            why = f"{name!r} lies inside or around another entry; share the directory or the paths in it, not both."
+        if why:
+            r.add("config-bad-value", f"[deploy] shared: {why}{DEPLOY_STOPS}", r.where("deploy", "shared"),
+                  'List paths inside the release, e.g. shared = ["db.sqlite3", "media/", "instance/", ".env"] '
+                  "(a trailing / marks a directory).", "warning")
+        else:
+            cfg.deploy_shared.append(name)
+
+
+DEPLOY_STOPS = " (The site still serves; a deploy will not start until this is fixed.)"
+
+
+SHARED_RESERVED = (".venv", "config.toml", "passenger_wsgi.py")
+
+
+def _shared_name(item: object) -> tuple[str, str]:
+    """A [deploy] shared entry normalised ("media/", "db.sqlite3"), or why it cannot be one."""
+    if not isinstance(item, str) or not item.strip():
+        return "", "every entry must be a non-empty string (a path inside the release)."
+    is_dir = item.rstrip().endswith("/")
+    parts = [p for p in item.strip().strip("/").split("/") if p not in ("", ".")]
+    if item.strip().startswith("/"):
+        return "", f"{item!r} is an absolute path; name it relative to the release's top level."
+    if not parts or ".." in parts:
+        return "", f"{item!r} must name a path inside the release (no '..')."
+    if parts[0] in SHARED_RESERVED:
+        return "", f"{item!r} cannot be shared: {parts[0]} belongs to each release (or to the app root)."
+    return "/".join(parts) + ("/" if is_dir else ""), ""
+
+
+def _nested(a: str, b: str) -> bool:
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def _drop_nul_strings(r: _Reader, table: dict[str, Any], path: list[str]) -> None:

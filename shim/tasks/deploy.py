@@ -92,6 +92,8 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
                     "(default; --no-requirements skips it)",
     "shared_venv": "let pip install requirements into a venv outside the site, which the live release "
                    "runs from (refused otherwise unless nothing needs installing; see docs/deploying.md)",
+    "compile": "byte-compile the release and its venv before the check (default; --no-compile skips it, "
+               "and the first requests after the switch compile what they import)",
     "init": 'first deploy of an existing site: set config.toml\'s [wsgi] chdir "." to "current"',
     "ref": "deploy exactly this git commit, branch or tag of SOURCE (git archive); the commit is recorded",
     "run": "a release command run in the new release before the switch, e.g. 'python manage.py migrate' "
@@ -101,7 +103,7 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
     "venv": VENV_HELP,
 })
 def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirements=True, init=False,
-           ref=None, run=None, tasks_files=False, site=None, venv=None, shared_venv=False):
+           ref=None, run=None, tasks_files=False, site=None, venv=None, shared_venv=False, compile=True):
     """Deploy your project as a new release: unpack, install requirements, check, switch, restart.
 
     Packs SOURCE (default: the current directory; in a git work tree the files git tracks or
@@ -126,6 +128,8 @@ def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirem
         args.append("--no-requirements")
     if init:
         args.append("--init")
+    if not compile:
+        args.append("--no-compile")
     if shared_venv:
         args.append("--shared-venv")
     for command in run or []:

@@ -21,7 +21,7 @@ from tests.e2e.test_passenger import serve, shim_ok
 from tests.support.accounts import PROJECT_GROUP, SITE_USER
 from tests.support.apache import ApacheServer, http_get, poll
 from tests.support.load import Load, LoadResult
-from tests.support.sites import VENV, make_site, write_file, wsgi_shim
+from tests.support.sites import VENV, make_site, update_config, write_file, wsgi_shim
 
 pytestmark = pytest.mark.realserver
 
@@ -32,6 +32,15 @@ def app(body: str) -> str:
     return ("def application(environ, start_response):\n"
             "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
             f"    return [b'{body}']\n")
+
+
+DATA_APP = """
+def application(environ, start_response):
+    with open("data/notes.txt") as f:
+        notes = f.read()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'{name} ' + notes.encode()]
+"""
 
 
 def version(site, name: str, text: str | None = None) -> Path:
@@ -138,9 +147,16 @@ def test_a_deploy_killed_at_a_random_moment_leaves_the_site_serving(apache: Apac
     delay = random.Random(seed).uniform(0.2, 6.0)
     print(f"{signame} after {delay:.2f} s (WSGI_SHIM_KILL_SEED={seed})")
     site, url = live_site(apache, f"load-{signame.lower()}")
+    # Data the live release keeps beside its code, named in [deploy] shared from now on: the
+    # killed deploy is the one that moves it to SITE/shared/ while v1 serves it to every request.
+    v1 = version(site, "v1-data", DATA_APP.format(name="v1"))
+    write_file(v1 / "data/notes.txt", "kept")
+    shim_ok("deploy", str(site.site), str(v1), "--wait", "30", "--url", url)
+    poll(url, lambda r: r.body == "v1 kept", timeout=30)
+    update_config(site, {"deploy": {"shared": ["data/"]}})
     with Load(url, clients=CLIENTS, limit=180) as load:
         time.sleep(1)
-        proc = _deploy_process(site, version(site, "v2"), url)
+        proc = _deploy_process(site, version(site, "v2", DATA_APP.format(name="v2")), url)
         time.sleep(delay)
         os.killpg(proc.pid, getattr(signal, signame))
         out, _ = proc.communicate(timeout=60)
@@ -156,12 +172,16 @@ def test_a_deploy_killed_at_a_random_moment_leaves_the_site_serving(apache: Apac
         status = wsgi_shim("status", str(site.site))  # sees and repairs an unfinished deploy
         print(status.stdout, status.stderr)
         poll(url, lambda r: r.status == 200, timeout=30)
-        after = shim_ok("deploy", str(site.site), str(version(site, "v3")), "--maint", "--url", url)
-        wait_for_body(load, b"v3")
+        after = shim_ok("deploy", str(site.site), str(version(site, "v3", DATA_APP.format(name="v3"))), "--maint",
+                        "--url", url)
+        wait_for_body(load, b"v3 kept")
     result = load.result
     print(result.summary())
     print(after.stdout)
     assert result.samples and not result.failures(), result.summary()  # the app or maintenance, never an error
-    assert not site.maint_txt.exists() and http_get(url).body == "v3"
+    # Every answer of the app had the data: it was never missing, not even while being moved.
+    assert {s.body for s in result.samples if s.status == 200} <= {b"v1 kept", b"v2 kept", b"v3 kept"}
+    assert not site.maint_txt.exists() and http_get(url).body == "v3 kept"
+    assert (site.site / "shared/data/notes.txt").read_text() == "kept"
     leftovers = [n for n in os.listdir(site.site / "releases") if n.startswith((".partial", ".check", ".journal"))]
     assert leftovers == []

@@ -3,8 +3,9 @@
     store.py         SITE/releases/NAME, the `current` link, the lock, the history of what went live
     unpack.py        a directory or tar archive into a release, safely and within limits
     configedit.py    config.toml's [wsgi] chdir = "current" for --init, one line, mode and group kept
+    shared.py        [deploy] shared: data in SITE/shared/, linked into every release; check's warnings
     checkrelease.py  `wsgi-shim check` of a release before it is current (a shadow app root)
-    commands.py      pip, release commands and git --ref, output streamed and secrets masked
+    commands.py      pip, compileall, release commands and git --ref, output streamed and secrets masked
     journal.py       each step recorded before it is taken; undo on signals, repair after kills
     steps.py         the deploy, step by step;  rollback.py  going back by history
     listing.py       `wsgi-shim releases` and the deploy lines of `status`

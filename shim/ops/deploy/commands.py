@@ -71,6 +71,28 @@ def install_requirements(python: str, release: Path, cfg: Config | None, say: Sa
     return done[-1] if done else "all requirements already satisfied"
 
 
+def compile_release(python: str, release: Path, say: Say) -> list[str]:
+    """Byte-compile RELEASE (with its .venv, when it has one) with the site's Python, as the
+    first import after the switch would otherwise do in a visitor's request (or in every process,
+    when the app's user cannot write __pycache__). Timestamp-checked .pyc as Python writes them
+    itself; files that are already compiled cost a stat. Returns the lines naming files that do
+    not compile (a syntax error: the check names it if the app imports it)."""
+    env = _base_env()
+    env.pop("SOURCE_DATE_EPOCH", None)  # would make compileall write hash-checked .pyc
+    cmd = [python, "-m", "compileall", "-q", "-j", "0", "-x", r"/(\.git|node_modules)/", str(release)]
+    try:
+        done = subprocess.run(cmd, cwd=release, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, errors="replace")
+    except OSError as exc:
+        raise DeployError(f"cannot run {python} -m compileall: {exc.strerror or exc}. Check passenger_python "
+                          "in config.toml.") from None
+    if done.returncode == 0:
+        return []
+    lines = (done.stdout + done.stderr).splitlines()
+    failed = [escape_control(line) for line in lines if line.startswith("*** Error compiling")]
+    return failed or [escape_control(line) for line in lines[-5:]] or [f"compileall exited with {done.returncode}"]
+
+
 def pending_requirements(python: str, release: Path, cfg: Config | None) -> tuple[list[str] | None, list[str]]:
     """What `pip install -r requirements.txt` would install with PYTHON, changing nothing
     (`pip install --dry-run --report`, pip 22.2 and later): (["name==version", ...], []); an empty

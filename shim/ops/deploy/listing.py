@@ -30,8 +30,20 @@ def release_info(site: Site) -> dict:
                for h in store.read_history(site)]
     unfinished = journal.read(site) if store.releases_dir(site).is_dir() else None
     return {"site": str(site.site), "current": current, "releases": items, "history": history[-20:],
+            "shared": _shared(site),
             "unfinished": journal.describe(unfinished) if unfinished else None, "error": error,
             "ignored": sorted(n for n in _entries(site) if store.NAME_RE.match(n) and n not in names)}
+
+
+def _shared(site: Site) -> list[dict]:
+    """config.toml's [deploy] shared paths, and whether SITE/shared/ holds each yet."""
+    from shim.ops.deploy.shared import entries, shared_dir
+    from shim.runtime.config import load_config
+
+    cfg, _ = load_config(site.approot)
+    names = cfg.deploy_shared if cfg is not None else []
+    return [{"path": e.shown, "in": str(shared_dir(site) / e.path),
+             "exists": os.path.lexists(shared_dir(site) / e.path)} for e in entries(names)]
 
 
 def _entries(site: Site) -> list[str]:

@@ -1,5 +1,7 @@
 """`wsgi-shim rollback`: back to the release that was live before the current one (from the
-history, not by name), or --to any kept release; checked before the switch like a deploy."""
+history, not by name), or --to any kept release; checked before the switch like a deploy. The
+release gets its links to the shared paths first (shared.py), so it sees the data the site has
+now, not what it held when it was last live."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from shim.ops.deploy import journal, store, venvs
 from shim.ops.deploy.checkrelease import check_release, remove_stale_shadows
 from shim.ops.deploy.configedit import chdir_is_current
 from shim.ops.deploy.journal import Journal
-from shim.ops.deploy.steps import CheckFailed, Outcome, Output, load_site_config, restart
+from shim.ops.deploy.steps import CheckFailed, Outcome, Output, link_shared, load_site_config, restart
 from shim.ops.deploy.store import RELEASES, DeployError
 from shim.runtime.layout import Site
 
@@ -62,7 +64,9 @@ def rollback(site: Site, opts: RollbackOptions, out: Output) -> Outcome | None:
         j = Journal(op="rollback", release=target, previous=current, new_release=False,
                     commit=store.read_meta(site, target).get("commit"))
         try:
-            return _rollback_steps(site, opts, j, out, _venv_python(site, cfg, target))
+            python = _venv_python(site, cfg, target)
+            link_shared(site, cfg, j, new=False, out=out)
+            return _rollback_steps(site, opts, j, out, python)
         except BaseException as exc:
             with journal.signals_held():
                 if isinstance(exc, KeyboardInterrupt):

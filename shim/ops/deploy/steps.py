@@ -1,8 +1,9 @@
 """The deploy and rollback steps, in order (each recorded in the journal before it is taken):
 
-    deploy:   unpack -> requirements -> check -> [maint on, restart, wait for the page]
-              -> release commands -> switch (+ --init config) -> [maint off] -> restart -> prune
-    rollback: check -> switch -> restart
+    deploy:   unpack -> shared paths -> venv + requirements -> compile -> check
+              -> [maint on, restart, wait for the page] -> release commands
+              -> switch (+ --init config) -> [maint off] -> restart -> prune
+    rollback: shared paths -> check -> switch -> restart
 
 The check runs before the switch (checkrelease.py), so `current` only ever names a checked
 release; a failure or an interrupt before the switch leaves the live site exactly as it was.
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shim.ops import control
-from shim.ops.deploy import commands, journal, store, venvs
+from shim.ops.deploy import commands, journal, shared, store, venvs
 from shim.ops.deploy.checkrelease import check_release, remove_stale_shadows
 from shim.ops.deploy.journal import Journal
 from shim.ops.deploy.store import CURRENT, RELEASES, DeployError
@@ -50,6 +51,7 @@ class DeployOptions:
     limits: Limits = field(default_factory=Limits)
     maint_wait: float = 60
     shared_venv: bool = False       # pip may install into a venv outside the site (venvs.py)
+    compile: bool = True            # byte-compile the release and its venv before the check
 
 
 @dataclass
@@ -164,6 +166,12 @@ def load_site_config(site: Site) -> Config:
     cfg, problems = load_config(site.approot)
     if cfg is None:
         raise CheckFailed(f"cannot read {site.config_toml} (problems above); nothing was changed.", problems)
+    from shim.runtime.config import DEPLOY_STOPS
+
+    stops = [p for p in problems if p.what.endswith(DEPLOY_STOPS)]
+    if stops:  # a deploy without a [deploy] shared entry would leave that data in the release
+        raise CheckFailed(f"{site.config_toml}'s [deploy] section has {_plural(len(stops), 'problem')} (above); "
+                          "fix it first. Nothing was changed.", stops)
     return cfg
 
 
@@ -251,11 +259,14 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     release = store.release_path(site, j.release)
     count = _unpack_release(site, opts, j, out)
     _report_release_contents(site, release, count, out)
+    link_shared(site, cfg, j, new=True, out=out)
     venv = venvs.site_venv(site, cfg)
     python = _release_venv(site, cfg, j, venv, out) if venv else cfg.passenger_python
     _requirements(site, opts, cfg, j, release, python, out, shared=venv is None)
     if venv:
         venvs.fix_scripts(venvs.release_venv(site, j.release), venv)
+    if opts.compile:
+        _compile(site, j, release, python, out)
     journal.step(site, j, "check")
     out.say(f"Checking release {j.release} as Passenger will load it (wsgi-shim check), before "
             "the switch ...")
@@ -271,6 +282,8 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     if opts.maint:
         _maint_on(site, opts, j, out)
     _release_commands(site, opts, cfg, j, release, python, out)
+    if opts.run or cfg.deploy_run:
+        _new_data_warnings(site, cfg, release, warnings, out)
     linking = venv is not None and not venvs.is_linked(venv, site)
     if linking and j.previous:
         _link_venv(site, j, venv, out)
@@ -283,6 +296,40 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     venvs.drop_aside(site)
     journal.clear(site)
     return Outcome(j.release, j.previous, ok, removed)
+
+
+def link_shared(site: Site, cfg: Config, j: Journal, new: bool, out: Output) -> None:
+    """[deploy] shared: the release's links to SITE/shared/ (shared.py), before anything runs in it."""
+    if not cfg.deploy_shared:
+        return
+    journal.step(site, j, "shared")
+    out.say(f"Linking the shared paths ([deploy] shared) into {j.release} ...")
+    try:
+        shared.link_release(site, j.release, cfg.deploy_shared, j.previous, new, out.say)
+    except OSError as exc:
+        raise DeployError(f"cannot link the shared paths into {j.release}: {exc}. Nothing was switched; "
+                          f"the data in {shared.shared_dir(site)} is as it was.") from None
+
+
+def _compile(site: Site, j: Journal, release: Path, python: str, out: Output) -> None:
+    journal.step(site, j, "compile")
+    out.say(f"Compiling the release to bytecode ({Path(python).name} -m compileall), so that no visitor's "
+            "request after the switch waits for it ...")
+    started = time.monotonic()
+    failed = commands.compile_release(python, release, out.say)
+    for line in failed[:5]:
+        out.say("  note: " + line)
+    if len(failed) > 5:
+        out.say(f"  note: ... and {len(failed) - 5} more files that do not compile")
+    out.say(f"  done in {time.monotonic() - started:.1f} s")
+
+
+def _new_data_warnings(site: Site, cfg: Config, release: Path, seen: list[Problem], out: Output) -> None:
+    """Data the release commands created inside the release (a migrate's new SQLite file)."""
+    known = {p.where for p in seen}
+    for p in shared.unshared_data(site, release, shared.entries(cfg.deploy_shared), cfg.chdir):
+        if p.where not in known:
+            out.say(p.as_text())
 
 
 def _release_venv(site: Site, cfg: Config, j: Journal, venv: Path, out: Output) -> str:

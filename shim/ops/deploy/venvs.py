@@ -24,7 +24,6 @@ is pip's own resolver on that very venv) or the owner accepts it with --shared-v
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import subprocess
@@ -104,19 +103,6 @@ def fix_scripts(dest: Path, stable: Path) -> None:
         os.replace(tmp, entry.path)
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    return False
-
-
 def _aside(venv: Path) -> Path:
     return venv.with_name(f".{venv.name}.before-releases")
 
@@ -143,7 +129,7 @@ def link_site_venv(site: Site, venv: Path, previous: str | None) -> None:
     os.symlink(link_target(site), link)
     if os.path.lexists(_aside(venv)):
         shutil.rmtree(_aside(venv), ignore_errors=True)
-    if _exchange(link, venv):
+    if store.exchange(link, venv):
         os.rename(link, _aside(venv))  # LINK is now the old directory
     else:
         os.rename(venv, _aside(venv))  # a moment without SITE/venv: only where renameat2 is missing
@@ -169,7 +155,7 @@ def restore_site_venv(site: Site, release: str | None) -> list[str]:
                 done.append(f"{venv} leads nowhere and no copy of the venv is left: rebuild it (inv venv).")
                 continue
             source = release_venv(site, release)
-        if _exchange(source, venv):
+        if store.exchange(source, venv):
             os.unlink(source)  # the link, now at SOURCE's path
         else:
             os.unlink(venv)
