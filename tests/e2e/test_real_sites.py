@@ -99,9 +99,10 @@ def inv_ok(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess
     return ok(inv_as_site(project, *args, **env), "inv " + " ".join(args))
 
 
-def wagtail_tasks_py(project: Path, site: Site, url: str) -> None:
-    write_file(project / "tasks.py", "from shim.tasks import ns\n\n"
-               f'ns.configure({{"shim": {{"site": "{site.site}", "url": "{url}"}}}})\n', 0o644)
+def tasks_file(path: Path, site: Site, url: str | None = None) -> None:
+    """The project's tasks.py (or fabfile.py): wsgi-shim's collection, configured for SITE."""
+    settings = f'"site": "{site.site}"' + (f', "url": "{url}"' if url else "")
+    write_file(path, f'from shim.tasks import ns\n\nns.configure({{"shim": {{{settings}}}}})\n', 0o644)
 
 
 def wagtail_superuser(site: Site) -> str:
@@ -121,14 +122,13 @@ def test_wagtail_site_from_wagtail_start_deployed_with_inv_under_load(apache: Ap
     project = wagtail_project(parent)
     site = Site(parent / "site")
     wheel = next((BASE / "wheels").glob("*.whl"))
-    at = ["--site", str(site.site)]
-    inv_ok(project, "venv", "--python", SYSTEM_PYTHON, *at)
-    inv_ok(project, "install", "--wheel", str(wheel), "--app", "mysite.wsgi.application",
-           "--group", PROJECT_GROUP, *at)
+    tasks_file(project / "tasks.py", site)
+    inv_ok(project, "venv", "--python", SYSTEM_PYTHON)
+    inv_ok(project, "install", "--wheel", str(wheel), "--app", "mysite.wsgi.application", "--group", PROJECT_GROUP)
     configure_wagtail(site)
     url = apache.serve(parent.name, site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP,
                        python=site.site / "venv/bin/python")
-    wagtail_tasks_py(project, site, url + "/")
+    tasks_file(project / "tasks.py", site, url + "/")
     # Nothing deployed yet: check names the missing app; visitors get the maintenance page.
     before = inv_as_site(project, "check")
     assert before.returncode == 1 and "[app-module-missing]" in before.stdout, before.stdout + before.stderr
@@ -217,15 +217,14 @@ def test_flaskr_from_the_flask_sdist_deployed_with_fab_under_load(apache: Apache
     tests = run_as_site([str(tools / "bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
     assert tests.returncode == 0 and " passed" in tests.stdout, tests.stdout + tests.stderr
     site = Site(parent / "site")
-    at = ["--site", str(site.site)]
-    fab_ok(sshd, project, "venv", "--python", SYSTEM_PYTHON, *at)
-    fab_ok(sshd, project, "install", "--app", "wsgi.application", "--group", PROJECT_GROUP, *at)
+    tasks_file(project / "fabfile.py", site)
+    fab_ok(sshd, project, "venv", "--python", SYSTEM_PYTHON)
+    fab_ok(sshd, project, "install", "--app", "wsgi.application", "--group", PROJECT_GROUP)
     update_config(site, example_config("flaskr", site))
     flaskr_secret_config(site)
     url = apache.serve(parent.name, site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP,
                        python=site.site / "venv/bin/python")
-    write_file(project / "fabfile.py", "from shim.tasks import ns\n\n"
-               f'ns.configure({{"shim": {{"site": "{site.site}", "url": "{url}/"}}}})\n', 0o644)
+    tasks_file(project / "fabfile.py", site, url + "/")
     before = fab_run(sshd, project, "check")
     assert before.returncode == 1 and "[app-module-missing]" in before.stdout, before.stdout + before.stderr
     poll(url + "/", lambda r: r.status == 503 and r.headers.get("x-wsgi-shim") == "maintenance", timeout=30)
