@@ -12,11 +12,15 @@ wsgi-shim 0.1.0 (PyPI), printed as one table of ratios and written as raw JSON.
      (bench/deploy_latency.py, the deploy issue's benchmark, run as it is when present)
   e. `wsgi-shim check` on a real site (0.1.0's `check` beside it); `inv build-python` on an
      already-built prefix (when one exists, see BUILT_PREFIX)
+  f. a real Wagtail site (`wagtail start`), through real Apache + Passenger: the first request
+     after a restart with the deploy's compile step and without, the worst extra wait a deploy
+     adds under load, and wsgi-shim's share of a process start (bench/real_site.py)
 
 Variants alternate in rounds (each round starts with the next one), so drift in the machine's load
 hits all alike; every figure is the median over rounds with its spread (quartiles, or min-max
 under 4 rounds), and every ratio is the median of the round-by-round ratios. Needs root: real
-users, Apache + Passenger. Full run: about 6 minutes; --quick: under 2 (its short runs only indicate).
+users, Apache + Passenger. Full run: about 10 minutes; --quick: about 4, the first time more
+(pip downloads Wagtail once; its short runs only indicate).
 """
 
 from __future__ import annotations
@@ -164,6 +168,20 @@ def deploys(quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
     return {"runs": results, "command": cmd}, rows
 
 
+def real_site(quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
+    """The real-site issue's benchmark (bench/real_site.py), run as it is and read from its JSON."""
+    from bench import real_site as bench_real
+
+    out = bench_sites.BASE / "real_site.json"
+    cmd = [sys.executable, str(REPO / "bench" / "real_site.py"), "--json", str(out)] + \
+        (["--quick", "--steady", "2"] if quick else [])
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=2400)
+    data = json.loads(out.read_text())
+    rows = [(f"f. Wagtail, compile | --no-compile: {label}", values,
+             f"compile / --no-compile {ratio}" if ratio else "") for label, values, ratio in bench_real.rows(data)]
+    return {"runs": data, "command": cmd}, rows
+
+
 def check_time(made: dict, quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
     from tests.support.sites import run_as_site
 
@@ -235,9 +253,9 @@ def table(rows: list[tuple[str, str, str]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds (about 4 minutes)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"raw numbers (default {DEFAULT_JSON})")
-    parser.add_argument("--only", default="a,b,c,d,e", help="sections to run, e.g. a,b (default: all)")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="sections to run, e.g. a,b (default: all)")
     parser.add_argument("--build-python", action="store_true",
                         help=f"build CPython 3.11.2 into {BUILT_PREFIX} first if it is not there (minutes)")
     args = parser.parse_args()
@@ -257,7 +275,8 @@ def main() -> int:
              ("d", "restarts", lambda: restarts(made, args.quick)),
              ("d", "deploys", lambda: deploys(args.quick)),
              ("e", "check", lambda: check_time(made, args.quick)),
-             ("e", "build_python", lambda: build_python_time(args.quick, args.build_python))]
+             ("e", "build_python", lambda: build_python_time(args.quick, args.build_python)),
+             ("f", "real_site", lambda: real_site(args.quick))]
     for letter, key, step in steps:
         if letter not in only:
             continue

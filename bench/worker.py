@@ -48,12 +48,14 @@ FRAME = _frame(REQUEST)
 
 class Worker:
     def __init__(self, proc: subprocess.Popen, workdir: Path, pid: int, start_ms: float, load_ms: float,
-                 address: str) -> None:
+                 address: str, expect: bytes | None = None) -> None:
         self.proc, self.workdir, self.pid = proc, workdir, pid
         self.start_ms, self.load_ms, self.address = start_ms, load_ms, address
+        self.expect = expect
 
     @classmethod
-    def spawn(cls, site: BenchSite, timeout: float = 60) -> Worker:
+    def spawn(cls, site: BenchSite, timeout: float = 60, expect: bytes | None = None) -> Worker:
+        """EXPECT: bytes the app's 200 response contains (default: it ends with BODY)."""
         workdir = Path(tempfile.mkdtemp(prefix="w", dir="/tmp"))  # short: a Unix socket lives here
         for step in STEPS:
             (workdir / "response" / "steps" / step).mkdir(parents=True)
@@ -82,7 +84,7 @@ class Worker:
         load_ms = (float((step / "end_time").read_text()) - float((step / "begin_time").read_text())) * 1000
         props = json.loads((workdir / "response" / "properties.json").read_text())
         address = props["sockets"][0]["address"].removeprefix("unix:")
-        worker = cls(proc, workdir, _python_child(proc.pid), start_ms, load_ms, address)
+        worker = cls(proc, workdir, _python_child(proc.pid), start_ms, load_ms, address, expect)
         worker.request()  # and it serves the app, not an error page
         return worker
 
@@ -94,7 +96,8 @@ class Worker:
             while chunk := s.recv(65536):
                 chunks.append(chunk)
         response = b"".join(chunks)
-        if not response.startswith(b"HTTP/1.1 200") or not response.endswith(BODY.encode()):
+        served = response.endswith(BODY.encode()) if self.expect is None else self.expect in response
+        if not response.startswith(b"HTTP/1.1 200") or not served:
             raise RuntimeError(f"worker answered {response[:300]!r}, not the app")
         return response
 

@@ -221,3 +221,21 @@ def test_a_first_deploy_undone_after_the_venv_swap_gives_the_site_its_venv_back(
     assert venv.is_symlink() and "from now on: each release has its own venv" in r.stdout
     assert "two depmod 2.0" in load_like_passenger(site, python=str(venv / "bin/python")).response.body
     assert not list(site.site.glob(".venv.*"))
+
+
+def test_release_commands_run_the_new_releases_console_scripts(site_venv: Path) -> None:
+    """A release command that is a console script (`flask --app flaskr init-db`, `django-admin
+    migrate`) runs the new release's packages: on the first deploy the live venv does not even
+    have them, and on a later one it has the old versions. Once the release is live its scripts
+    name SITE/venv again, like every other release's."""
+    site, venv, house = own_venv_site("venv-scripts")
+    for v in ("1.0", "2.0"):
+        wheel(house, v, script="depcmd")
+    r = shim_ok("deploy", str(site.site), str(release(site, "one", house, "1.0")), "--init", "--run", "depcmd")
+    assert "| depmod 1.0" in r.stdout, r.stdout
+    r = shim_ok("deploy", str(site.site), str(release(site, "two", house, "2.0")), "--run", "depcmd")
+    assert "| depmod 2.0" in r.stdout, r.stdout
+    script = site.site / "releases" / os.readlink(site.approot / "current").rsplit("/", 1)[-1] / ".venv/bin/depcmd"
+    assert script.read_text().startswith(f"#!{venv}/bin/python")
+    done = run_as_site([str(venv / "bin/depcmd")])
+    assert done.returncode == 0 and done.stdout.strip() == "depmod 2.0", done.stdout + done.stderr

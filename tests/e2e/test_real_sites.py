@@ -31,8 +31,9 @@ from tests.support.apache import ApacheServer, http_get, poll
 from tests.support.load import Load, LoadResult
 from tests.support.realsites import (PYTEST_PIN, REALSITES, Visitor, configure_wagtail, example_config,
                                      flaskr_login, flaskr_post, flaskr_project, flaskr_register_and_login,
-                                     flaskr_secret_config, git_commit, head_status, pin_requirements, tools_venv,
-                                     wagtail_add_page, wagtail_logged_in, wagtail_login, wagtail_project)
+                                     flaskr_secret_config, git_commit, head_status, own_venv_site,
+                                     pin_requirements, tools_venv, wagtail_add_page, wagtail_logged_in,
+                                     wagtail_login, wagtail_project)
 from tests.support.sites import BASE, SYSTEM_PYTHON, _checked, run_as_site, update_config, write_file
 from tests.tasks.conftest import command_env, inv_as_site, sshd, tasks_venv  # noqa: F401 (fixtures)
 
@@ -271,19 +272,6 @@ def test_flaskr_from_the_flask_sdist_deployed_with_fab_under_load(apache: Apache
 
 
 # ---- bytecode ---------------------------------------------------------------------------------
-
-def own_venv_site(parent: Path, app: str) -> tuple[Site, Path]:
-    """SITE/venv from /usr/bin/python3 with this checkout's wsgi-shim, and the site installed by
-    its `wsgi-shim install` (maintenance on), as the site's user."""
-    site = Site(parent / "site")
-    venv = site.site / "venv"
-    _checked(run_as_site([SYSTEM_PYTHON, "-m", "venv", str(venv)]))
-    wheel = next((BASE / "wheels").glob("*.whl"))
-    _checked(run_as_site([str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", str(wheel)]))
-    _checked(run_as_site([str(venv / "bin/wsgi-shim"), "install", str(site.site), "--group", PROJECT_GROUP,
-                          "--app", app, "--python", str(venv / "bin/python")]))
-    return site, venv
-
 
 def bytecode(release: Path) -> dict[str, int]:
     """Every .pyc in the release and its venv, with its mtime."""

@@ -38,7 +38,8 @@ from pathlib import Path
 
 from shim.runtime.layout import Site
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, ensure_accounts, gid, uid
-from tests.support.sites import BASE, REPO, SYSTEM_PYTHON, _checked, _lock, run_as_site, update_config, write_file
+from tests.support.sites import (BASE, REPO, SYSTEM_PYTHON, _checked, _lock, run_as_site, shared_venv,
+                                 update_config, write_file)
 
 REALSITES = REPO / "examples" / "realsites"
 WORK = BASE / "realsites"
@@ -135,6 +136,20 @@ def configure_wagtail(site: Site) -> None:
     key_file = Path(config["secret_files"]["DJANGO_SECRET_KEY_FILE"])
     write_file(key_file, secrets.token_urlsafe(50) + "\n", 0o600)
     update_config(site, config)
+
+
+def own_venv_site(parent: Path, app: str) -> tuple[Site, Path]:
+    """SITE/venv from /usr/bin/python3 with this checkout's wsgi-shim, and the site installed by
+    its `wsgi-shim install` (maintenance on), as the site's user."""
+    shared_venv()  # builds this checkout's wheel
+    site = Site(parent / "site")
+    venv = site.site / "venv"
+    _checked(run_as_site([SYSTEM_PYTHON, "-m", "venv", str(venv)]))
+    wheel = next((BASE / "wheels").glob("*.whl"))
+    _checked(run_as_site([str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", str(wheel)]))
+    _checked(run_as_site([str(venv / "bin/wsgi-shim"), "install", str(site.site), "--group", PROJECT_GROUP,
+                          "--app", app, "--python", str(venv / "bin/python")]))
+    return site, venv
 
 
 # ---- flaskr -----------------------------------------------------------------------------------

@@ -8,13 +8,16 @@ import zipfile
 from pathlib import Path
 
 
-def wheel(where: Path, version: str) -> Path:
-    """A minimal pure-Python wheel of the module `depmod` (pip installs it offline)."""
+def wheel(where: Path, version: str, script: str | None = None) -> Path:
+    """A minimal pure-Python wheel of the module `depmod` (pip installs it offline); with SCRIPT,
+    also a console script of that name printing the version (pip writes it into the venv's bin/)."""
     name = f"depmod-{version}"
-    files = {"depmod.py": f"VERSION = {version!r}\n",
+    files = {"depmod.py": f"VERSION = {version!r}\n\n\ndef main():\n    print('depmod', VERSION)\n",
              f"{name}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: depmod\nVersion: {version}\n",
              f"{name}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
                                          "Tag: py3-none-any\n"}
+    if script:
+        files[f"{name}.dist-info/entry_points.txt"] = f"[console_scripts]\n{script} = depmod:main\n"
     record = []
     for path, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()

@@ -263,8 +263,6 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     venv = venvs.site_venv(site, cfg)
     python = _release_venv(site, cfg, j, venv, out) if venv else cfg.passenger_python
     _requirements(site, opts, cfg, j, release, python, out, shared=venv is None)
-    if venv:
-        venvs.fix_scripts(venvs.release_venv(site, j.release), venv)
     if opts.compile:
         _compile(site, j, release, python, out)
     journal.step(site, j, "check")
@@ -284,6 +282,8 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     _release_commands(site, opts, cfg, j, release, python, out)
     if opts.run or cfg.deploy_run:
         _new_data_warnings(site, cfg, release, warnings, out)
+    if venv:
+        venvs.fix_scripts(venvs.release_venv(site, j.release), venv)
     linking = venv is not None and not venvs.is_linked(venv, site)
     if linking and j.previous:
         _link_venv(site, j, venv, out)
@@ -336,7 +336,9 @@ def _release_venv(site: Site, cfg: Config, j: Journal, venv: Path, out: Output) 
     journal.step(site, j, "venv")
     out.say(f"Making the release's own venv {venvs.release_venv(site, j.release)} from the live one "
             "(hard links: only what pip changes takes space) ...")
-    return str(venvs.new_venv(site, cfg, venv, j.previous, j.release))
+    python = venvs.new_venv(site, cfg, venv, j.previous, j.release)
+    venvs.own_scripts(venvs.release_venv(site, j.release), venv)
+    return str(python)
 
 
 def _link_venv(site: Site, j: Journal, venv: Path, out: Output) -> None:

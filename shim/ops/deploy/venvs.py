@@ -83,10 +83,23 @@ def new_venv(site: Site, cfg: Config, venv: Path, previous: str | None, name: st
 
 
 def fix_scripts(dest: Path, stable: Path) -> None:
-    """Scripts pip wrote with `#!DEST/bin/python` get `#!STABLE/bin/python`; each is replaced by a
-    new file, never changed in place (it may be a hard link shared with another release)."""
-    bin_dir = dest / "bin"
-    old = f"#!{dest}/bin/".encode()
+    """Scripts pip wrote with `#!DEST/bin/python` get `#!STABLE/bin/python` (run once the
+    release commands are done: from then on they run the live venv, whichever release is live)."""
+    retarget_scripts(dest, dest, stable)
+
+
+def own_scripts(dest: Path, stable: Path) -> None:
+    """The scripts copied from the live venv (`#!STABLE/bin/python`) get `#!DEST/bin/python`:
+    until the switch, a console script the release commands run (`flask --app app init-db`,
+    `django-admin migrate`) runs the new release's packages, not the live release's."""
+    retarget_scripts(dest, stable, dest)
+
+
+def retarget_scripts(venv: Path, old_venv: Path, new_venv: Path) -> None:
+    """Scripts in VENV/bin starting `#!OLD_VENV/bin/` start `#!NEW_VENV/bin/`; each is replaced by
+    a new file, never changed in place (it may be a hard link shared with another release)."""
+    bin_dir = venv / "bin"
+    old = f"#!{old_venv}/bin/".encode()
     for entry in os.scandir(bin_dir):
         if entry.is_symlink() or not entry.is_file():
             continue
@@ -98,7 +111,7 @@ def fix_scripts(dest: Path, stable: Path) -> None:
         st = os.stat(entry.path)
         tmp = f"{entry.path}.wsgi-shim-{os.getpid()}"
         with open(tmp, "wb") as f:
-            f.write(data.replace(old, f"#!{stable}/bin/".encode(), 1))
+            f.write(data.replace(old, f"#!{new_venv}/bin/".encode(), 1))
         os.chmod(tmp, st.st_mode & 0o7777)
         os.replace(tmp, entry.path)
 
