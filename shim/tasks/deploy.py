@@ -27,7 +27,9 @@ from shim.tasks.remote import run as run_task
 
 def _git_files(source: Path) -> list[str] | None:
     """Files git would commit from SOURCE (tracked, plus new ones not ignored), relative to it;
-    None when SOURCE is not in a git work tree (or git is not installed)."""
+    None when SOURCE is not in a git work tree (or git is not installed). A work tree git refuses
+    to read (another user's: 'dubious ownership') is an error, never a silent walk: that would pack
+    what .gitignore keeps out (instance/, .env, a local database)."""
     try:
         done = subprocess.run(["git", "-C", str(source), "ls-files", "-z", "--cached", "--others",
                                "--exclude-standard"], capture_output=True, check=False,
@@ -35,7 +37,11 @@ def _git_files(source: Path) -> list[str] | None:
     except OSError:
         return None
     if done.returncode != 0:
-        return None
+        said = done.stderr.decode("utf-8", "replace").strip()
+        if "not a git repository" in said:
+            return None
+        raise Exit(f"deploy: {source} is in a git work tree, but git ls-files failed, so its .gitignore "
+                   f"cannot decide what is packed; nothing was deployed. git says: {said}", code=1)
     return [name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
 
 

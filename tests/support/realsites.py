@@ -95,13 +95,18 @@ def _chown_tree(top: Path) -> None:
 
 
 def git_commit(project: Path, message: str) -> None:
-    """`git add -A && git commit` as the site's user (so .gitignore decides what inv deploy packs)."""
+    """`git add -A && git commit` as the project's owner (so .gitignore decides what inv deploy packs)."""
     git = ["git", "-C", str(project), "-c", "user.name=Site Owner", "-c", "user.email=owner@example.org",
            "-c", "init.defaultBranch=main"]
+    mine = project.stat().st_uid == os.geteuid()
+
+    def run(args: list[str]) -> None:
+        _checked(subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL) if mine
+                 else run_as_site(args))
     if not (project / ".git").exists():
-        _checked(run_as_site([*git, "init", "-q"]))
-    _checked(run_as_site([*git, "add", "-A"]))
-    _checked(run_as_site([*git, "commit", "-q", "--allow-empty", "-m", message]))
+        run([*git, "init", "-q"])
+    run([*git, "add", "-A"])
+    run([*git, "commit", "-q", "--allow-empty", "-m", message])
 
 
 # ---- Wagtail ----------------------------------------------------------------------------------
@@ -170,10 +175,11 @@ def flask_sdist() -> Path:
     return target
 
 
-def flaskr_project(parent: Path) -> Path:
+def flaskr_project(parent: Path, site_owned: bool = False) -> Path:
     """PARENT/flaskr: examples/tutorial of Flask's sdist as published (flaskr/, tests/,
     pyproject.toml, .gitignore ...), plus the glue: wsgi.py and the pinned requirements.txt,
-    committed to git (its .gitignore keeps instance/ out of what inv deploy packs)."""
+    committed to git (its .gitignore keeps instance/ out of what inv deploy packs). Owned by
+    whoever runs the tasks: the site's user (SITE_OWNED), or this process (fab's local side)."""
     sdist = flask_sdist()
     project = parent / "flaskr"
     with tarfile.open(sdist) as tar:
@@ -186,9 +192,10 @@ def flaskr_project(parent: Path) -> Path:
             tar.extractall(tmp, members=members, filter="data")
             shutil.move(os.path.join(tmp, prefix), project)
     project.chmod(0o755)
-    _chown_tree(project)
-    write_file(project / "wsgi.py", (REALSITES / "flaskr" / "wsgi.py").read_text(), 0o644)
-    pin_requirements(project, "flaskr")
+    shutil.copy(REALSITES / "flaskr" / "wsgi.py", project / "wsgi.py")
+    shutil.copy(pinned("flaskr"), project / "requirements.txt")
+    if site_owned:
+        _chown_tree(project)
     git_commit(project, "the Flask tutorial's flaskr, with wsgi.py and pinned requirements")
     return project
 

@@ -212,3 +212,28 @@ def test_fab_deploy_copies_the_tarball_up_and_cleans_up(sshd, own_repo):
     back = fab(sshd, own_repo, "rollback", "--site", str(site.site))
     assert back.returncode == 0, back.stdout + back.stderr
     assert load_like_passenger(site).response.body == "v1 over ssh"
+
+
+@pytest.mark.realserver
+def test_a_git_work_tree_git_refuses_to_read_is_refused_not_packed_whole(tmp_path):
+    """git will not read another user's work tree ('dubious ownership'): packing every file
+    instead would ship what .gitignore keeps out (a local database in instance/, .env)."""
+    from tests.support.accounts import ensure_accounts
+
+    ensure_accounts()
+    src = tmp_path / "proj"
+    (src / "instance").mkdir(parents=True)
+    (src / ".gitignore").write_text("instance/\n")
+    (src / "app.py").write_text("x")
+    (src / "instance" / "flaskr.sqlite").write_text("local data")
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    for root, dirs, files in os.walk(src):
+        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+            os.lchown(name, uid(SITE_USER), gid())
+    with pytest.raises(Exit) as info:
+        deploy_tasks.build_tarball(src, tmp_path)
+    assert info.value.code == 1 and "dubious ownership" in str(info.value.message)
+    assert "nothing was deployed" in str(info.value.message)
