@@ -226,3 +226,19 @@ def test_every_docs_page_is_in_the_table_of_contents():
     listed = set(links(DOCS / "index.md"))
     missing = [p.name for p in DOCS.glob("*.md") if p.name != "index.md" and p.name not in listed]
     assert not missing, f"add these pages to docs/index.md: {missing}"
+
+
+def test_the_real_sites_page_shows_every_glue_file_and_command_as_the_test_runs_them():
+    """docs/real-sites.md against examples/realsites/ and tests/e2e/test_real_sites.py."""
+    from shim.runtime.layout import Site
+    from tests.e2e import test_real_sites as real
+    from tests.support.realsites import EXAMPLE_SITE, REALSITES
+
+    page = (REPO / "docs" / "real-sites.md").read_text()
+    for app, name in (("wagtail", "local.py"), ("wagtail", "config.toml"), ("flaskr", "wsgi.py"),
+                      ("flaskr", "config.toml")):
+        text = (REALSITES / app / name).read_text()
+        assert text.strip() in page, f"docs/real-sites.md does not show examples/realsites/{app}/{name} as it is"
+    for command in (real.WAGTAIL_MIGRATE, real.WAGTAIL_STATIC, real.FLASKR_INIT,
+                    real.wagtail_superuser(Site(Path(EXAMPLE_SITE)))):
+        assert command in page, command

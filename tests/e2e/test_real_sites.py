@@ -29,7 +29,7 @@ from shim.runtime.layout import Site
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
 from tests.support.apache import ApacheServer, http_get, poll
 from tests.support.load import Load, LoadResult
-from tests.support.realsites import (PYTEST_PIN, REALSITES, Visitor, configure_wagtail, example_config,
+from tests.support.realsites import (PYTEST_PIN, Visitor, configure_wagtail, example_config,
                                      flaskr_login, flaskr_post, flaskr_project, flaskr_register_and_login,
                                      flaskr_secret_config, git_commit, head_status, own_venv_site,
                                      pin_requirements, tools_venv, wagtail_add_page, wagtail_logged_in,
@@ -333,15 +333,3 @@ def test_the_first_requests_after_a_deploy_compile_nothing(apache: ApacheServer,
     made = deploy_and_visit(site, venv, project, url, "--no-compile")
     assert any("/mysite/__pycache__/urls." in p for p in made), made
     assert all("/.venv/" not in p for p in made), made  # the venv is a copy of one compiled before
-
-
-# ---- the docs show the glue as it is --------------------------------------------------------------
-
-def test_the_real_sites_page_shows_every_glue_file_as_it_is() -> None:
-    page = (Path(__file__).resolve().parents[2] / "docs" / "real-sites.md").read_text()
-    for app, name in (("wagtail", "local.py"), ("wagtail", "config.toml"), ("flaskr", "wsgi.py"),
-                      ("flaskr", "config.toml")):
-        text = (REALSITES / app / name).read_text()
-        assert text.strip() in page, f"docs/real-sites.md does not show examples/realsites/{app}/{name} as it is"
-    for command in (WAGTAIL_MIGRATE, WAGTAIL_STATIC, FLASKR_INIT):
-        assert command in page, command
