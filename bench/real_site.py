@@ -191,7 +191,7 @@ def _pinned(package: str) -> str:
 
 
 def rows(data: dict) -> list[tuple[str, str, str]]:
-    """(what, compile, --no-compile, ratio) rows for the table, as (label, values, ratio)."""
+    """(what, the values side by side, their ratio named) rows for the table."""
     def of(runs: list[dict], variant: str, key: str, scale: float = 1.0) -> list[float]:
         return [r[key] * scale for r in runs if r["variant"] == variant]
 
@@ -205,7 +205,7 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
         a, b = of(runs, "compile", key, scale), of(runs, "no-compile", key, scale)
         digits = 1 if unit == "s" else 0
         out.append((label, f"{value_text(a, unit, digits)} | {value_text(b, unit, digits)}",
-                    ratio_text(paired_ratios(a, b))))
+                    "compile / --no-compile " + ratio_text(paired_ratios(a, b))))
     failed = {v: sum(r["failed"] for r in data["under_load"] if r["variant"] == v) for v in VARIANTS}
     total = sum(r["requests"] for r in data["under_load"])
     out.append(("under load: failed requests (neither 200 nor maintenance)",
@@ -214,7 +214,7 @@ def rows(data: dict) -> list[tuple[str, str, str]]:
     share = paired_diffs(load["ours"], load["bare"])
     out.append(("process start, loading passenger_wsgi.py: wsgi-shim + Wagtail | bare Wagtail",
                 f"{value_text(load['ours'], 'ms')} | {value_text(load['bare'], 'ms')}",
-                ratio_text(paired_ratios(load["ours"], load["bare"]))))
+                "ours / bare " + ratio_text(paired_ratios(load["ours"], load["bare"]))))
     out.append(("wsgi-shim's share of a start (ours - bare; goal at most 50 ms)", value_text(share, "ms"), ""))
     return out
 
@@ -224,7 +224,7 @@ def table(data: dict) -> str:
     width = max(len(r[0]) for r in body)
     vwidth = max(len(r[1]) for r in body)
     head = f"{'Wagtail ' + data['wagtail'] + ', Django ' + data['django']:<{width}}  " \
-           f"{'compile | --no-compile':<{vwidth}}  ratio compile / --no-compile"
+           f"{'compile | --no-compile':<{vwidth}}  ratio (spread)"
     return "\n".join([head, "-" * len(head)] + [f"{a:<{width}}  {b:<{vwidth}}  {c}" for a, b, c in body])
 
 

@@ -37,7 +37,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from shim.runtime.layout import Site
-from tests.support.accounts import PROJECT_GROUP, SITE_USER, ensure_accounts, gid, uid
+from tests.support.accounts import PROJECT_GROUP, ensure_accounts, gid, uid
 from tests.support.sites import (BASE, REPO, SYSTEM_PYTHON, _checked, _lock, run_as_site, shared_venv,
                                  update_config, write_file)
 
@@ -369,5 +369,3 @@ def head_status(url: str) -> int:
     finally:
         conn.close()
 
-
-__all__ = ["PROJECT_GROUP", "SITE_USER"]
