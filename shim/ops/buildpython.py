@@ -7,7 +7,10 @@ nothing but a plain shell is available: sh, curl or wget or python3 (download), 
 shasum / openssl / python3), tar, make and a C compiler. The scripts are real files, shipped as
 package data and linted with shellcheck (tests/tasks/test_scripts.py): shim/ops/scripts/
 common.sh, build-python.sh, make-venv.sh and smoke-test.py. Here they only get a header of
-shell assignments, the settings. Nothing here imports invoke, nothing is imported by get_app().
+shell assignments, the settings; one of them carries scripts/imp.py, the compatibility module
+that lets Passenger before 6.0.19 load apps on Python 3.12+ (put into the built Python's
+standard library or the venv when the host needs it). Nothing here imports invoke, nothing is
+imported by get_app().
 
 The scripts resolve relative paths against the remote shell's working directory (the home
 directory over SSH) and expand a leading ``~/``, because the path must mean the same thing on
@@ -70,7 +73,12 @@ KNOWN_SHA256: dict[str, str] = {
     "3.13.9": "c4c066af19c98fb7835d473bebd7e23be84f6e9874d47db9e39a68ee5d0ce35c",
 }
 
-SCRIPTS = ("common.sh", "build-python.sh", "make-venv.sh", "smoke-test.py")
+SCRIPTS = ("common.sh", "build-python.sh", "make-venv.sh", "smoke-test.py", "imp.py")
+
+# Whether build-python and venv add the imp compatibility module (scripts/imp.py) to a Python
+# 3.12+: auto = when the host's Passenger is older than versions.PASSENGER_IMP_FIXED or its
+# version is unknown (the module is inert on a newer Passenger); yes = always; no = never.
+IMP_COMPAT = ("auto", "yes", "no")
 
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -129,6 +137,7 @@ class BuildRequest:
     force: bool = False       # rebuild even if the prefix already holds a working build
     workdir: str = ""         # download cache, build tree, log; "" = ~/.cache/wsgi-shim/build-python
     passenger_version: str = ""  # used when the host has no passenger-config
+    imp_compat: str = "auto"  # IMP_COMPAT
 
 
 # Seconds between "still running" lines of a long step, and between download progress lines;
@@ -145,6 +154,19 @@ def _assign(name: str, value: object) -> str:
     return line
 
 
+def _imp_settings(passenger_version: str, imp_compat: str) -> list[str]:
+    """What common.sh's imp_plan/imp_place need: the thresholds, the choice and the module."""
+    if imp_compat not in IMP_COMPAT:
+        raise ValueError(f"--imp-compat must be auto, yes or no, not {imp_compat!r}")
+    return [
+        _assign("passenger_version", passenger_version),
+        _assign("passenger_fixed", versions.dotted(versions.PASSENGER_IMP_FIXED)),
+        _assign("python_without_imp", versions.dotted(versions.PYTHON_WITHOUT_IMP)),
+        _assign("imp_compat", imp_compat),
+        _assign("imp_py", script_text("imp.py")),
+    ]
+
+
 def _assemble(what: str, settings: list[str], script: str) -> str:
     """One script for `sh -c`: the settings, common.sh, then the script (shebangs dropped)."""
     parts = [script_text("common.sh"), script_text(script)]
@@ -159,7 +181,7 @@ def build_script(req: BuildRequest) -> str:
     Exit status: 0 built or already there, 1 a step failed, 2 refused (no or wrong sha256),
     3 built but required modules are missing.
     """
-    major, minor, _ = parse_version(req.version)
+    parse_version(req.version)
     if not req.prefix:
         raise ValueError("a prefix is needed")
     settings = [
@@ -171,9 +193,7 @@ def build_script(req: BuildRequest) -> str:
         _assign("optimize", int(req.optimize)),
         _assign("force", int(req.force)),
         _assign("workdir", req.workdir),
-        _assign("passenger_version", req.passenger_version),
-        _assign("passenger_fixed", versions.dotted(versions.PASSENGER_IMP_FIXED)),
-        _assign("needs_new_passenger", int(versions.needs_imp_free_passenger((major, minor)))),
+        *_imp_settings(req.passenger_version, req.imp_compat),
         f'heartbeat="${{WSGI_SHIM_HEARTBEAT:-{HEARTBEAT}}}"',
         f'progress="${{WSGI_SHIM_PROGRESS:-{PROGRESS}}}"',
         _assign("smoke_py", script_text("smoke-test.py")),
@@ -188,6 +208,8 @@ class VenvRequest:
     python: str               # interpreter to build it from (absolute, or ~/...)
     upgrade_pip: bool = True
     force: bool = False       # recreate a venv made from another Python
+    passenger_version: str = ""  # used when the host has no passenger-config
+    imp_compat: str = "auto"  # IMP_COMPAT
 
 
 def venv_script(req: VenvRequest) -> str:
@@ -198,5 +220,6 @@ def venv_script(req: VenvRequest) -> str:
         _assign("python", req.python),
         _assign("upgrade_pip", int(req.upgrade_pip)),
         _assign("force", int(req.force)),
+        *_imp_settings(req.passenger_version, req.imp_compat),
     ]
     return _assemble("venv", settings, "make-venv.sh")

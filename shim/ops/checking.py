@@ -173,7 +173,9 @@ def passenger_version() -> tuple[int, ...] | None:
     import shutil
     import subprocess
 
-    tool = shutil.which("passenger-config")
+    # As build-python looks: a non-login shell's PATH may lack the sbin and local directories.
+    tool = next(filter(None, (shutil.which(name) for name in (
+        "passenger-config", "/usr/sbin/passenger-config", "/usr/local/bin/passenger-config"))), None)
     if tool is None:
         return None
     try:
@@ -186,31 +188,43 @@ def passenger_version() -> tuple[int, ...] | None:
     return tuple(int(x) for x in m.groups()) if m else None
 
 
+IMP_FIX = ("Install wsgi-shim's imp compatibility module: `inv venv` for this venv (`fab -H HOST venv` on the "
+           "access host) adds it to an existing venv and changes nothing else; a Python built with `inv "
+           "build-python` gets it in its standard library on its next run. Or ask the sysadmins for Passenger "
+           "{fixed} or newer. See docs/building-python.md.")
+
+
 def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...] | None,
-                              where: str) -> list[Problem]:
-    """Passenger before 6.0.19 loads WSGI apps with the `imp` module, which Python 3.12 removed:
-    such an app dies in Passenger's loader, before wsgi-shim runs, with the generic page.
-    The thresholds live in shim/ops/versions.py, shared with build-python."""
-    if not versions.needs_imp_free_passenger(python):
+                              where: str, imp: dict | None = None) -> list[Problem]:
+    """Passenger before 6.0.19 loads WSGI apps with `imp.load_source`, and Python 3.12 removed
+    `imp`: without wsgi-shim's compatibility module (IMP: the probe's report on `import imp` in
+    the site's Python) such an app dies in Passenger's loader, before wsgi-shim runs, with the
+    generic page. The thresholds live in shim/ops/versions.py, shared with build-python."""
+    if not versions.needs_imp_free_passenger(python) or (imp or {}).get("usable"):
+        return []
+    if passenger is not None and tuple(passenger) >= versions.PASSENGER_IMP_FIXED:
         return []
     version = ".".join(map(str, python[:3]))
     fixed = versions.dotted(versions.PASSENGER_IMP_FIXED)
-    newer = f"Python {versions.dotted(versions.PYTHON_WITHOUT_IMP)} or newer"
+    imp = imp or {}
+    error = imp.get("error", "")
+    fix = IMP_FIX.format(fixed=fixed)
+    if not imp or error.startswith("ModuleNotFoundError: No module named 'imp'"):
+        state = "has no `imp` module"
+    elif error:
+        state = f"cannot import its `imp` module ({error})"
+    else:
+        state = f"has an `imp` module without load_source ({imp.get('file')})"
+        fix = f"Move {imp.get('file')} away (it is not wsgi-shim's, which is never overwritten), then: " + fix
     if passenger is None:
-        return [Problem("python-passenger-unknown",
-                        f"The site's Python is {version}; Passenger older than {fixed} cannot load apps on "
-                        f"{newer}, and Passenger's version cannot be seen from here.", where,
-                        f"Ask the sysadmins which Passenger the web servers run; below {fixed}, build the "
-                        "site's Python from a 3.11 release (inv build-python --version 3.11.x).",
-                        severity="warning")]
-    if tuple(passenger) < versions.PASSENGER_IMP_FIXED:
-        return [Problem("python-too-new",
-                        f"The site's Python is {version}, but Passenger {'.'.join(map(str, passenger))} "
-                        f"cannot load apps on {newer} (its loader imports `imp`): visitors would "
-                        "get Passenger's generic error page.", where,
-                        "Build the site's venv from Python 3.11 (inv build-python --version 3.11.x; inv venv), "
-                        f"or ask the sysadmins for Passenger {fixed} or newer.")]
-    return []
+        return [Problem("imp-missing-passenger-unknown",
+                        f"The site's Python is {version} and {state}. Passenger's loader before {fixed} imports "
+                        "it, and Passenger's version cannot be seen from here: on such a Passenger the site would "
+                        "not start.", where, fix, severity="warning")]
+    return [Problem("imp-missing",
+                    f"The site's Python is {version} and {state}, but Passenger {'.'.join(map(str, passenger))} "
+                    f"loads apps with `imp.load_source` (as Passenger before {fixed} does): every start dies in "
+                    "Passenger's loader, and visitors get Passenger's generic error page.", where, fix)]
 
 
 def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None = None,
@@ -366,9 +380,10 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
                         "at import time ends the process before anything can be reported.", said[-2000:])]
     info["probe"] = result
     version = tuple(result.get("python_version") or ())
-    # Only Python 3.12+ needs Passenger's version, and asking passenger-config starts Ruby (~80 ms).
-    early = (python_passenger_problems(version, passenger_version(), python)
-             if version and tuple(version[:2]) >= (3, 12) else [])
+    # Only Python 3.12+ without imp needs Passenger's version: passenger-config starts Ruby (~80 ms).
+    early = (python_passenger_problems(version, passenger_version(), python, result.get("imp"))
+             if version and versions.needs_imp_free_passenger(version) and not result.get("imp", {}).get("usable")
+             else [])
     return early + _probe_result_problems(site, python, result)
 
 

@@ -52,8 +52,21 @@ def import_despite_config(app_root: str, result: dict) -> None:
     result["problems"] += [p.as_dict() for p in problems]
 
 
+def imp_report() -> dict:
+    """Whether `import imp; imp.load_source` works here, as Passenger's loader before 6.0.19
+    needs (Python 3.12 removed imp; wsgi-shim's compatibility module brings it back)."""
+    try:
+        import imp
+    except Exception as exc:  # noqa: BLE001 - an imp.py that fails to import is as good as none
+        return {"usable": False, "error": f"{exc.__class__.__name__}: {exc}"}
+    return {"usable": callable(getattr(imp, "load_source", None)), "file": getattr(imp, "__file__", None),
+            "wsgi_shim": getattr(imp, "WSGI_SHIM_IMP_COMPAT", None) is not None}
+
+
 def main(app_root: str, report_fd: int) -> dict:
     result: dict = {"loaded": False, "python_version": list(sys.version_info[:3])}
+    if sys.version_info >= (3, 12):  # before the app, as Passenger's loader imports it first
+        result["imp"] = imp_report()
     try:
         module = _loader().start(app_root)
         result["loaded"] = True

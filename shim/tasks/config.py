@@ -16,6 +16,8 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
+from shim.ops.buildpython import IMP_COMPAT
+
 DEFAULTS: dict[str, Any] = {
     # The site directory (holds the app root, the docroot and, by default, the venv). Tasks that
     # touch a site refuse to guess it: set it in the config or pass --site.
@@ -50,10 +52,12 @@ DEFAULTS: dict[str, Any] = {
     "python_version": "3.11.2",
     "python_prefix": "",
     "python": "",
-    # build-python: where it downloads and builds (empty: its default), and the host's Passenger
-    # version, so it can warn that a too-old Passenger cannot load apps on Python 3.12+.
+    # build-python: where it downloads and builds (empty: its default). build-python and venv:
+    # the host's Passenger version where it has no passenger-config, and whether to add the
+    # imp compatibility module Passenger before 6.0.19 needs on Python 3.12+ (auto, yes, no).
     "python_build_dir": "",
     "passenger_version": "",
+    "imp_compat": "auto",
 }
 
 HOST_KEY_POLICIES = ("strict", "accept-new", "off")
@@ -126,8 +130,8 @@ def _type_problems(shim) -> list[str]:
     found = []
     for key, default in DEFAULTS.items():
         value = shim.get(key)
-        if value in (None, ""):
-            continue
+        if value in (None, "") or (key == "imp_compat" and isinstance(value, bool)):
+            continue  # YAML reads a bare yes/no as true/false: imp_compat takes those as meant
         if isinstance(default, int):
             try:
                 number = float(value) if key == "restart_wait" else int(str(value))
@@ -144,6 +148,9 @@ def _type_problems(shim) -> list[str]:
     policy = shim.get("host_key_policy")
     if policy not in (None, "") and policy not in HOST_KEY_POLICIES:
         found.append(f"shim.host_key_policy must be strict, accept-new or off, not {policy!r}")
+    imp = shim.get("imp_compat")
+    if imp not in (None, "") and not isinstance(imp, bool) and str(imp).lower() not in IMP_COMPAT:
+        found.append(f"shim.imp_compat must be auto, yes or no, not {imp!r}")
     return found
 
 

@@ -676,3 +676,9 @@ def test_killed_after_the_switch_the_checked_release_stays_and_a_signal_undoes_i
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert f"current is back to {v1}" in err and "stopped by SIGTERM" in err
     assert current(site) == v1 and body(site) == "v1" and not (site.site / "releases/.journal.json").exists()
+    # The undone release had been live: processes started from it may still serve from it, so it
+    # is kept for a later prune; it does not count as live in the history.
+    v3 = [n for n in releases(site) if n not in (v1, v2)]
+    assert len(v3) == 1 and f"kept {v3[0]} (it was live for a moment" in err
+    back = wsgi_shim("rollback", str(site.site))
+    assert back.returncode == 0 and current(site) == v2, back.stdout + back.stderr

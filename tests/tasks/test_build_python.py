@@ -444,24 +444,60 @@ def passenger_run(tmp_path: Path, path: str, version: str = "3.12.1", **kwargs):
     return run_script(script, env={"PATH": path})
 
 
-def test_warns_when_python_3_12_meets_an_old_passenger(tmp_path):
+def test_python_3_12_on_an_old_passenger_gets_the_imp_module_planned(tmp_path):
+    # Passenger before 6.0.19 imports imp (Python 3.12 removed it): build-python says up front
+    # that it will add its compatibility module, and does so after the build (the slow test).
     base = restricted_path(tmp_path, {"passenger-config"})
     old = passenger_run(tmp_path, f"{fake_passenger_config(tmp_path, '6.0.17')}:{base}")
-    assert "WARNING: Python 3.12.1 needs Passenger 6.0.19 or newer" in old.stdout
-    assert "Passenger is 6.0.17 (passenger-config --version)" in old.stdout
+    assert "Passenger 6.0.17 (passenger-config --version) imports 'imp'" in old.stdout
+    assert "apps on Python 3.12.1 need wsgi-shim's imp compatibility module there" in old.stdout
+    assert "--imp-compat no leaves it out" in old.stdout and "WARNING" not in old.stdout
     new = passenger_run(tmp_path, f"{fake_passenger_config(tmp_path, '6.0.19')}:{base}")
-    assert "Passenger" not in new.stdout
+    assert "Passenger 6.0.19 (passenger-config --version) loads apps on Python 3.12.1 without 'imp'" \
+        in new.stdout
+    assert "no compatibility module needed (--imp-compat yes installs it anyway)" in new.stdout
+    assert "wsgi-shim's imp compatibility module" not in new.stdout
     eleven = passenger_run(tmp_path, f"{fake_passenger_config(tmp_path, '6.0.10')}:{base}",
                            version="3.11.9")
-    assert "Passenger" not in eleven.stdout
+    assert "Passenger" not in eleven.stdout and "imp" not in eleven.stdout
+
+
+def test_imp_compat_yes_and_no_override_the_passenger_version(tmp_path):
+    base = restricted_path(tmp_path, {"passenger-config"})
+    new = f"{fake_passenger_config(tmp_path, '6.0.19')}:{base}"
+    old = f"{fake_passenger_config(tmp_path, '6.0.17')}:{base}"
+    forced = passenger_run(tmp_path, new, imp_compat="yes")
+    assert "Python 3.12.1 gets wsgi-shim's imp compatibility module (--imp-compat yes)" in forced.stdout
+    assert "no compatibility module needed" not in forced.stdout and "Passenger" not in forced.stdout
+    refused = passenger_run(tmp_path, old, imp_compat="no")
+    assert ("WARNING: Python 3.12.1 needs Passenger 6.0.19 or newer, but this site's Passenger is "
+            "6.0.17 (passenger-config --version)") in refused.stdout
+    assert "--imp-compat no leaves out wsgi-shim's compatibility module, so the site would fail to " \
+        "start" in refused.stdout
+    quiet = passenger_run(tmp_path, new, imp_compat="no")
+    assert "imp compatibility module: not installed (--imp-compat no)" in quiet.stdout
+    assert "WARNING" not in quiet.stdout
+    own = passenger_run(tmp_path, old, version="3.11.9", imp_compat="yes")
+    assert "Python 3.11.9 has its own imp module: nothing to add" in own.stdout
+    with pytest.raises(ValueError, match="auto, yes or no"):
+        buildpython.build_script(buildpython.BuildRequest(version="3.12.1", prefix="/p",
+                                                          imp_compat="maybe"))
 
 
 def test_passenger_version_from_config_when_the_host_has_no_passenger_config(tmp_path):
     base = restricted_path(tmp_path, {"passenger-config"})
     proc = passenger_run(tmp_path, base, passenger_version="6.0.18")
-    assert "Passenger is 6.0.18 (config shim.passenger_version)" in proc.stdout
+    assert "Passenger 6.0.18 (config shim.passenger_version) imports 'imp'" in proc.stdout
+    assert "apps on Python 3.12.1 need wsgi-shim's imp compatibility module there" in proc.stdout
+    proc = passenger_run(tmp_path, base, passenger_version="6.0.21")
+    assert "Passenger 6.0.21 (config shim.passenger_version) loads apps" in proc.stdout
+    # An access host without Passenger (it runs on the web servers): installed, since it is
+    # inert on a newer Passenger and the site would not start on an older one without it.
     proc = passenger_run(tmp_path, base)
-    assert "version is unknown" in proc.stdout and "shim.passenger_version" in proc.stdout
+    assert "this host's Passenger version is unknown" in proc.stdout
+    assert "set shim.passenger_version" in proc.stdout
+    assert "so Python 3.12.1 gets wsgi-shim's imp compatibility module all the same: it is inert " \
+        "on a newer Passenger" in proc.stdout
 
 
 # --- the task: thin, and the same under inv and fab ----------------------------------------
@@ -480,7 +516,7 @@ def test_task_hands_the_script_to_c_run_with_defaults_from_config():
     assert command.startswith("sh -c '")
     assert "prefix=/srv/mysite/python-3.11.2" in command
     assert f"expected={buildpython.KNOWN_SHA256['3.11.2']}" in command
-    assert "passenger_version=6.0.17" in command
+    assert "passenger_version=6.0.17" in command and "imp_compat=auto" in command
     assert c.run.call_args[1]["in_stream"] is False
 
 
@@ -491,14 +527,20 @@ def test_task_flags_override_config():
     command = c.run.call_args[0][0]
     for part in ("version=3.12.1", "prefix=/opt/py", f"expected={'a' * 64}", "jobs=3",
                  "optimize=1", "workdir=/big/tmp", "source=https://mirror.example/Python-3.12.1.tgz",
-                 "needs_new_passenger=1"):
+                 "python_without_imp=3.12"):
         assert part in command, part
+    c = mock_context(site="/srv/mysite", imp_compat="no")
+    pytasks.build_python(c, imp_compat="YES")
+    assert "imp_compat=yes" in c.run.call_args[0][0]
+    pytasks.build_python(c)
+    assert "imp_compat=no" in c.run.call_args[0][0]
 
 
 @pytest.mark.parametrize("kwargs,shim,message", [
     ({}, {}, "shim.python_prefix"),
     ({"version": "3.12"}, {"site": "/s"}, "3.11.2"),
     ({"sha256": "xyz"}, {"site": "/s"}, "64 hex"),
+    ({"imp_compat": "sometimes"}, {"site": "/s"}, "--imp-compat must be auto, yes or no"),
 ])
 def test_task_refuses_bad_settings_before_running_anything(kwargs, shim, message):
     c = mock_context(**shim)

@@ -54,6 +54,11 @@ def test_the_scripts_are_the_files_not_copies():
         assert body in script
     smoke = (SCRIPTS / "smoke-test.py").read_text()
     assert f"smoke_py={buildpython.shlex.quote(smoke)}" in script
+    imp = (SCRIPTS / "imp.py").read_text()
+    assert f"imp_py={buildpython.shlex.quote(imp)}" in script
+    venv = buildpython.venv_script(buildpython.VenvRequest(venv="/v", approot="/a", python="python3"))
+    assert f"imp_py={buildpython.shlex.quote(imp)}" in venv and (SCRIPTS / "common.sh").read_text().split(
+        "\n", 1)[1] in venv
 
 
 def test_no_dead_code_left_from_the_strings():
@@ -74,7 +79,7 @@ def test_an_installed_wheel_ships_the_scripts(tasks_venv):
     assert result.returncode == 0, result.stderr
     size, *names = result.stdout.split()
     assert int(size) > 5000
-    assert names == ["build-python.sh", "common.sh", "make-venv.sh", "smoke-test.py"]
+    assert names == ["build-python.sh", "common.sh", "imp.py", "make-venv.sh", "smoke-test.py"]
 
 
 def test_one_place_for_the_passenger_threshold():
@@ -86,8 +91,10 @@ def test_one_place_for_the_passenger_threshold():
                if "(6, 0, 19)" in p.read_text() or '"6.0.19"' in p.read_text()]
     assert holders == ["ops/versions.py"]
     script = buildpython.build_script(buildpython.BuildRequest(version="3.12.7", prefix="/p"))
-    assert "passenger_fixed=6.0.19" in script and "needs_new_passenger=1" in script
+    assert "passenger_fixed=6.0.19" in script and "python_without_imp=3.12" in script
+    venv = buildpython.venv_script(buildpython.VenvRequest(venv="/v", approot="/a", python="python3"))
+    assert "passenger_fixed=6.0.19" in venv and "python_without_imp=3.12" in venv
     below = tuple(versions.PASSENGER_IMP_FIXED[:2]) + (versions.PASSENGER_IMP_FIXED[2] - 1,)
     assert [p.code for p in checking.python_passenger_problems((3, 12, 7), below, "x")] == [
-        "python-too-new"]
+        "imp-missing"]
     assert checking.python_passenger_problems((3, 12, 7), versions.PASSENGER_IMP_FIXED, "x") == []

@@ -58,14 +58,37 @@ def test_a_misspelt_environment_variable_is_named(own_repo):
 def test_values_of_the_wrong_type_are_named(own_repo):
     (own_repo / "invoke.yaml").write_text(
         "shim:\n  site: /srv/x\n  port: eighty\n  python_version: 3.12\n"
-        "  host_key_policy: yes-please\n")
+        "  host_key_policy: yes-please\n  imp_compat: sometimes\n")
     result = inv("check", cwd=own_repo)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "shim.port must be a number, not 'eighty'" in result.stderr
     assert "shim.python_version must be text, not 3.12" in result.stderr
     assert "put it in quotes" in result.stderr
     assert "shim.host_key_policy must be strict, accept-new or off" in result.stderr
-    assert "3 problem(s)" in result.stderr
+    assert "shim.imp_compat must be auto, yes or no, not 'sometimes'" in result.stderr
+    assert "4 problem(s)" in result.stderr
+
+
+@pytest.mark.parametrize("written,said", [
+    ("yes", "gets wsgi-shim's imp compatibility module (--imp-compat yes)"),
+    ("no", "--imp-compat no leaves out wsgi-shim's compatibility module"),
+    ('"auto"', "apps on Python 3.12.1 need wsgi-shim's imp compatibility module there"),
+])
+def test_imp_compat_yes_and_no_mean_what_they_say_although_yaml_reads_booleans(
+        own_repo, tmp_path, written, said):
+    # YAML 1.1 reads a bare yes/no as true/false. A fake 3.12.1 tarball with a wrong digest
+    # stops build-python right after it has said what it will do about imp.
+    from tests.tasks.test_build_python import make_fake_tarball, restricted_path
+
+    (own_repo / "invoke.yaml").write_text(f"shim:\n  passenger_version: 6.0.17\n  imp_compat: {written}\n")
+    tarball, _, _ = make_fake_tarball(tmp_path, "3.12.1")
+    # No passenger-config on the PATH: shim.passenger_version is what the script goes by.
+    env = command_env(PATH=restricted_path(tmp_path, {"passenger-config"}))
+    result = inv("build-python", "--version", "3.12.1", "--prefix", str(tmp_path / "p"), "--source",
+                 str(tarball), "--sha256", "0" * 64, "--workdir", str(tmp_path / "w"), cwd=own_repo,
+                 env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert said in result.stdout and "sha256 mismatch" in result.stdout
 
 
 def test_a_missing_venv_gives_only_our_message(own_repo, tmp_path):

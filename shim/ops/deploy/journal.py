@@ -125,8 +125,11 @@ def settle(site: Site, j: Journal, say: Callable[[str], None], keep_checked: boo
     """
     current = _current_or_none(site)
     restart = False
-    if current == j.release and j.release and not (keep_checked and j.checked):
+    served = bool(j.release) and current == j.release
+    if served and not (keep_checked and j.checked):
         store.switch(site, j.previous)
+        if j.previous:
+            store.record_live(site, j.previous, "undo", undone=j.release)
         say(f"current is back to {j.previous or 'nothing (no release before this deploy)'}.")
         current, restart = j.previous, True
     elif current == j.release and j.release:
@@ -141,9 +144,14 @@ def settle(site: Site, j: Journal, say: Callable[[str], None], keep_checked: boo
             say(message)
     else:
         venvs.drop_aside(site)
-    if j.new_release and j.release and current != j.release:
+    if j.new_release and j.release and current != j.release and not served:
         store.remove_release(site, j.release)
         say(f"removed the unfinished release {j.release}.")
+    elif j.new_release and served and current != j.release:
+        # Processes Passenger started from it serve until they restart, from their cwd in it:
+        # deleting it now would fail their requests (seen under load). A later prune removes it.
+        say(f"kept {j.release} (it was live for a moment; its processes serve until Passenger restarts "
+            "them); a later deploy prunes it.")
     for entry in store.remove_partials(site):
         say(f"removed the leftover {entry}.")
     if j.maint_set and control.maint_off(site.maint_txt):

@@ -187,11 +187,14 @@ def remove_partials(site: Site) -> list[str]:
 # ---- history: what went live, in order -----------------------------------------------------
 
 
-def record_live(site: Site, name: str, how: str, commit: str | None = None) -> None:
-    """Append NAME to the history of live releases (after the switch; fsynced)."""
+def record_live(site: Site, name: str, how: str, commit: str | None = None, undone: str | None = None) -> None:
+    """Append NAME to the history of live releases (after the switch; fsynced). UNDONE: the
+    release an undo switched away from (it does not count as having been live)."""
     entry = {"release": name, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "how": how}
     if commit:
         entry["commit"] = commit
+    if undone:
+        entry["undone"] = undone
     # O_APPEND writes of one short line are atomic: a kill leaves whole lines only.
     fd = os.open(releases_dir(site) / HISTORY, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
@@ -263,6 +266,8 @@ def live_sequence(site: Site) -> list[str]:
     """Releases in the order they went live, consecutive repeats merged."""
     seq: list[str] = []
     for item in read_history(site):
+        if item.get("undone") and seq and seq[-1] == item["undone"]:
+            seq.pop()  # a deploy undone after its switch: as if it had never gone live
         if not seq or seq[-1] != item["release"]:
             seq.append(item["release"])
     return seq

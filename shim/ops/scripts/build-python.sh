@@ -1,8 +1,9 @@
 #!/bin/sh
 # build-python: download (or take) CPython's source, verify its sha256, configure, make,
 # make install and smoke-test it. Joined after common.sh and the settings buildpython.py
-# writes (version, prefix, source, expected, jobs, optimize, force, workdir, passenger_version,
-# passenger_fixed, needs_new_passenger, heartbeat, progress, smoke_py).
+# writes (version, prefix, source, expected, jobs, optimize, force, workdir, heartbeat, progress,
+# smoke_py, and common.sh's passenger_version, passenger_fixed, python_without_imp, imp_compat,
+# imp_py).
 # Exit status: 0 built or already there, 1 a step failed, 2 refused, 3 required modules missing.
 # The settings are assigned in that header; $me is used by common.sh.
 # shellcheck disable=SC2154,SC2034
@@ -92,45 +93,15 @@ print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"
     fi
 }
 
-# older A B: true when version A < version B (numeric, dotted).
-older() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        na = split(a, x, "."); nb = split(b, y, ".")
-        for (i = 1; i <= 3; i++) { if (x[i] + 0 < y[i] + 0) exit 0; if (x[i] + 0 > y[i] + 0) exit 1 }
-        exit 1 }'
-}
-
 built_version() {
     "$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null
 }
 
-# --- Passenger: its loader before 6.0.19 cannot run Python 3.12+ ----------------------------
-if [ "$needs_new_passenger" = 1 ]; then
-    pv=""
-    pv_from=""
-    # The remote shell is non-login: its PATH may lack the sbin and local directories.
-    for pc in passenger-config /usr/sbin/passenger-config /usr/local/bin/passenger-config; do
-        if command -v "$pc" >/dev/null 2>&1; then
-            pv=$("$pc" --version 2>/dev/null |
-                 awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+\.[0-9]+/) { print $i; exit } }')
-            pv_from="passenger-config --version"
-            break
-        fi
-    done
-    if [ -z "$pv" ] && [ -n "$passenger_version" ]; then
-        pv=$passenger_version
-        pv_from="config shim.passenger_version"
-    fi
-    if [ -z "$pv" ]; then
-        say "note: Python $version needs Passenger $passenger_fixed or newer; this host's Passenger" \
-            "version is unknown (no passenger-config). Set shim.passenger_version to be warned."
-    elif older "$pv" "$passenger_fixed"; then
-        say "WARNING: Python $version needs Passenger $passenger_fixed or newer, but this site's" \
-            "Passenger is $pv ($pv_from): its loader imports the 'imp' module that Python 3.12" \
-            "removed, so the site would fail to start. Build a 3.11 release instead" \
-            "(--version 3.11.2) or ask the admins to upgrade Passenger."
-    fi
-fi
+# --- Passenger before 6.0.19 imports imp, which Python 3.12 removed: our module for it ---------
+imp_plan "$version"
+add_imp() {
+    if [ "$imp_install" = 1 ]; then imp_place "$py" "$prefix/lib/python$short"; fi
+}
 
 # --- idempotence: a working build of this version is left alone -----------------------------
 if [ "$force" != 1 ] && [ -x "$py" ]; then
@@ -138,6 +109,7 @@ if [ "$force" != 1 ] && [ -x "$py" ]; then
     if [ "$have" = "$version" ] && "$py" -c "$smoke_py" quiet >/dev/null 2>&1; then
         say "Python $version is already built in $prefix and passes the smoke test" \
             "(ssl, sqlite3, ctypes, zlib, venv); nothing to do ($(elapsed)). --force rebuilds it."
+        add_imp
         say "python: $py"
         exit 0
     elif [ "$have" = "$version" ]; then
@@ -268,6 +240,7 @@ if [ "$rc" -ne 0 ]; then
     say "build log: $log"
     exit 3
 fi
+add_imp
 say "done in $(elapsed): Python $version in $prefix"
 say "python: $py"
 say "build log: $log"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # venv: create (or check) the site's venv from a Python, write-protected, outside the app root.
 # Joined after common.sh and the settings buildpython.py writes (venv, approot, python,
-# upgrade_pip, force). Exit status: 0 ok, 1 failed, 2 refused.
+# upgrade_pip, force, and common.sh's passenger_version, passenger_fixed, python_without_imp,
+# imp_compat, imp_py). Exit status: 0 ok, 1 failed, 2 refused.
 # The settings are assigned in that header; $me is used by common.sh.
 # shellcheck disable=SC2154,SC2034
 me=venv
@@ -109,6 +110,14 @@ case $action in
         fi
         ;;
 esac
+# Passenger before 6.0.19 imports imp, which Python 3.12 removed: our module for it, unless the
+# base Python (a build-python one) has it already.
+imp_plan "${want%% *}"
+if [ "$imp_install" = 1 ]; then
+    purelib=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))') ||
+        die "cannot ask $venv/bin/python where its site-packages are"
+    imp_place "$venv/bin/python" "$purelib"
+fi
 protect
 
 # The runtime also refuses a venv whose parent directories others can write to.
