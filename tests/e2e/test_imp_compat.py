@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from shim.runtime.layout import Site
+from tests.support import pythons
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
 from tests.support.apache import ApacheServer, poll
 from tests.support.sites import BASE, _lock, run_as_site, write_file
@@ -50,14 +51,7 @@ MARKER = "WSGI_SHIM_IMP_COMPAT = 1"
 
 
 def source_tarball() -> Path:
-    path = os.environ.get("WSGI_SHIM_PYTHON313_TARBALL", "")
-    if path and Path(path).is_file():
-        return Path(path)
-    why = ("WSGI_SHIM_PYTHON313_TARBALL does not name CPython 3.13.5's source tarball; get it "
-           "with: export WSGI_SHIM_PYTHON313_TARBALL=$(sh .ci/fetch-python-source DIR 3.13.5)")
-    if os.environ.get("CI") == "true":
-        pytest.fail(why)
-    pytest.skip(why)
+    return pythons.source_tarball("WSGI_SHIM_PYTHON313_TARBALL", "3.13.5")
 
 
 @dataclass

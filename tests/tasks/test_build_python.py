@@ -26,11 +26,13 @@ import time
 from pathlib import Path
 
 import pytest
+
 from invoke import Config, Context, MockContext, Result
 from invoke.exceptions import Exit
 
 from shim.ops import buildpython
 from shim.tasks import python as pytasks
+from tests.support import pythons
 from tests.support.accounts import SITE_USER
 from tests.support.sites import BASE
 
@@ -649,14 +651,7 @@ def test_fab_builds_and_makes_the_venv_on_the_remote_host(sshd, own_repo):
 
 
 def real_tarball() -> Path:
-    path = os.environ.get("WSGI_SHIM_PYTHON_TARBALL", "")
-    if path and Path(path).is_file():
-        return Path(path)
-    why = ("WSGI_SHIM_PYTHON_TARBALL does not name CPython 3.11.2's source tarball; "
-           "get it with: export WSGI_SHIM_PYTHON_TARBALL=$(sh .ci/fetch-python-source DIR)")
-    if os.environ.get("CI") == "true":
-        pytest.fail(why)
-    pytest.skip(why)
+    return pythons.source_tarball("WSGI_SHIM_PYTHON_TARBALL", "3.11.2")
 
 
 @pytest.mark.slow
