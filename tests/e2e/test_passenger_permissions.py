@@ -57,10 +57,18 @@ def test_restart_txt_is_watched_by_root(apache: ApacheServer, e2e_dir: Path) -> 
     os.chown(tmp / "restart.txt", 0, 0)
     url = serve_raw(apache, top)
     first = poll(url + "/", lambda r: r.status == 200, timeout=30)
-    while int(time.time()) <= int((tmp / "restart.txt").stat().st_mtime):
-        time.sleep(0.05)
-    (tmp / "restart.txt").touch()
-    after = poll(url + "/", lambda r: r.status == 200 and r.body != first.body, timeout=15)
+    # A restart requested while Passenger is still settling the first spawn can be swallowed
+    # (seen in CI, as in FACTS.md): touch again, as `deploy --maint` does, a few times at most.
+    for attempt in range(3):
+        while int(time.time()) <= int((tmp / "restart.txt").stat().st_mtime):
+            time.sleep(0.05)
+        (tmp / "restart.txt").touch()
+        try:
+            after = poll(url + "/", lambda r: r.status == 200 and r.body != first.body, timeout=10)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     assert after.body.split()[0] != first.body.split()[0]  # a new pid
 
 
