@@ -10,7 +10,10 @@ round measures, one after the other (alternated: deploy, deploy --maint, deploy,
 - steady state: the same load with nothing happening (worst and p99 latency);
 - `wsgi-shim deploy` and `wsgi-shim deploy --maint`: failed requests (neither the app's 200 nor
   the maintenance 503), maintenance responses, and the worst latency of a request sent while
-  the deploy ran (until the new release served).
+  the deploy ran (until the new release served);
+- `wsgi-shim deploy` of a release that fails its first request (it imports cleanly and reads a
+  configuration file, which is missing, at its first request): the 5xx visitors got while the
+  deploy ran (goal 0: the request before the switch refuses it) beside the worst extra wait.
 
 "extra" is the worst latency during the deploy minus the worst of the steady state before it:
 what the deploy added. Medians over rounds, with min-max, side by side. Needs root (real
@@ -46,16 +49,31 @@ def app(body: str) -> str:
             f"    return [b'{body}']\n")
 
 
-def shim(*args: str) -> None:
+def broken_app(body: str) -> str:
+    """Imports cleanly; its first request reads settings.ini, which the release lacks."""
+    return ("import functools\n\n"
+            "@functools.cache\n"
+            "def settings():\n"
+            "    return open('settings.ini').read()\n\n"
+            "def application(environ, start_response):\n"
+            "    settings()\n"
+            "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+            f"    return [b'{body}']\n")
+
+
+def shim(*args: str, may_fail: bool = False) -> int:
     r = wsgi_shim(*args)
-    if r.returncode != 0:
+    if r.returncode != 0 and not (may_fail and r.returncode == 1):
         raise SystemExit(f"wsgi-shim {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+    return r.returncode
 
 
-def one(site, url: str, n: int, maint: bool, clients: int, steady: float) -> dict:
+def one(site, url: str, n: int, maint: bool | None, clients: int, steady: float) -> dict:
     """Steady state, then one deploy of release vN, under the same load."""
     src = site.site.parent / f"v{n}"
     write_file(src / "app.py", app(f"v{n}"))
+    if maint is None:
+        return failing(site, url, n, src, clients, steady)
     with Load(url, clients=clients, limit=steady + 120) as load:
         time.sleep(steady)
         t0 = time.monotonic()
@@ -76,10 +94,36 @@ def one(site, url: str, n: int, maint: bool, clients: int, steady: float) -> dic
             "deploy_seconds": t1 - t0}
 
 
+FAILING = "deploy, fails 1st request"
+
+
+def failing(site, url: str, n: int, src: Path, clients: int, steady: float) -> dict:
+    """Steady state, then a deploy of a release that fails its first request; if it went live
+    (nothing caught it), a rollback afterwards, outside the measured window."""
+    write_file(src / "app.py", broken_app(f"v{n}"))
+    with Load(url, clients=clients, limit=steady + 120) as load:
+        time.sleep(steady)
+        t0 = time.monotonic()
+        code = shim("deploy", str(site.site), str(src), "--wait", "30", "--url", url, may_fail=True)
+        t1 = time.monotonic()
+        time.sleep(1)
+    live = code == 0
+    if live:
+        shim("rollback", str(site.site), "--wait", "30", "--url", url)
+    r = load.result
+    calm = r.worst_latency(until=t0)
+    during = r.worst_latency(since=t0, until=t1)
+    errors = [s for s in r.samples if s.start >= t0 and s.kind != "maintenance" and (s.status >= 500 or s.status == 0)]
+    return {"variant": FAILING, "requests": len(r.samples), "failed": len(r.failures()),
+            "maintenance": r.counts()[(503, "maintenance")], "visitor_5xx": len(errors), "went_live": live,
+            "steady_worst": calm, "deploy_worst": during, "extra": max(0.0, during - calm),
+            "deploy_seconds": t1 - t0}
+
+
 def table(results: list[dict]) -> str:
-    lines = [f"{'':16}{'failed':>8}{'503 maint':>11}{'steady worst':>14}{'deploy worst':>14}"
-             f"{'extra (min-max)':>24}{'deploy s':>10}"]
-    for variant in ("deploy", "deploy --maint"):
+    lines = [f"{'':26}{'failed':>8}{'503 maint':>11}{'steady worst':>14}{'deploy worst':>14}"
+             f"{'extra (min-max)':>24}{'deploy s':>10}{'visitor 5xx':>13}"]
+    for variant in ("deploy", "deploy --maint", FAILING):
         rs = [r for r in results if r["variant"] == variant]
         if not rs:
             continue
@@ -88,10 +132,11 @@ def table(results: list[dict]) -> str:
             return statistics.median(r[key] for r in rs)
 
         extra = [r["extra"] for r in rs]
-        lines.append(f"{variant:16}{sum(r['failed'] for r in rs):>8}{sum(r['maintenance'] for r in rs):>11}"
+        fives = str(sum(r["visitor_5xx"] for r in rs)) if variant == FAILING else ""
+        lines.append(f"{variant:26}{sum(r['failed'] for r in rs):>8}{sum(r['maintenance'] for r in rs):>11}"
                      f"{med('steady_worst') * 1000:>11.0f} ms{med('deploy_worst') * 1000:>11.0f} ms"
                      f"{med('extra') * 1000:>9.0f} ms ({min(extra) * 1000:.0f}-{max(extra) * 1000:.0f})"
-                     f"{med('deploy_seconds'):>10.1f}")
+                     f"{med('deploy_seconds'):>10.1f}{fives:>13}")
     plain = [r["extra"] for r in results if r["variant"] == "deploy"]
     maint = [r["extra"] for r in results if r["variant"] == "deploy --maint"]
     if plain and maint and statistics.median(plain) > 0:
@@ -125,11 +170,12 @@ def main() -> int:
         poll(url, lambda r: r.status == 200 and "v0" in r.body, timeout=30)
         results, n = [], 0
         for _ in range(rounds):
-            for maint in (False, True):
+            for maint in (False, True, None):  # None: a release that fails its first request
                 n += 1
                 results.append(one(site, url, n, maint, args.clients, args.steady))
                 print(f"  round {n}: {results[-1]['variant']}: {results[-1]['failed']} failed, extra "
-                      f"{results[-1]['extra'] * 1000:.0f} ms", flush=True)
+                      f"{results[-1]['extra'] * 1000:.0f} ms"
+                      + (f", {results[-1]['visitor_5xx']} visitor 5xx" if maint is None else ""), flush=True)
         print(f"\nworst extra latency a deploy adds, {args.clients} clients on loopback, real Apache + "
               f"Passenger (PassengerStatThrottleRate 1), {rounds} round(s):")
         print(table(results))

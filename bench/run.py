@@ -8,8 +8,9 @@ wsgi-shim 0.1.0 (PyPI), printed as one table of ratios and written as raw JSON.
   b. start-up: Passenger's own wsgi-loader.py loading passenger_wsgi.py (bench/startup.py)
   c. through real Apache + Passenger, wrk on loopback, one Apache per site (bench/passenger.py)
   d. restart: touch restart.txt under load, time until a new process serves (bench/passenger.py);
-     deploy and deploy --maint under load: failed requests, worst extra latency
-     (bench/deploy_latency.py, the deploy issue's benchmark, run as it is when present)
+     deploy and deploy --maint under load: failed requests, worst extra latency; a deploy of a
+     release that fails its first request: the 5xx visitors got (goal 0) beside the worst extra
+     latency (bench/deploy_latency.py, the deploy issue's benchmark, run as it is when present)
   e. `wsgi-shim check` on a real site (0.1.0's `check` beside it); `inv build-python` on an
      already-built prefix (when one exists, see BUILT_PREFIX)
   f. a real Wagtail site (`wagtail start`), through real Apache + Passenger: the first request
@@ -153,6 +154,8 @@ def deploys(quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
     if not script.exists():
         return {"skipped": "bench/deploy_latency.py is not in this checkout"}, [
             ("d. deploy / deploy --maint under load", "not measured", "bench/deploy_latency.py missing")]
+    from bench import deploy_latency
+
     out = bench_sites.BASE / "deploy_latency.json"
     cmd = [sys.executable, str(script), "--json", str(out)] + (["--quick", "--steady", "2"] if quick else [])
     subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=1800)
@@ -165,6 +168,13 @@ def deploys(quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
                      f"{sum(r['failed'] for r in rs)} failed of {sum(r['requests'] for r in rs)}; "
                      + value_text(extra, "ms", 0), f"{len(rs)} deploy(s), 503s seen: "
                      + str(sum(r["maintenance"] for r in rs))))
+    failing = [r for r in results if r["variant"] == deploy_latency.FAILING]
+    if failing:
+        rows.append(("d. `wsgi-shim deploy` of a release that fails its first request (8 clients): "
+                     "visitor 5xx (goal 0), worst extra latency",
+                     f"{sum(r['visitor_5xx'] for r in failing)} 5xx of {sum(r['requests'] for r in failing)}; "
+                     + value_text([r["extra"] * 1000 for r in failing], "ms", 0),
+                     f"{len(failing)} deploy(s), went live: {sum(r['went_live'] for r in failing)}"))
     return {"runs": results, "command": cmd}, rows
 
 

@@ -1,11 +1,13 @@
 """Real outside apps for the real-site tests (tests/e2e/test_real_sites.py) and benchmark
 (bench/real_site.py): a Wagtail site made by `wagtail start` from the pinned Wagtail, and the
-Flask tutorial's flaskr taken from Flask's own source distribution, each with only the
-deployment glue a user would add (examples/realsites/, shown on docs/real-sites.md); and a
-visitor with cookies that fills in their forms over HTTP.
+Flask tutorial's flaskr taken from Flask's own source distribution, Radicale (a CalDAV server
+that reads its configuration file at its first request), each with only the deployment glue a
+user would add (examples/realsites/, shown on docs/real-sites.md); and a visitor with cookies
+that fills in their forms over HTTP.
 
     project = wagtail_project(parent)          # mysite/ as `wagtail start` made it, + local.py
     project = flaskr_project(parent)           # examples/tutorial of Flask's sdist, + wsgi.py
+    project = radicale_project(parent, site)   # wsgi.py, radicale.conf, pinned requirements
     me = Visitor("http://127.0.0.1:PORT")      # loopback only
     me.submit("/auth/register", {"username": "alice", "password": "..."})
 
@@ -17,6 +19,7 @@ it) and kept under the test directory, like the shared site venv.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import http.cookiejar
@@ -206,6 +209,63 @@ def flaskr_secret_config(site: Site) -> Path:
     path = site.site / "shared" / "instance" / "config.py"
     write_file(path, f"SECRET_KEY = {secrets.token_hex()!r}\n", 0o600)
     return path
+
+
+def flaskr_forgotten_migration(project: Path) -> None:
+    """A new release of flaskr whose index lists pinned posts first: schema.sql gains the column,
+    blog.py reads it, and nothing changes the live database (the ALTER TABLE that should run as
+    a release command is forgotten). It imports cleanly; its "/" fails with
+    `no such column: p.pinned`, rendered as Flask's own 500 page; /auth/login still works."""
+    schema = project / "flaskr" / "schema.sql"
+    text = schema.read_text()
+    assert "  body TEXT NOT NULL," in text, text
+    pinned = "  body TEXT NOT NULL,\n  pinned INTEGER NOT NULL DEFAULT 0,"
+    schema.write_text(text.replace("  body TEXT NOT NULL,", pinned))
+    blog = project / "flaskr" / "blog.py"
+    text = blog.read_text()
+    query = "SELECT p.id, title, body, created, author_id, username"
+    assert query in text and "ORDER BY created DESC" in text, text
+    blog.write_text(text.replace(query, "SELECT p.id, p.pinned, title, body, created, author_id, username")
+                    .replace("ORDER BY created DESC", "ORDER BY p.pinned DESC, created DESC"))
+    git_commit(project, "pinned posts first")
+
+
+# ---- Radicale ---------------------------------------------------------------------------------
+
+RADICALE_GLUE = ("wsgi.py", "radicale.conf", "requirements.txt")
+
+
+def radicale_project(parent: Path, site: Site) -> Path:
+    """PARENT/radicale, the site's user's: examples/realsites/radicale's wsgi.py, radicale.conf
+    (its paths naming SITE's directories) and pinned requirements.txt. Also SITE's users file
+    (one user, alice, SHA-512 crypt as Apache's htpasswd -2 writes it) that radicale.conf names."""
+    project = _site_owned_dir(parent / "radicale")
+    for name in RADICALE_GLUE:
+        text = (REALSITES / "radicale" / name).read_text().replace(EXAMPLE_SITE, str(site.site))
+        write_file(project / name, text, 0o644)
+    users = subprocess.run(["htpasswd", "-nb", "-2", "alice", RADICALE_PASSWORD], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    write_file(site.site / "secrets" / "radicale-users", users + "\n", 0o600)
+    return project
+
+
+RADICALE_PASSWORD = "alice-" + secrets.token_hex(8)
+
+
+def radicale_request(url: str, method: str, path: str, user: str = "alice",
+                     password: str = RADICALE_PASSWORD) -> int:
+    """The status of METHOD PATH as USER, as a CalDAV client sends it (MKCALENDAR /alice/calendar/
+    makes a calendar: 201; GET of it: 200): requests that reach Radicale's storage."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    try:
+        conn.request(method, path, headers={"Authorization": f"Basic {token}"})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    finally:
+        conn.close()
 
 
 # ---- a visitor with cookies -------------------------------------------------------------------
