@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from shim import __version__
-from shim.ops import checking, control
+from shim.ops import checking, control, firstrequest
 from shim.ops.locate import NotASite, locate
 from shim.runtime.layout import DEFAULT_APPROOT, DEFAULT_DOCROOT, Site
+from shim.runtime.redact import escape_controls
 
 
 def _site_arg(p: argparse.ArgumentParser) -> None:
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     _site_arg(p)
     p.add_argument("--json", action="store_true", help="print the problems as JSON")
     p.add_argument("--no-import", action="store_true", help="skip importing the app in a subprocess")
+    p.add_argument("--no-request", action="store_true",
+                   help="import the app but send it none of the [check] requests (GET / by default)")
 
     p = sub.add_parser("maint", help="maintenance mode: on, off or status")
     p.add_argument("action", choices=["on", "off", "status"])
@@ -190,23 +193,27 @@ def cmd_install(args) -> int:
 # ---- check ---------------------------------------------------------------------------------
 
 
+NOT_REQUESTED = "the app's answers to the [check] requests were not checked (--no-request)"
 NOT_IMPORTED = ("the import of the app (passenger_wsgi.py, [wsgi] app and everything it imports) "
                 "was not checked (--no-import)")
 
 
 def cmd_check(args) -> int:
     site = _site(args)
-    problems, info = checking.collect_problems(site, not args.no_import)
+    problems, info = checking.collect_problems(site, not args.no_import, requests=not args.no_request)
     errors = [p for p in problems if p.blocking]
-    not_checked = [NOT_IMPORTED] if args.no_import else []
+    not_checked = [NOT_IMPORTED] if args.no_import else [NOT_REQUESTED] if args.no_request else []
+    answers = firstrequest.summary(info.get("probe", {}))
     if args.json:
         print(json.dumps({"site": str(site.site), "approot": str(site.approot), "ok": not errors,
-                          "imported": not args.no_import, "not_checked": not_checked,
+                          "imported": not args.no_import, "not_checked": not_checked, "requests": answers,
                           "maintenance": info["maintenance"], "problems": [p.as_dict() for p in problems]},
                          indent=2))
         return 1 if errors else 0
     for p in problems:
         print(p.as_text() + "\n")
+    for line in answers:
+        print(f"request: {escape_controls(line)}")
     state = "ON (visitors see the maintenance page)" if info["maintenance"] else "off"
     warned = len(problems) - len(errors)
     warnings = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
@@ -220,6 +227,9 @@ def cmd_check(args) -> int:
         print(f"No problem found in {site.approot}{warnings}, but the app was not imported (--no-import): "
               "a missing module or an error at import time would not show. Maintenance mode: "
               f"{state}.")
+    elif args.no_request:
+        print(f"OK: {site.approot} imports its app{warnings}; no request was sent (--no-request), so a "
+              f"failure at the first request would not show. Maintenance mode: {state}.")
     else:
         print(f"OK: {site.approot} would serve its app{warnings}. Maintenance mode: {state}.")
     return 1 if errors else 0

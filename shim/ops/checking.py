@@ -228,8 +228,9 @@ def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...
 
 
 def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None = None,
-                     probe_python: str | None = None) -> tuple[list[Problem], dict]:
-    """Every problem: config, files, accounts, then the app imported as Passenger would."""
+                     probe_python: str | None = None, requests: bool = True) -> tuple[list[Problem], dict]:
+    """Every problem: config, files, accounts, then the app imported as Passenger would and (with
+    REQUESTS) sent the [check] requests."""
     from shim.runtime.config import load_config
 
     me = pwd.getpwuid(os.getuid()).pw_name
@@ -252,7 +253,8 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         problems += shared_problems(site, cfg, probe_root)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
-            problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root)
+            spec = request_spec(cfg) if requests else None
+            problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root, spec)
         elif not do_import or not python_ok:
             problems += checks.runtime_problems(cfg, check_identity=False)
     if cfg is not None:
@@ -344,7 +346,20 @@ def last_start_problems(site: Site, cfg) -> list[Problem]:
             for p in last.get("problems", []) if p.get("code") in START_ONLY_CODES]
 
 
-def probe_problems(site: Site, python: str, info: dict, root: Path | None = None) -> list[Problem]:
+def _request_budget(spec: dict | None) -> float:
+    return len(spec["requests"]) * float(spec["timeout"]) + 5 if spec else 0
+
+
+def request_spec(cfg: Config) -> dict | None:
+    """What the probe sends the app after importing it ([check]); None: no requests."""
+    if not cfg.check_requests:
+        return None
+    return {"requests": [list(r) for r in cfg.check_requests], "host": cfg.check_host or "localhost",
+            "host_set": bool(cfg.check_host), "timeout": cfg.check_timeout}
+
+
+def probe_problems(site: Site, python: str, info: dict, root: Path | None = None,
+                   spec: dict | None = None) -> list[Problem]:
     """Load passenger_wsgi.py in a fresh process of the site's Python, as Passenger does
     (from ROOT instead of the app root: deploy's shadow root of a release not yet current).
 
@@ -353,6 +368,9 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
     probe = Path(__file__).with_name("probe.py")
     env = dict(os.environ, WSGI_SHIM_PROBE="1")
     env.pop("PYTHONPATH", None)
+    env.pop("WSGI_SHIM_PROBE_REQUESTS", None)
+    if spec:
+        env["WSGI_SHIM_PROBE_REQUESTS"] = json.dumps(spec)
     # Its stderr goes to a file, not a pipe: a pipe would make us wait for EOF, i.e. until every
     # process the app starts at import (a worker, a scheduler) has exited, long after the probe.
     with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as errors:
@@ -360,7 +378,7 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
         try:
             out = subprocess.run([python, str(probe), str(root or site.approot), str(fd)], cwd=root or site.approot,
                                  env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
-                                 timeout=300, pass_fds=(fd,))
+                                 timeout=300 + _request_budget(spec), pass_fds=(fd,))
         except subprocess.TimeoutExpired:
             return [Problem("app-import-timeout", "Importing the app took more than 300 seconds.",
                             str(site.passenger_wsgi), "Look for code that waits at import time (network, locks).")]
@@ -384,7 +402,9 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
     early = (python_passenger_problems(version, passenger_version(), python, result.get("imp"))
              if version and versions.needs_imp_free_passenger(version) and not result.get("imp", {}).get("usable")
              else [])
-    return early + _probe_result_problems(site, python, result)
+    from shim.ops.firstrequest import request_problems
+
+    return early + _probe_result_problems(site, python, result) + request_problems(site, result, spec)
 
 
 def _probe_result_problems(site: Site, python: str, result: dict) -> list[Problem]:

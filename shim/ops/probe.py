@@ -52,6 +52,107 @@ def import_despite_config(app_root: str, result: dict) -> None:
     result["problems"] += [p.as_dict() for p in problems]
 
 
+REQUESTS_ENV = "WSGI_SHIM_PROBE_REQUESTS"  # JSON: {"requests": [[METHOD, PATH]...], "host", "timeout"}
+BODY_KEEP = 64 * 1024   # what is kept of a page's text for the report
+OUTPUT_KEEP = 8 * 1024  # what is kept of what the app printed or logged during a request
+
+
+def _environ(method: str, target: str, host: str, errors) -> dict:
+    import io
+    from urllib.parse import unquote
+
+    path, _, query = target.partition("?")
+    return {"REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": unquote(path, "latin-1"),
+            "QUERY_STRING": query, "SERVER_NAME": host.split(":")[0], "SERVER_PORT": "443",
+            "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": host, "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_USER_AGENT": "wsgi-shim-check", "HTTP_ACCEPT": "text/html,*/*;q=0.8",
+            "HTTP_X_WSGI_SHIM_CHECK": "1",
+            "wsgi.version": (1, 0), "wsgi.url_scheme": "https", "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": errors, "wsgi.multithread": False, "wsgi.multiprocess": True,
+            "wsgi.run_once": False}
+
+
+def _call(app, environ: dict, out: dict) -> None:
+    """One request, as a WSGI server makes it; fills OUT (status, headers, body, exception)."""
+    def start_response(status, headers, exc_info=None):
+        out["status"], out["headers"] = status, [list(h) for h in headers]
+        return lambda data: body.append(bytes(data))
+
+    body: list[bytes] = []
+    try:
+        result = app(environ, start_response)
+        try:
+            size = 0
+            for chunk in result:
+                if size < BODY_KEEP:
+                    body.append(bytes(chunk))
+                size += len(chunk)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+    except BaseException as exc:  # noqa: BLE001 - SystemExit in a view is the app's failure too
+        out["exception"] = f"{exc.__class__.__name__}: {exc}"
+        out["traceback"] = "".join(traceback.format_exception(exc))
+        out["where"] = _app_frame(exc)
+    out["body"] = b"".join(body)[:BODY_KEEP].decode("utf-8", "replace")
+
+
+def _app_frame(exc: BaseException) -> str:
+    """file:line of the innermost frame in the site's own code (below the cwd, which is the app's
+    chdir, outside any venv), else the innermost frame outside the standard library."""
+    cwd = os.getcwd() + os.sep
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if f.filename.startswith(cwd) and "site-packages" not in f.filename]
+    pick = own or [f for f in frames if not f.filename.startswith(os.path.dirname(os.__file__))]
+    return f"{pick[-1].filename} line {pick[-1].lineno}" if pick else ""
+
+
+def request_report(app, method: str, target: str, host: str, timeout: float) -> dict:
+    """Send APP one request in a thread of its own, catching what it prints and logs meanwhile;
+    after TIMEOUT seconds report where it is stuck instead."""
+    import io
+    import logging
+    import threading
+    import time
+
+    captured = io.StringIO()
+    handler = logging.StreamHandler(captured)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    out: dict = {"request": f"{method} {target}", "host": host}
+    environ = _environ(method, target, host, captured)
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = captured
+    logging.getLogger().addHandler(handler)
+    began = time.monotonic()
+    worker = threading.Thread(target=_call, args=(app, environ, out), daemon=True)
+    try:
+        worker.start()
+        worker.join(timeout)
+    finally:
+        sys.stdout, sys.stderr = saved
+        logging.getLogger().removeHandler(handler)
+    out["seconds"] = round(time.monotonic() - began, 3)
+    if worker.is_alive():
+        frame = sys._current_frames().get(worker.ident)
+        out["timeout"] = timeout
+        out["stuck"] = "".join(traceback.format_stack(frame)) if frame is not None else ""
+    out["output"] = captured.getvalue()[-OUTPUT_KEEP:]
+    return out
+
+
+def send_requests(app, spec: dict) -> list[dict]:
+    """The requests `check` makes after the import ([check] requests); stops at the first that
+    does not answer (its thread still runs: the process must end without waiting for it)."""
+    reports = []
+    for method, target in spec.get("requests", []):
+        report = request_report(app, method, target, spec.get("host", "localhost"), float(spec.get("timeout", 30)))
+        reports.append(report)
+        if "timeout" in report:
+            break
+    return reports
+
+
 def imp_report() -> dict:
     """Whether `import imp; imp.load_source` works here, as Passenger's loader before 6.0.19
     needs (Python 3.12 removed imp; wsgi-shim's compatibility module brings it back)."""
@@ -65,6 +166,7 @@ def imp_report() -> dict:
 
 def main(app_root: str, report_fd: int) -> dict:
     result: dict = {"loaded": False, "python_version": list(sys.version_info[:3])}
+    spec = json.loads(os.environ.pop(REQUESTS_ENV, "") or "null")  # not for the app to see
     if sys.version_info >= (3, 12):  # before the app, as Passenger's loader imports it first
         result["imp"] = imp_report()
     try:
@@ -79,12 +181,17 @@ def main(app_root: str, report_fd: int) -> dict:
             result["state"] = start.state
             result["problems"] = [p.as_dict() for p in start.problems]
             import_despite_config(app_root, result)
+        app = getattr(start, "app", None) or getattr(module, "application", None)
+        if spec and callable(app) and (start is None or start.state == "app"):
+            result["requests"] = send_requests(app, spec)
     except BaseException as exc:  # noqa: BLE001 - report whatever Passenger would have died of
         result["loader_error"] = "".join(traceback.format_exception(exc))
         result["exception"] = f"{exc.__class__.__name__}: {exc}"
         result["missing_module"] = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
     with os.fdopen(report_fd, "w", encoding="utf-8", errors="surrogateescape") as out:
         out.write(json.dumps(result))
+    if any("timeout" in r for r in result.get("requests", [])):
+        os._exit(0)  # a request still runs in its thread: do not wait for it
     return result
 
 

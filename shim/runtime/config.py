@@ -41,6 +41,8 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     # `wsgi-shim deploy` only (not used at run time): release commands, and the paths kept in
     # SITE/shared/ across releases (docs/deploying.md#shared-paths)
     "deploy": {"run": list, "shared": list},
+    # `wsgi-shim check` (and every deploy's check): the requests sent to the app after the import
+    "check": {"requests": list, "host": str, "timeout": int},
     "logging": {
         "enabled": bool,
         "file": str,
@@ -145,11 +147,15 @@ class Config(_Settings):
     retry_after: int
     deploy_run: list[str]
     deploy_shared: list[str]  # normalised: "db.sqlite3", "media/" (a trailing / marks a directory)
+    check_requests: list[tuple[str, str]]  # [check] requests: (method, path) pairs
+    check_host: str
+    check_timeout: int
     logging: LoggingConfig
     DEFAULTS = {"app_root": None, "file": None, "passenger_user": "", "passenger_group": "",
                 "passenger_python": "", "passenger_app_root": "", "chdir": "", "module": "", "attribute": "",
                 "secret_files": {}, "environment": {}, "maintenance_page": "", "retry_after": 300,
-                "deploy_run": [], "deploy_shared": [], "logging": None}
+                "deploy_run": [], "deploy_shared": [], "check_requests": [("GET", "/")],
+                "check_host": "", "check_timeout": 30, "logging": None}
 
     def __init__(self, app_root: Path, file: Path, **values: object) -> None:
         super().__init__(app_root=app_root, file=file, **values)
@@ -273,6 +279,7 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
     _parse_app(r, cfg, values)
     _parse_maintenance(r, cfg, values)
     _parse_deploy(r, cfg, values)
+    _parse_check(r, cfg, values)
     _parse_env(r, cfg, data)
     _parse_logging(r, cfg, values)
     return cfg, r.problems
@@ -406,6 +413,33 @@ def _parse_deploy(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -
 
 
 DEPLOY_STOPS = " (The site still serves; a deploy will not start until this is fixed.)"
+
+
+def _parse_check(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    """[check] is read by `wsgi-shim check` only: its mistakes are warnings (the site serves on)."""
+    requests = []
+    for item in values.get(("check", "requests"), ["/"]):
+        method, _, path = item.strip().rpartition(" ") if isinstance(item, str) else ("", "", "")
+        method = method.strip().upper() or "GET"
+        if method not in ("GET", "HEAD") or not path.startswith("/"):
+            r.add("config-bad-value", f"[check] requests: {str(item)[:80]!r} is not a GET or HEAD request of a "
+                                      "path; it is left out.", r.where("check", "requests"),
+                  'Write paths, optionally after GET or HEAD: requests = ["/", "/healthz", "HEAD /feed"].',
+                  "warning")
+            continue
+        requests.append((method, path))
+    cfg.check_requests = requests
+    cfg.check_host = values.get(("check", "host"), "").strip()
+    if any(c in cfg.check_host for c in "/ @?#") :
+        r.add("config-bad-value", f"[check] host {cfg.check_host[:80]!r} is not a host name.",
+              r.where("check", "host"), 'Write the name visitors use, e.g. host = "www.example.org".', "warning")
+        cfg.check_host = ""
+    timeout = values.get(("check", "timeout"), 30)
+    if timeout <= 0:
+        r.add("config-bad-value", "[check] timeout must be a positive number of seconds.",
+              r.where("check", "timeout"), "Give the seconds one request may take, e.g. timeout = 30.", "warning")
+        timeout = 30
+    cfg.check_timeout = timeout
 
 
 SHARED_RESERVED = (".venv", "config.toml", "passenger_wsgi.py")

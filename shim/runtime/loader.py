@@ -29,9 +29,10 @@ PROBE_ENV = "WSGI_SHIM_PROBE"  # set by `wsgi-shim check`: import only, record n
 
 
 class StartResult:
-    def __init__(self, state: str, problems: list[Problem] | None = None) -> None:
+    def __init__(self, state: str, problems: list[Problem] | None = None, app=None) -> None:
         self.state = state  # "app" | "maintenance" | "error"
         self.problems = problems if problems is not None else []
+        self.app = app  # the app itself, without the middleware: `check` sends it its requests
 
     def __repr__(self) -> str:
         return f"StartResult(state={self.state!r}, problems={self.problems!r})"
@@ -84,6 +85,10 @@ def _get_app(app_root: Path):
     # `wsgi-shim check` (the probe) always parses afresh; a real start may use the parsed cache.
     cfg, problems = load_config(app_root) if probe else config_cache.load(app_root)
     in_maintenance = not probe and site.maint_txt.exists()
+    stamp = None if probe else records.restart_stamp(site.restart_txt)
+    if not probe:  # a start that never ends (an import stuck on a network call) is seen begun
+        starts = (cfg.logging if cfg is not None else default_logging(app_root)).starts_path
+        records.record_start(starts, records.STARTING, [], {"restart_stamp": stamp})
     applog = None
     if cfg is not None:
         problems += runtime_problems(cfg, check_identity=not probe)
@@ -95,17 +100,27 @@ def _get_app(app_root: Path):
         applog, log_problems = applog_module.setup(logging_cfg, redact)
         problems += log_problems
     if in_maintenance:
-        return _finish("maintenance", problems, app_root, cfg, applog, redact=redact)
+        return _finish("maintenance", problems, app_root, cfg, applog, redact=redact, stamp=stamp)
     if cfg is None or any(p.blocking for p in problems):
-        return _finish("error", problems, app_root, cfg, applog, redact=redact)
-    app, import_problems = import_app(cfg, redact)
+        return _finish("error", problems, app_root, cfg, applog, redact=redact, stamp=stamp)
+    watch = None
+    if applog is not None:  # where a long import is stuck goes to the app log before Passenger kills it
+        from shim.runtime.slowstart import SlowStartWatch
+
+        watch = SlowStartWatch(applog, redact).start()
+    try:
+        app, import_problems = import_app(cfg, redact)
+    finally:
+        if watch is not None:
+            watch.cancel()
     if import_problems:
-        return _finish("error", problems + import_problems, app_root, cfg, applog, redact=redact)
+        return _finish("error", problems + import_problems, app_root, cfg, applog, redact=redact, stamp=stamp)
+    raw = app
     if cfg.logging.enabled and cfg.logging.catch_errors:
         from shim.runtime import diagnostics  # without a log it still gives visitors the error-id page
 
         app = diagnostics.wrap(app, cfg.logging, applog, redact)
-    return _finish("app", problems, app_root, cfg, applog, app, redact=redact)
+    return _finish("app", problems, app_root, cfg, applog, app, redact=redact, stamp=stamp, raw=raw)
 
 
 def site_redactor(cfg: Config | None) -> Redactor:
@@ -115,16 +130,17 @@ def site_redactor(cfg: Config | None) -> Redactor:
     return Redactor(secrets + secret_env_values(), cfg.logging.redact if cfg is not None else ())
 
 
-def _finish(state, problems, app_root, cfg: Config | None, applog, app=None, redact=None):
+def _finish(state, problems, app_root, cfg: Config | None, applog, app=None, redact=None, stamp=None,
+            raw=None):
     global LAST_START
     if redact is not None and problems:  # nothing unmasked reaches a record, the log or a page
         problems = redact.problems(problems)
-    LAST_START = StartResult(state, problems)
+    LAST_START = StartResult(state, problems, raw)
     error_id = os.urandom(5).hex() if state == "error" else ""  # as a request error's id
     if os.environ.get(PROBE_ENV) != "1":
         starts = (cfg.logging if cfg else default_logging(app_root)).starts_path
         facts = {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
-                 "python": sys.executable}
+                 "python": sys.executable, "restart_stamp": stamp}
         if error_id:
             facts["error_id"] = error_id
         records.record_start(starts, state, problems, facts)
