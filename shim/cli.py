@@ -282,6 +282,8 @@ def cmd_status(args) -> int:
     print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
     if status.restart_pending:
         print("restart:     pending (restart.txt is newer than the last start)")
+    if status.importing:
+        print("starting:    " + control.describe_importing(status.importing))
     for e in status.errors:
         label = "error:      " if e.current else "earlier:    "
         note = "" if e.current else "  (before the last restart or a good start since: maybe fixed)"
@@ -290,6 +292,8 @@ def cmd_status(args) -> int:
         print("             (wsgi-shim logs SITE --id ID shows an error in full)")
     if status.http:
         print(f"http:        {status.http.describe()}")
+    if status.http_failure:
+        print(f"failing:     {status.http_failure}")
     return 0 if status.ok else 1
 
 
@@ -473,6 +477,11 @@ def _deploy_parsers(sub) -> None:
     p.add_argument("--shared-venv", action="store_true",
                    help="let pip install the release's requirements into a venv outside the site (the live "
                         "site sees them before the switch; a rollback does not restore the old ones)")
+    p.add_argument("--no-request", action="store_true",
+                   help="check the release without sending it its [check] requests (GET / by default)")
+    p.add_argument("--no-rollback", action="store_true",
+                   help="keep the new release live when it fails a request while the deploy waits "
+                        "(by default the deploy switches back to the previous release)")
     p.add_argument("--no-compile", action="store_true",
                    help="do not byte-compile the release and its venv before the check (the first "
                         "requests after the switch then compile what they import)")
@@ -492,6 +501,8 @@ def _deploy_parsers(sub) -> None:
     _site_arg(p)
     p.add_argument("--to", metavar="RELEASE", help="the release to go back to (default: the one that was "
                                                    "live before the current one); see wsgi-shim releases")
+    p.add_argument("--no-request", action="store_true",
+                   help="check the release without sending it its [check] requests (GET / by default)")
     _wait_arguments(p)
     p = sub.add_parser("releases", help="list the site's releases and what went live when")
     _site_arg(p)
@@ -548,7 +559,7 @@ def cmd_deploy(args) -> int:
                          init=args.init, wait=args.wait, url=args.url, run=args.run, ref=args.ref, commit=args.commit,
                          limits=Limits(args.max_bytes, args.max_entries, args.allow_sparse),
                          maint_wait=args.maint_wait, shared_venv=args.shared_venv,
-                         compile=not args.no_compile)
+                         compile=not args.no_compile, request=not args.no_request, rollback=not args.no_rollback)
     try:
         out = deploy(site, opts, _deploy_output())
     except (DeployError, OSError, KeyboardInterrupt) as exc:
@@ -573,7 +584,8 @@ def cmd_rollback(args) -> int:
     if args.url:
         control.check_url(args.url)
     try:
-        out = rollback(_site(args), RollbackOptions(args.to, args.wait, args.url), _deploy_output())
+        opts = RollbackOptions(args.to, args.wait, args.url, not args.no_request)
+        out = rollback(_site(args), opts, _deploy_output())
     except (DeployError, OSError, KeyboardInterrupt) as exc:
         return _deploy_failure(prog, exc)
     if out is None:
@@ -606,6 +618,8 @@ def cmd_releases(args) -> int:
         mark = "*" if item["current"] else " "
         commit = f"  commit {item['commit'][:12]}" if item.get("commit") else ""
         now = "  (current)" if item["current"] else ""
+        if item.get("undone"):
+            now += "  (undone: switched back after it failed; the next deploy prunes it)"
         print(f"{mark} {item['name']}  deployed {item['deployed']}{commit}{now}")
     if info["current"] is None and not info["error"]:
         print(f"none is current: {site.approot / 'current'} does not exist (no deploy has finished yet).")

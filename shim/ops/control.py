@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shim import __version__
@@ -61,10 +61,17 @@ def restart(site: Site, wait: float = 0, url: str | None = None) -> Restarted | 
     if url:
         check_url(url)
     _restart_dir(site)
-    starts = starts_path(site)
+    logging_cfg = site_logging(site)
+    tail = _log_tail(logging_cfg.path)
     before = time.time()
-    touch_restart(site.restart_txt)
-    return wait_for_new_start(starts, before, wait, url) if wait else None
+    stamp = touch_restart(site.restart_txt)
+    return wait_for_new_start(logging_cfg.starts_path, before, wait, url, stamp, tail) if wait else None
+
+
+def _log_tail(path: Path):
+    from shim.ops.watch import LogTail
+
+    return LogTail(path)
 
 
 def touch_restart(restart_txt: Path) -> float:
@@ -172,25 +179,35 @@ def describe_start(record: dict) -> str:
 
 @dataclass
 class Restarted:
-    """The outcome of waiting for a new app process: the start it recorded, or (after a
-    timeout) what the URL serves and the last start before the restart."""
+    """The outcome of waiting for a new app process: the start it recorded and how it answered,
+    or (after a timeout) what the URL serves, a start still importing, and the last start before
+    the restart."""
 
     waited: float
     start: dict | None = None
     url: Probe | None = None
     previous: dict | None = None
+    failing: str | None = None      # the new process answers, but fails: what it answered
+    importing: dict | None = None   # a new process that began its start and has not finished
+    answers: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """A new process serves the app or the maintenance page."""
-        return self.start is not None and self.start.get("state") in ("app", "maintenance")
+        """A new process serves the app or the maintenance page, and did not fail a request."""
+        return self.start is not None and self.start.get("state") in ("app", "maintenance") and not self.failing
 
     def report(self) -> str:
-        """As text, for the terminal: the new start, or why none was seen."""
+        """As text, for the terminal: the new start and its answers, or why none was seen."""
         if self.start is not None:
-            return "restarted: " + describe_start(self.start)
+            lines = ["restarted: " + describe_start(self.start)]
+            lines += [f"  {a}" for a in self.answers]
+            if self.failing:
+                lines.append("but it is failing: " + self.failing)
+            return "\n".join(lines)
         lines = [f"no new process started within {self.waited:g} s."
                  + ("" if self.url else " No request reached the site: pass --url so wsgi-shim can make one.")]
+        if self.importing:
+            lines.append(describe_importing(self.importing))
         if self.url:
             lines.append(self.url.describe())
         if self.previous:
@@ -198,11 +215,31 @@ class Restarted:
         return "\n".join(lines)
 
 
-def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None) -> Restarted:
-    """Wait until a process start newer than BEFORE is recorded (requesting URL meanwhile, as
-    Passenger restarts on a request). Raises BadURL before waiting if URL is not an http(s) URL."""
+def describe_importing(record: dict) -> str:
+    """A start that began and has not finished, said with the web server's time and our estimate."""
+    ago = time.time() - float(record.get("epoch", 0) or 0)
+    estimate = f" ({ago:.0f} s ago by this machine's clock)" if 0 <= ago < 86400 else ""
+    return (f"pid {record.get('pid')} has been importing the app since {record.get('time')}{estimate} and "
+            "has not finished: an import that waits (a database or network call without a timeout?). "
+            "Passenger's start timeout (90 s by default) kills it, and visitors get Passenger's generic "
+            "page; the app log shows where it waits (wsgi-shim logs SITE).")
+
+
+ANSWER_CHECKS = 3  # requests to the new process before calling it healthy
+
+
+def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None,
+                       stamp: float | None = None, tail=None) -> Restarted:
+    """Wait until a process that began after the touch (restart.txt's mtime STAMP) records its
+    start, requesting URL meanwhile (Passenger restarts on a request); then read how it answers:
+    a 5xx, a 400 to the site's own host, or a request error it logged (TAIL: the app log from
+    before the touch) makes it failing. Raises BadURL before waiting for a URL that is not http(s)."""
+    from shim.ops import watch
+
     if url:
         check_url(url)
+    if stamp is None:
+        stamp = before
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if url:
@@ -210,12 +247,43 @@ def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None
                 http_get(url, timeout=max(1.0, deadline - time.monotonic()))
             except OSError:
                 pass
-        new = [r for r in records.read_starts(starts) if r.get("epoch", 0) > before]
+        new = watch.new_starts(starts, stamp, before)
         if new:
-            return Restarted(wait, start=new[-1])
+            result = Restarted(wait, start=new[-1])
+            _read_answers(result, url, {r.get("pid") for r in new}, tail, starts, stamp, before)
+            return result
         time.sleep(0.5)
     old = records.read_starts(starts, limit=1)
-    return Restarted(wait, url=ask(url) if url else None, previous=old[-1] if old else None)
+    begun = watch.begun_starts(starts, stamp, before)
+    return Restarted(wait, url=ask(url) if url else None, previous=old[-1] if old else None,
+                     importing=begun[-1] if begun else None)
+
+
+def _read_answers(result: Restarted, url: str | None, pids: set, tail, starts: Path, stamp: float,
+                  before: float) -> None:
+    from shim.ops import watch
+
+    if result.start.get("state") != "app":
+        return
+    for _ in range(ANSWER_CHECKS if url else 0):
+        seen = ask(url)
+        result.answers.append(seen.describe())
+        if seen.status is not None and (seen.status >= 500 or seen.status == 400):
+            result.failing = _failing_answer(seen)
+            break
+    if tail is not None:
+        pids |= {r.get("pid") for r in watch.new_starts(starts, stamp, before)}
+        errors = watch.request_errors(tail.entries(), pids)
+        if errors:
+            result.failing = (result.failing + "\n" if result.failing else "") + \
+                f"its requests failed ({len(errors)} logged); the newest, " + watch.describe_error(errors[-1])
+
+
+def _failing_answer(seen: Probe) -> str:
+    if seen.status == 400:
+        return (f"{seen.url} answers 400 Bad Request: the app refuses its own host name (a host check such as "
+                "Django's ALLOWED_HOSTS or Flask's TRUSTED_HOSTS), so every visitor gets 400.")
+    return f"{seen.url} answers {seen.status} ({seen.serving})."
 
 
 # ---- status --------------------------------------------------------------------------------

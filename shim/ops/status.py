@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|War
                             r"[A-Za-z_][\w.]*: .*$")
 REQUEST_HEAD = re.compile(r"^error id [0-9a-f]+: ")
 RECENT = 5
+STUCK_AFTER = 15.0
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Status:
     restart_pending: bool = False
     errors: list[SeenError] = field(default_factory=list)
     http: control.Probe | None = None
+    importing: dict | None = None  # a start that began after the last finished one, not yet done
 
     @property
     def serving(self) -> str | None:
@@ -56,7 +59,23 @@ class Status:
         return (self.last_start or {}).get("state")
 
     @property
+    def http_failure(self) -> str | None:
+        """Why the URL's answer is not a healthy one (unreachable, timed out, 5xx, 400)."""
+        if self.http is None:
+            return None
+        if self.http.status is None:
+            return f"{self.http.url} could not be asked: {self.http.error}"
+        if self.http.status >= 500:
+            return f"{self.http.url} answers {self.http.status} ({self.http.serving})"
+        if self.http.status == 400:
+            return (f"{self.http.url} answers 400 Bad Request: the app refuses its own host name (a host check "
+                    "such as Django's ALLOWED_HOSTS)")
+        return None
+
+    @property
     def ok(self) -> bool:
+        if self.http_failure or (self.importing and self.http is None):
+            return False
         return self.serving in ("app", "maintenance")
 
     def as_dict(self) -> dict:
@@ -124,7 +143,8 @@ def site_status(site: Site, url: str | None = None, say: Callable[[str], None] =
     recover_unfinished(site, say)
     logging_cfg = control.site_logging(site)
     _say_if_not_regular(logging_cfg.starts_path, say)
-    starts = records.read_starts(logging_cfg.starts_path)
+    every = records.read_all(logging_cfg.starts_path)
+    starts = [r for r in every if r.get("state") != records.STARTING]
     last = starts[-1] if starts else None
     try:
         # ctime: when restart.txt was last touched, to the nanosecond; its mtime is set to a
@@ -135,6 +155,10 @@ def site_status(site: Site, url: str | None = None, say: Callable[[str], None] =
     status = Status(str(site.site), site.maint_txt.exists(), last)
     status.release, status.commit = current_commit(site)
     status.restart_pending = bool(last and touched > last.get("epoch", 0))
+    # A start under way for a moment is normal (Passenger adds processes under load); one that has
+    # run this long is stuck. Estimated with this machine's clock: said so where it is shown.
+    begun = [r for r in records.unfinished(every) if time.time() - float(r.get("epoch", 0) or 0) > STUCK_AFTER]
+    status.importing = begun[-1] if begun else None
     status.errors = [seen_error(e, last, touched) for e in logview.recent_errors(logging_cfg.path, RECENT)]
     if url:
         status.http = control.ask(url)

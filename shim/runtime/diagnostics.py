@@ -67,8 +67,15 @@ class CatchErrors:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
+        reporter = self.reporter
+
+        def observed(status: str, headers: list, exc_info: Any = None) -> Any:
+            if status[:1] == "5":  # the app's own error page: logged, the page itself unchanged
+                reporter.log_answer(environ, status)
+            return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
+
         try:
-            body = self.app(environ, start_response)
+            body = self.app(environ, observed)
         except Exception:  # noqa: BLE001 - that is the point of this middleware
             return self.reporter.respond(environ, start_response)
         if type(body) is list or type(body) is tuple:
@@ -129,6 +136,19 @@ class ErrorReporter:
         error_id = new_error_id()
         with contextlib.suppress(Exception):  # a failing report must not mask the app's error
             self._write(error_id, self._report_text(environ, error_id, when))
+        return error_id
+
+    def log_answer(self, environ: dict[str, Any], status: str) -> str:
+        """The app answered 5xx itself (its own error page, no exception reached us): one entry
+        with an error id, so `logs --errors`, `status` and a deploy's watch see it. Never raises."""
+        error_id = new_error_id()
+        with contextlib.suppress(Exception):
+            redact = self.redact.extended(header_secrets(environ))
+            head = f"error id {error_id}: {request_line(environ)} (the app answered {status[:60]} itself)"
+            body = "\n".join(request_headers(environ) + [
+                "No exception reached wsgi-shim: the app rendered its own error page. Its own logging (above "
+                "or below in this log) may hold the traceback."])
+            self._write(error_id, (redact(head), redact(body)))
         return error_id
 
     def _report_text(self, environ: dict[str, Any], error_id: str, when: str) -> tuple[str, str]:

@@ -141,6 +141,8 @@ def _finish(state, problems, app_root, cfg: Config | None, applog, app=None, red
         starts = (cfg.logging if cfg else default_logging(app_root)).starts_path
         facts = {"user": name_of_user(os.geteuid()), "group": name_of_group(os.getegid()),
                  "python": sys.executable, "restart_stamp": stamp}
+        if cfg is not None:  # which release this process runs (a deploy's watch tells them apart)
+            facts["chdir"] = os.path.realpath(cfg.chdir_path)
         if error_id:
             facts["error_id"] = error_id
         records.record_start(starts, state, problems, facts)

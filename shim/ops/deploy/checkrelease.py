@@ -96,7 +96,7 @@ def _shadow_artefact(problem: Problem, site: Site) -> bool:
 
 
 def check_release(site: Site, name: str, config_text: str | None = None,
-                  venv_python: str | None = None) -> tuple[list[Problem], list[Problem]]:
+                  venv_python: str | None = None, requests: bool = True) -> tuple[list[Problem], list[Problem]]:
     """(errors, warnings) of `wsgi-shim check` for the site as it will be with NAME current
     (and config.toml as CONFIG_TEXT, for --init; VENV_PYTHON: the python's name in the release's
     own venv, see venvs.py), without switching anything."""
@@ -106,7 +106,7 @@ def check_release(site: Site, name: str, config_text: str | None = None,
     python = f"{shadow}/{store.CURRENT}/.venv/bin/{venv_python}" if venv_python else None
     shadow = _shadow(site, name, config_text, python)
     try:
-        problems, _ = collect_problems(site, probe_root=shadow, probe_python=python)
+        problems, _ = collect_problems(site, probe_root=shadow, probe_python=python, requests=requests)
     finally:
         shutil.rmtree(shadow, ignore_errors=True)
     problems = [_unshadow(p, shadow, site, name) for p in problems if not _shadow_artefact(p, site)]

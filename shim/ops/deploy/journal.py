@@ -49,6 +49,7 @@ class Journal:
     config_old: str | None = None    # --init: config.toml before and after
     config_new: str | None = None
     commit: str | None = None
+    commands: list[str] = field(default_factory=list)  # release commands taken (they are not undone)
 
 
 def path(site: Site) -> Path:

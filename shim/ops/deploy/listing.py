@@ -19,12 +19,14 @@ def release_info(site: Site) -> dict:
     except DeployError as exc:
         current, error = None, str(exc)
     items = []
+    undone = store.undone_releases(site)
     for name in names:
         m = store.NAME_RE.match(name)
         deployed = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.strptime(m.group(1), "%Y%m%dT%H%M%SZ"))
         meta = store.read_meta(site, name)
         items.append({"name": name, "path": str(store.release_path(site, name)), "deployed": deployed,
-                      "current": name == current, "commit": meta.get("commit"), "ref": meta.get("ref")})
+                      "current": name == current, "commit": meta.get("commit"), "ref": meta.get("ref"),
+                      "undone": name in undone})
     history = [{"release": h["release"], "time": h.get("time"), "how": h.get("how"),
                 "commit": h.get("commit"), "kept": h["release"] in names}
                for h in store.read_history(site)]

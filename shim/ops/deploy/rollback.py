@@ -22,6 +22,7 @@ class RollbackOptions:
     to: str | None = None
     wait: float = 0
     url: str | None = None
+    request: bool = True  # the check sends the release its [check] requests
 
 
 def pick_target(site: Site, to: str | None, current: str | None) -> str | None:
@@ -91,7 +92,7 @@ def _venv_python(site: Site, cfg, target: str) -> str | None:
 def _rollback_steps(site: Site, opts: RollbackOptions, j: Journal, out: Output, venv_python: str | None) -> Outcome:
     journal.step(site, j, "check")
     out.say(f"Checking release {j.release} as Passenger will load it (wsgi-shim check), before the switch ...")
-    errors, warnings = check_release(site, j.release, venv_python=venv_python)
+    errors, warnings = check_release(site, j.release, venv_python=venv_python, requests=opts.request)
     if errors:
         raise CheckFailed(f"release {j.release} has {len(errors)} problem{'s' if len(errors) != 1 else ''} "
                           f"(listed above); nothing was switched: current is still {j.previous or 'nothing'}.",

@@ -21,10 +21,10 @@ from pathlib import Path
 from shim.ops import control
 from shim.ops.deploy import commands, journal, shared, store, venvs
 from shim.ops.deploy.checkrelease import check_release, remove_stale_shadows
+from shim.ops.deploy.golive import ReleaseFailing, ServeFailed, Watch, wait_for_state, watch_live
 from shim.ops.deploy.journal import Journal
 from shim.ops.deploy.store import CURRENT, RELEASES, DeployError
 from shim.ops.deploy.unpack import Limits, unpack
-from shim.runtime import records
 from shim.runtime.config import Config, load_config
 from shim.runtime.layout import Site
 from shim.runtime.problems import Problem
@@ -50,6 +50,8 @@ class DeployOptions:
     commit: str | None = None       # recorded as given (a tarball made from this git commit)
     limits: Limits = field(default_factory=Limits)
     maint_wait: float = 60
+    request: bool = True            # the check sends the release its [check] requests
+    rollback: bool = True           # a release failing after the switch is switched back
     shared_venv: bool = False       # pip may install into a venv outside the site (venvs.py)
     compile: bool = True            # byte-compile the release and its venv before the check
 
@@ -70,86 +72,20 @@ class CheckFailed(DeployError):
         self.problems = problems
 
 
-class ServeFailed(DeployError):
-    """The site did not reach the state a step waited for (maintenance page, the app)."""
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
-# ---- waiting for what Passenger serves ------------------------------------------------------
-
-
-STEADY_RESPONSES = 30  # in a row, over at least STEADY_SECONDS: no process of the old state is left
-STEADY_SECONDS = 1.0
-RETOUCH_SECONDS = 2.0
-
-
-def wait_for_state(site: Site, before: float, timeout: float, url: str, want: str, out: Output) -> None:
-    """Wait until a process started after BEFORE records state WANT and URL answers with it
-    steadily (STEADY_RESPONSES in a row).
-
-    Passenger notices restart.txt only once per stat-throttle window and restarts on a request,
-    so only a request answered by a process that started after the touch proves a state. And a
-    restart requested while Passenger is still carrying out the previous one can be swallowed
-    (seen with real Passenger: processes of the old state went on serving), so while the old
-    state is still answered, restart.txt is touched again."""
-    starts = control.starts_path(site)
-    deadline = time.monotonic() + timeout
-    record: dict | None = None
-    streak, since, touched = 0, 0.0, time.monotonic()
-    while time.monotonic() < deadline:
-        seen = _ask(url, deadline)
-        if record is None:
-            record = _new_start(starts, before, want)
-        now = time.monotonic()
-        if seen == want and record is not None:
-            streak, since = streak + 1, since if streak else now
-            if streak >= STEADY_RESPONSES and now - since >= STEADY_SECONDS:
-                out.say("  " + control.describe_start(record).splitlines()[0])
-                return
-            time.sleep(0.03)
-            continue
-        streak = 0
-        if record is not None and now - touched >= RETOUCH_SECONDS:
-            control.touch_restart(site.restart_txt)  # a process of the old state is still serving
-            touched = now
-        time.sleep(0.2)
-    raise ServeFailed(f"{url} did not serve {want} steadily from new processes within {timeout:g} s.")
-
-
-def _ask(url: str, deadline: float) -> str:
-    try:
-        status, headers, _ = control.http_get(url, timeout=max(1.0, deadline - time.monotonic()))
-        return control.classify_response(status, headers)
-    except OSError:
-        return "unreachable"
-
-
-def _new_start(starts: Path, before: float, want: str) -> dict | None:
-    """The newest start after BEFORE in state WANT. A start record is written at the end of a
-    process's start, so one that began before the switch (or before maintenance went on) may
-    still record the old state after BEFORE (seen under load): such records are passed over.
-    Only an error page while waiting for the app fails at once: that is the new release."""
-    new = [r for r in records.read_starts(starts) if r.get("epoch", 0) > before]
-    if want == "app" and new and new[-1].get("state") == "error":
-        raise ServeFailed(f"the site's new process serves the error page, not {want}:\n"
-                          + control.describe_start(new[-1]))
-    wanted = [r for r in new if r.get("state") == want]
-    return wanted[-1] if wanted else None
-
-
 def restart(site: Site, wait: float, url: str | None, out: Output, prog: str = "wsgi-shim deploy") -> bool:
-    """Touch restart.txt; with WAIT, wait for the new process as `wsgi-shim restart --wait` does."""
-    before = time.time()
-    control.touch_restart(site.restart_txt)
+    """Touch restart.txt; with WAIT, wait for the new process and read its answers, as `wsgi-shim
+    restart --wait` does."""
     if not wait:
+        control.touch_restart(site.restart_txt)
         out.say("Restart requested: Passenger starts the new code on the site's next request.")
         return True
     out.say(f"Restart requested; waiting up to {wait:g} s for the new process...")
-    restarted = control.wait_for_new_start(control.starts_path(site), before, wait, url)
-    if restarted.start is not None:
+    restarted = control.restart(site, wait, url)
+    if restarted.ok:
         out.say(restarted.report())
     else:
         out.warn(f"{prog}: {restarted.report()}")
@@ -252,6 +188,10 @@ def deploy(site: Site, opts: DeployOptions, out: Output) -> Outcome:
 def _undo(site: Site, j: Journal, out: Output, exc: BaseException) -> None:
     if isinstance(exc, KeyboardInterrupt):
         out.warn(f"wsgi-shim deploy: interrupted ({exc.args[0] if exc.args else 'SIGINT'}); undoing:")
+    if isinstance(exc, ReleaseFailing):
+        out.warn(f"wsgi-shim deploy: release {j.release} failed after the switch (below); backing out:")
+        if j.maint_set and j.step == "restart":
+            _maint_back_on(site, j, out)
     journal.settle(site, j, lambda m: out.warn("  " + m), keep_checked=False)
 
 
@@ -265,23 +205,18 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     _requirements(site, opts, cfg, j, release, python, out, shared=venv is None)
     if opts.compile:
         _compile(site, j, release, python, out)
-    journal.step(site, j, "check")
-    out.say(f"Checking release {j.release} as Passenger will load it (wsgi-shim check), before "
-            "the switch ...")
-    errors, warnings = check_release(site, j.release, j.config_new, Path(python).name if venv else None)
-    if errors:
-        raise CheckFailed(f"the new release has {_plural(len(errors), 'problem')} (listed above); "
-                          f"nothing was switched: {_still_live(j)}. "
-                          "Fix the problems and deploy again.", errors + warnings)
-    for p in warnings:
-        out.say(p.as_text())
-    out.say("  OK")
+    commands_due = bool(opts.run or cfg.deploy_run)
+    # With release commands, the requests wait until they ran: a page needs its migrations.
+    warnings = _check(site, j, python if venv else None, opts.request and not commands_due, out)
     j.checked = True
     if opts.maint:
         _maint_on(site, opts, j, out)
     _release_commands(site, opts, cfg, j, release, python, out)
-    if opts.run or cfg.deploy_run:
+    if commands_due:
         _new_data_warnings(site, cfg, release, warnings, out)
+        if opts.request:
+            _check(site, j, python if venv else None, True, out, after_commands=True)
+    watching = Watch.begin(site, j.release, release)
     if venv:
         venvs.fix_scripts(venvs.release_venv(site, j.release), venv)
     linking = venv is not None and not venvs.is_linked(venv, site)
@@ -290,12 +225,35 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     _switch(site, j, out)
     if linking and not j.previous:
         _link_venv(site, j, venv, out)
-    ok = _go_live(site, opts, j, out)
+    ok = _go_live(site, opts, j, out, watching)
     journal.step(site, j, "prune")
     removed = store.prune(site, opts.keep, {j.release, j.previous} - {None})
     venvs.drop_aside(site)
     journal.clear(site)
     return Outcome(j.release, j.previous, ok, removed)
+
+
+def _check(site: Site, j: Journal, venv_python: str | None, requests: bool, out: Output,
+           after_commands: bool = False) -> list[Problem]:
+    """`wsgi-shim check` of the release before the switch (checkrelease.py); its warnings."""
+    journal.step(site, j, "check")
+    if after_commands:
+        out.say(f"Sending release {j.release} its [check] requests, now that the release commands ran, "
+                "before the switch ...")
+    else:
+        out.say(f"Checking release {j.release} as Passenger will load it (wsgi-shim check), before the switch"
+                + (" ..." if requests else "; its [check] requests follow the release commands ..."))
+    errors, warnings = check_release(site, j.release, j.config_new, Path(venv_python).name if venv_python else None,
+                                     requests=requests)
+    if errors:
+        ran = " The release commands had run (a rollback does not undo what they changed)." if after_commands else ""
+        raise CheckFailed(f"the new release has {_plural(len(errors), 'problem')} (listed above); "
+                          f"nothing was switched: {_still_live(j)}.{ran} "
+                          "Fix the problems and deploy again.", errors + warnings)
+    for p in warnings:
+        out.say(p.as_text())
+    out.say("  OK")
+    return warnings
 
 
 def link_shared(site: Site, cfg: Config, j: Journal, new: bool, out: Output) -> None:
@@ -376,6 +334,25 @@ def _requirements(site: Site, opts: DeployOptions, cfg: Config, j: Journal, rele
     out.say("  " + commands.install_requirements(python, release, cfg, out.say))
 
 
+def _maint_back_on(site: Site, j: Journal, out: Output) -> None:
+    """A --maint deploy failing after the switch: maintenance goes back on while the previous
+    release is switched back. After release commands it stays on: they may have changed what the
+    previous release reads (a migrated database), so the owner lifts it once that release works."""
+    control.maint_on(site.maint_txt)
+    control.touch_restart(site.restart_txt)
+    if j.step == "restart" and _commands_ran(j):
+        journal.step(site, j, "restart", maint_set=False)
+        out.warn("  maintenance mode is on again, and stays on: the release commands ran, and a rollback does "
+                 "not undo them (e.g. migrations). Check the previous release (wsgi-shim check SITE), then "
+                 "wsgi-shim maint off SITE.")
+    else:
+        out.warn("  maintenance mode is on again while the previous release is switched back.")
+
+
+def _commands_ran(j: Journal) -> bool:
+    return bool(j.commands)
+
+
 def _maint_on(site: Site, opts: DeployOptions, j: Journal, out: Output) -> None:
     if site.maint_txt.exists():
         out.say("Maintenance mode was already on; it stays on after the deploy.")
@@ -383,11 +360,11 @@ def _maint_on(site: Site, opts: DeployOptions, j: Journal, out: Output) -> None:
     journal.step(site, j, "maint-on", maint_set=True)
     control.maint_on(site.maint_txt)
     before = time.time()
-    control.touch_restart(site.restart_txt)
+    stamp = control.touch_restart(site.restart_txt)
     out.say(f"Maintenance mode on; waiting up to {opts.maint_wait:g} s until Passenger serves the "
             "maintenance page ...")
     assert opts.url
-    wait_for_state(site, before, opts.maint_wait, opts.url, "maintenance", out)
+    wait_for_state(site, stamp, before, opts.maint_wait, opts.url, "maintenance", out)
 
 
 def _release_commands(site: Site, opts: DeployOptions, cfg: Config, j: Journal, release: Path, python: str,
@@ -395,7 +372,7 @@ def _release_commands(site: Site, opts: DeployOptions, cfg: Config, j: Journal, 
     cmds = list(opts.run) or list(cfg.deploy_run)
     if not cmds:
         return
-    journal.step(site, j, "commands")
+    journal.step(site, j, "commands", commands=cmds)
     chdir = Path(cfg.chdir)
     cwd = release / Path(*chdir.parts[1:]) if chdir.parts[:1] == (CURRENT,) else release
     for command in cmds:
@@ -415,17 +392,35 @@ def _switch(site: Site, j: Journal, out: Output) -> None:
     store.record_live(site, j.release, "deploy", j.commit)
 
 
-def _go_live(site: Site, opts: DeployOptions, j: Journal, out: Output) -> bool:
+def _go_live(site: Site, opts: DeployOptions, j: Journal, out: Output, w: Watch) -> bool:
+    """Maintenance off (if this deploy put it up), restart, and watch the new release while the
+    deploy waits: its first failure raises ReleaseFailing (the undo switches back) unless
+    --no-rollback; a release that never answered fails a --maint deploy, and is reported otherwise."""
     journal.step(site, j, "restart")
     if j.maint_set:
         control.maint_off(site.maint_txt)
         out.say("Maintenance mode off.")
-    if opts.maint and opts.url:
-        before = time.time()
-        control.touch_restart(site.restart_txt)
-        out.say(f"Restart requested; waiting up to {max(opts.wait, opts.maint_wait):g} s until the "
-                "new release serves ...")
-        wait_for_state(site, before, max(opts.wait, opts.maint_wait), opts.url,
-                       "maintenance" if site.maint_txt.exists() else "app", out)
+    stamp = control.touch_restart(site.restart_txt)
+    timeout = max(opts.wait, opts.maint_wait) if opts.maint and opts.url else opts.wait
+    if not timeout:
+        out.say("Restart requested: Passenger starts the new code on the site's next request.")
         return True
-    return restart(site, opts.wait, opts.url, out)
+    if site.maint_txt.exists() and opts.url:  # it was on before this deploy, and stays on
+        out.say(f"Restart requested; waiting up to {timeout:g} s until the maintenance page is served again ...")
+        wait_for_state(site, stamp, w.before, timeout, opts.url, "maintenance", out)
+        return True
+    out.say(f"Restart requested; watching the new release for up to {timeout:g} s"
+            + (f" ({opts.url} and the app log) ..." if opts.url else " (the app log: production traffic) ..."))
+    try:
+        watch_live(w, timeout, opts.url, opts.rollback, out)
+    except ReleaseFailing as exc:
+        if opts.rollback:
+            raise
+        out.warn(f"wsgi-shim deploy: {exc}")
+        return False
+    except ServeFailed as exc:
+        if opts.maint:
+            raise
+        out.warn(f"wsgi-shim deploy: {exc}")
+        return False
+    return True

@@ -158,10 +158,15 @@ def locked(site: Site) -> Iterator[None]:
 
 
 def prune(site: Site, keep: int, protect: set[str]) -> list[str]:
-    """Remove the oldest releases so that KEEP remain, never one in PROTECT."""
+    """Remove the oldest releases so that KEEP remain, never one in PROTECT. Undone releases (live
+    for a moment, then switched away from) never count toward KEEP and go first."""
     names = list_releases(site)
-    excess = len(names) - max(keep, len(protect & set(names)))
     removed = []
+    for name in sorted(undone_releases(site) & set(names) - protect):
+        remove_release(site, name)
+        removed.append(name)
+    names = [n for n in names if n not in removed]
+    excess = len(names) - max(keep, len(protect & set(names)))
     for name in names:
         if excess <= 0:
             break
@@ -260,6 +265,17 @@ def remove_release(site: Site, name: str) -> None:
         os.unlink(releases_dir(site) / f".meta-{name}.json")
     except FileNotFoundError:
         pass
+
+
+def undone_releases(site: Site) -> set[str]:
+    """Releases a deploy switched to and then undid (a failure after the switch, an interrupt),
+    unless they went live again since."""
+    undone: set[str] = set()
+    for item in read_history(site):
+        if item.get("undone"):
+            undone.add(item["undone"])
+        undone.discard(item["release"])
+    return undone
 
 
 def live_sequence(site: Site) -> list[str]:
