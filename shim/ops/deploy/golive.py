@@ -172,7 +172,7 @@ def _new_start(starts: Path, stamp: float, before: float, want: str) -> dict | N
 
 def _not_served(w: Watch, url: str | None, timeout: float) -> str:
     if not w.seen_pids:
-        return (f"no process of the new release finished starting within {timeout:g} s"
+        return (f"no new process started within {timeout:g} s (none of the new release)"
                 + (f" ({url} was requested meanwhile)." if url else
                    "; no request reached the site (pass --url so wsgi-shim makes them)."))
     return f"{url} did not serve the app steadily from the new release within {timeout:g} s."
