@@ -285,9 +285,18 @@ def cmd_status(args) -> int:
         print(f"{label} {e.time} {e.kind} {e.id or '-'}: {e.summary}{note}")
     if status.errors:
         print("             (wsgi-shim logs SITE --id ID shows an error in full)")
+    for job in status.jobs:
+        print(f"job:         {job['name']} ({job['schedule']}): {_last_run(job['last'])}")
     if status.http:
         print(f"http:        {status.http.describe()}")
     return 0 if status.ok else 1
+
+
+def _last_run(last: dict | None) -> str:
+    if last is None:
+        return "never run (wsgi-shim cron SITE installs the jobs)"
+    how = "timed out" if last.get("timed_out") else f"exit {last.get('exit')}"
+    return f"last run {last.get('time')}, {how}, {float(last.get('duration', 0)):.1f}s"
 
 
 # ---- logs, serve, demo ---------------------------------------------------------------------
