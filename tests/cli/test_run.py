@@ -151,3 +151,13 @@ def test_run_at_a_terminal_passes_keys_through():
     assert b"hello alice" in output
     text = logview.entry_text(_run_entries(site)[0])
     assert "hello alice" in text and "exit 0" in text
+
+
+def test_timeout_at_a_terminal():
+    site = _site_with_secret("run-tty-timeout")
+    command = f"{VENV}/bin/wsgi-shim run {site.site} --timeout 1 -- sh -c 'echo waiting; sleep 60'"
+    proc = subprocess.run(["runuser", "-u", SITE_USER, "--", "script", "-qec", command, "/dev/null"],
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert proc.returncode == 124, proc.stdout
+    assert b"waiting" in proc.stdout and b"stopped after --timeout 1 s (exit 124)" in proc.stdout, proc.stdout
+    assert "timed out after" in logview.entry_text(_run_entries(site)[0])

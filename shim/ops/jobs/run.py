@@ -38,6 +38,7 @@ from shim.runtime.problems import Problem
 
 TIMED_OUT = 124  # as timeout(1)
 NOT_FOUND = 127  # as a shell
+CANNOT_RUN = 126  # as a shell: found, but it cannot be executed
 LOCK_BUSY = 75  # EX_TEMPFAIL: try again later
 KEEP_HEAD = 16 * 1024  # of a long output, the log keeps the start and the end
 KEEP_TAIL = 48 * 1024
@@ -262,7 +263,10 @@ def run(site: Site, opts: RunOptions, say=lambda text: print(text, file=sys.stde
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
         out = Output(getattr(sys.stdout, "buffer", None), None if interactive else site_redactor(cfg))
         spawn = _run_in_pty if interactive else _run_piped
-        status, timed_out = spawn(exe, argv, env, cwd, site_umask(cfg), timeout, out)
+        try:
+            status, timed_out = spawn(exe, argv, env, cwd, site_umask(cfg), timeout, out)
+        except OSError as exc:  # not executable, a bad #! line, no memory to fork
+            raise RunError(f"cannot start {exe}: {exc.strerror or exc}.", CANNOT_RUN) from None
         result = RunResult(run_id, TIMED_OUT if timed_out else status, started, time.time() - started, timed_out)
         if timed_out:
             say(f"wsgi-shim run: stopped after --timeout {timeout:g} s (exit {TIMED_OUT}).")
@@ -364,10 +368,14 @@ def _run_in_pty(exe, argv, env, cwd, umask, timeout, out: Output) -> tuple[int, 
         finally:
             os._exit(NOT_FOUND)
     stdin = sys.stdin.fileno()
-    try:
-        fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8))
-    except OSError:
-        pass
+    def resized(signum=None, frame=None) -> None:  # the user's window, the command's terminal
+        try:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8))
+        except OSError:
+            pass
+
+    resized()
+    old_winch = signal.signal(signal.SIGWINCH, resized)
     saved = termios.tcgetattr(stdin)
     tty.setraw(stdin)
     try:
@@ -376,6 +384,7 @@ def _run_in_pty(exe, argv, env, cwd, umask, timeout, out: Output) -> tuple[int, 
         _, status = os.waitpid(pid, 0)
     finally:
         termios.tcsetattr(stdin, termios.TCSAFLUSH, saved)
+        signal.signal(signal.SIGWINCH, old_winch)
         os.close(master)
     return _code(_exit_status(status)), timed_out
 
@@ -388,7 +397,8 @@ def _pump(pid: int, master: int, stdin: int, timeout: float, out: Output) -> boo
         wait = None if deadline is None else max(0.0, deadline - time.monotonic())
         ready, _, _ = select.select(sources, [], [], wait)
         if not ready:
-            _stop(pid, lambda: os.waitpid(pid, os.WNOHANG)[0] != 0 or _gone(pid))
+            # WNOWAIT: look without reaping; the caller's waitpid collects the status
+            _stop(pid, lambda: os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None)
             return True
         if master in ready:
             try:
@@ -404,14 +414,6 @@ def _pump(pid: int, master: int, stdin: int, timeout: float, out: Output) -> boo
                 sources.remove(stdin)
             else:
                 os.write(master, data)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return False
-    except ProcessLookupError:
-        return True
 
 
 def _record(cfg: Config, job: str | None, argv: list[str], result: RunResult, out: Output) -> None:
