@@ -122,3 +122,44 @@ def test_an_unreachable_server_is_one_clear_line_and_nothing_is_lost(smtp):
     assert "Traceback" not in out.stderr
     update_config(site, {"alerts": {"smtp": smtp.address}})
     assert "Sent the alert mail (1 request error)" in wsgi_shim("alert", str(site.site)).stdout
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback: on purpose
+def test_login_from_a_secret_file_never_shows_the_password():
+    """An SMTP server that wants a login (on loopback, where it may go unencrypted)."""
+    from aiosmtpd.smtp import AuthResult
+
+    seen: list[tuple[str, str]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        seen.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=auth_data.password == b"smtp-pass-987654321")
+
+    inbox = Inbox()
+    port = _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False, auth_required=True)
+    controller.start()
+    try:
+        inbox.address = f"127.0.0.1:{port}"
+        site = _site(inbox, "alert-login")
+        login = site.site / "smtp-login"
+        write_file(login, "alerts@example.org:smtp-pass-987654321\n", 0o600)
+        update_config(site, {"secret_files": {"SMTP_LOGIN": str(login)}, "alerts": {"login": "SMTP_LOGIN"}})
+        load_like_passenger(site, [{"path": "/div"}])
+        out = wsgi_shim("alert", str(site.site))
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert seen == [("alerts@example.org", "smtp-pass-987654321")] and len(inbox.messages) == 1
+        assert "smtp-pass" not in out.stdout + out.stderr + inbox.messages[0][2]
+        # a wrong password: one line, the password not in it, nothing marked as reported
+        write_file(login, "alerts@example.org:wrong-password-123456\n", 0o600)
+        load_like_passenger(site, [{"path": "/div"}])
+        state = site.approot / "logs/alerts.json"
+        data = json.loads(state.read_text())
+        data["last_mail"] -= 3600
+        state.write_text(json.dumps(data))
+        out = wsgi_shim("alert", str(site.site))
+        assert out.returncode == 1 and "cannot send the alert mail" in out.stderr
+        assert "wrong-password" not in out.stdout + out.stderr
+    finally:
+        controller.stop()

@@ -76,3 +76,5 @@ def test_fab_run_at_a_terminal_reaches_the_command_on_the_host(sshd, own_repo):
     output, _ = proc.communicate(b"bob\n", timeout=120)
     assert proc.returncode == 0, output
     assert b"hello bob" in output
+    shown = sshd.fab("-H", sshd.host(SITE_USER), "cron", "--show", "--site", str(site.site), cwd=own_repo, env=env)
+    assert shown.returncode == 0 and f"run {site.site} --job show" in shown.stdout, shown.stdout + shown.stderr

@@ -125,7 +125,10 @@ def message(cfg: Config, site: Site, report: Report, since: float):
 
     redact = site_redactor(cfg)
     msg = EmailMessage()
-    sender = cfg.alerts.get("sender") or f"{os.environ.get('USER') or cfg.passenger_user}@{socket.getfqdn()}"
+    from shim.runtime.permissions import name_of_user
+
+    # the account itself: cron sets LOGNAME but not always USER
+    sender = cfg.alerts.get("sender") or f"{name_of_user(os.geteuid())}@{socket.getfqdn()}"
     msg["From"] = sender
     msg["To"] = cfg.alerts["mail"]
     msg["Subject"] = escape_controls(redact(f"[wsgi-shim] {site.site.name}: {report.summary()}"))
