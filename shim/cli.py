@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8000)
 
     _deploy_parsers(sub)
+    _jobs_parsers(sub)
 
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
     p.add_argument("dir", nargs="?", metavar="DIR",
@@ -123,7 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `run SITE -- CMD ...`: everything after the first -- is the command, untouched (argparse
+    # would drop a later -- and read the command's own options as run's)
+    command = argv[argv.index("--") + 1:] if argv[:1] == ["run"] and "--" in argv else None
+    args = build_parser().parse_args(argv if command is None else argv[:argv.index("--")])
+    if command is not None:
+        args.argv = command
     try:
         return COMMANDS[args.command](args)
     except (NotASite, control.NoRestartDir) as exc:
@@ -290,11 +297,20 @@ def cmd_status(args) -> int:
         print(f"{label} {e.time} {e.kind} {e.id or '-'}: {e.summary}{note}")
     if status.errors:
         print("             (wsgi-shim logs SITE --id ID shows an error in full)")
+    for job in status.jobs:
+        print(f"job:         {job['name']} ({job['schedule']}): {_last_run(job['last'])}")
     if status.http:
         print(f"http:        {status.http.describe()}")
     if status.http_failure:
         print(f"failing:     {status.http_failure}")
     return 0 if status.ok else 1
+
+
+def _last_run(last: dict | None) -> str:
+    if last is None:
+        return "never run (wsgi-shim cron SITE installs the jobs)"
+    how = "timed out" if last.get("timed_out") else f"exit {last.get('exit')}"
+    return f"last run {last.get('time')}, {how}, {float(last.get('duration', 0)):.1f}s"
 
 
 # ---- logs, serve, demo ---------------------------------------------------------------------
@@ -634,9 +650,77 @@ def cmd_releases(args) -> int:
     return 1 if info["error"] else 0
 
 
+# ---- run, cron, alert (docs/jobs-and-alerts.md) --------------------------------------------
+
+
+def _jobs_parsers(sub) -> None:
+    p = sub.add_parser("run", help="run a command (or a [jobs.NAME] job) exactly as the app runs, "
+                                   "output kept in the app log")
+    _site_arg(p)
+    p.add_argument("--job", metavar="NAME", help="run the job [jobs.NAME] of config.toml")
+    p.add_argument("--timeout", type=_seconds, default=0, metavar="SECONDS",
+                   help="stop the command after SECONDS (exit 124); default: the job's timeout, else none")
+    p.add_argument("--lock", metavar="NAME", help="never run two commands with the same lock NAME at once: "
+                                                  "a second one says so and exits 75 (--job NAME locks NAME)")
+    p.add_argument("--wait-lock", action="store_true", help="with a lock held by another run: wait for it")
+    p.add_argument("argv", nargs="*", metavar="-- CMD [ARGS...]",
+                   help="the command and its arguments, after --")
+    p = sub.add_parser("cron", help="install the site's [jobs] (and alert) in your crontab, as one marked block")
+    _site_arg(p)
+    p.add_argument("--show", action="store_true", help="print the block it would install; change nothing")
+    p.add_argument("--remove", action="store_true", help="take the site's block out of the crontab")
+    p = sub.add_parser("alert", help="mail the owner ([alerts] mail) what failed since the last alert")
+    _site_arg(p)
+    p.add_argument("--dry-run", action="store_true", help="print the mail instead of sending it; change nothing")
+
+
+def cmd_run(args) -> int:
+    from shim.ops.jobs.run import RunError, RunOptions, run
+
+    command = args.argv
+    if command and args.job:
+        return _fail(args, "give either --job NAME or -- CMD [ARGS...], not both", 2)
+    opts = RunOptions(command, args.job, args.timeout, args.lock, args.wait_lock)
+    try:
+        return run(_site(args), opts).exit
+    except RunError as exc:
+        for problem in exc.problems:
+            print(problem.as_text() + "\n", file=sys.stderr)
+        return _fail(args, str(exc), exc.code)
+
+
+def cmd_cron(args) -> int:
+    from shim.ops.jobs import cron
+    from shim.ops.jobs.run import RunError
+
+    if args.show and args.remove:
+        return _fail(args, "give --show or --remove, not both", 2)
+    try:
+        result = cron.apply(_site(args), show=args.show, remove=args.remove)
+    except (RunError, cron.CronError) as exc:
+        for problem in getattr(exc, "problems", []):
+            print(problem.as_text() + "\n", file=sys.stderr)
+        return _fail(args, str(exc), getattr(exc, "code", 1))
+    print(result)
+    return 0
+
+
+def cmd_alert(args) -> int:
+    from shim.ops.jobs import alert
+    from shim.ops.jobs.run import RunError
+
+    try:
+        outcome = alert.alert(_site(args), dry_run=args.dry_run)
+    except (RunError, alert.AlertError) as exc:
+        return _fail(args, str(exc), getattr(exc, "code", 1))
+    print(outcome)
+    return 0
+
+
 COMMANDS = {"install": cmd_install, "check": cmd_check, "maint": cmd_maint, "restart": cmd_restart,
             "status": cmd_status, "logs": cmd_logs, "serve": cmd_serve, "demo": cmd_demo,
-            "deploy": cmd_deploy, "rollback": cmd_rollback, "releases": cmd_releases}
+            "deploy": cmd_deploy, "rollback": cmd_rollback, "releases": cmd_releases,
+            "run": cmd_run, "cron": cmd_cron, "alert": cmd_alert}
 
 if __name__ == "__main__":
     sys.exit(main())

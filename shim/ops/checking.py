@@ -251,6 +251,10 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         problems += debug_token_problems(cfg)
         problems += log_file_problems(cfg)
         problems += shared_problems(site, cfg, probe_root)
+        if cfg.jobs or cfg.alerts:
+            from shim.ops.jobs.checks import job_problems
+
+            problems += job_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
             spec = request_spec(cfg) if requests else None
