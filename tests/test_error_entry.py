@@ -123,3 +123,32 @@ def test_throttle_window_reports_the_exact_count():
     assert t.pending() == []
     t.admit("K", "i", 67)
     assert t.pending()[0].startswith("5 more like error id d (K)") and t.pending() == []
+
+
+def test_a_large_secret_file_is_masked_whole_and_by_line_in_one_pass():
+    """The one-pass masking used for many values (a CA bundle as a secret file) masks what the
+    value-by-value search masked: every line, in its printed forms, overlapping secrets whole."""
+    import base64
+    import json
+    import urllib.parse
+
+    from bench.masking import pem_bundle
+    from shim.runtime.redact import Redactor, structured_values
+
+    bundle = pem_bundle()
+    r = Redactor([bundle, *structured_values(bundle)])
+    lines = bundle.splitlines()
+    picked = [lines[1], lines[1799], lines[-2]]
+    text = " | ".join([f"leak {picked[0]}!", repr(picked[1]), json.dumps(picked[2]),
+                       urllib.parse.quote(picked[1], safe=""), base64.b64encode(picked[0].encode()).decode(),
+                       "Basic " + base64.b64encode(("u:" + picked[2]).encode()).decode(), "ValueError at views.py:12"])
+    masked = r(text)
+    assert len(r._values) > 10_000  # the one-pass branch
+    for line in picked:
+        for form in (line, urllib.parse.quote(line, safe=""), base64.b64encode(line.encode()).decode()):
+            assert form not in masked, form
+    assert "ValueError at views.py:12" in masked and masked.startswith("leak [redacted]!")
+    assert r(bundle) == MASK
+    # Two secrets that overlap are masked as one span, neither partly shown.
+    many = Redactor([f"filler-secret-{i:05d}" for i in range(2000)] + ["abcd1234", "1234wxyz5678"])
+    assert many("x abcd1234wxyz5678 y") == f"x {MASK} y"
