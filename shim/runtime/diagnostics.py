@@ -12,7 +12,9 @@ headers, the full traceback and a fresh error id. The visitor gets a plain 500 p
 that error id, with the header ``X-Wsgi-Shim: app-error``. Requests the developer opted in (the
 contents of ``debug_token_file`` sent as header X-Shim-Debug-Token or cookie shim_debug_token,
 or a REMOTE_ADDR inside ``debug_addresses``) see the traceback on the page too. Secrets are
-masked in both (shim.redact).
+masked in both; what the entry always shows, what it masks and its size limits are in
+shim.runtime.error_entry. The same error repeated more than a few times a minute is counted,
+not logged in full each time (shim.runtime.throttle).
 
 On the healthy path the cost is one try/except; a list or tuple response is returned as is,
 any other iterable is passed through a thin generator.
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from shim.runtime import optin
 from shim.runtime.applog import format_entry
-from shim.runtime.error_entry import request_line
+from shim.runtime.error_entry import request_headers, request_line
 from shim.runtime.redact import Redactor, secret_env_values
 from shim.runtime.throttle import ErrorThrottle, kind_of_error
 
@@ -44,7 +46,7 @@ TOKEN_HEADER = optin.TOKEN_HEADER
 TOKEN_COOKIE = optin.TOKEN_COOKIE
 MIN_TOKEN_LENGTH = optin.MIN_TOKEN_LENGTH
 SHIM_HEADER = ("X-Wsgi-Shim", "app-error")
-__all__ = ["CatchErrors", "ErrorReporter", "request_line", "wrap"]
+__all__ = ["CatchErrors", "ErrorReporter", "request_headers", "request_line", "wrap"]
 
 
 

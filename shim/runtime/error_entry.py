@@ -125,6 +125,11 @@ def header_lines(environ: dict[str, Any]) -> list[tuple[str, bool]]:
     return lines
 
 
+def request_headers(environ: dict[str, Any]) -> list[str]:
+    """The header lines as logged (credentials masked, values and block capped)."""
+    return [line for line, _ in header_lines(environ)]
+
+
 def traceback_pieces(exc_info: tuple[Any, Any, TracebackType | None]) -> list[tuple[str, bool]]:
     """The formatted traceback in pieces, (text, protected): the frames and the fixed lines are
     protected; each exception's own line is split into its type (protected) and message."""
