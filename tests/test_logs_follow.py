@@ -39,7 +39,7 @@ def follow_while(path: Path, *writer_args: str) -> str:
     t.start()
     time.sleep(0.7)  # the follower is at the end of the log, waiting
     subprocess.run([sys.executable, "-c", WRITER, str(path), *writer_args], cwd=REPO, check=True, timeout=120)
-    time.sleep(1.5)
+    time.sleep(1.5 + logview.POLL_SECONDS)
     stop.set()
     t.join()
     return out.getvalue()
@@ -60,13 +60,14 @@ def test_every_entry_is_shown_across_several_rotations_within_one_poll(tmp_path)
     assert "were deleted before they could be shown" not in text
 
 
-def test_skipped_entries_are_announced(tmp_path):
+def test_skipped_entries_are_announced(tmp_path, monkeypatch):
     path = tmp_path / "logs" / "app.log"
     path.parent.mkdir()
     path.write_text("")
-    # Bursts of 1,000 entries (14 rotations) with one backup: whole files are gone before the
-    # follower looks; it says so instead of silently going on.
-    text = follow_while(path, "3", "1000", "1.0", "1")
+    # Bursts of 1,000 entries (14 rotations) with one backup, each within one (long) poll: whole
+    # files are gone before the follower looks; it says so instead of silently going on.
+    monkeypatch.setattr(logview, "POLL_SECONDS", 4.0)
+    text = follow_while(path, "3", "1000", "5.0", "1")
     got = numbers(text)
     assert got == sorted(set(got)) and got[-1] == 2999
     assert "rotated more times within" in text and "were deleted before they could be shown" in text
