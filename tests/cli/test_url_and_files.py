@@ -83,15 +83,22 @@ def read_only(path: Path) -> Iterator[None]:
         subprocess.run(["umount", str(path)], check=True)
 
 
-def test_restart_and_maint_on_a_read_only_file_system_name_the_file():
+def test_restart_maint_and_deploy_on_a_read_only_file_system_name_the_file():
     site = make_site("ro-fs")
     assert site.restart_txt.exists()
+    source = site.site / "src"
+    source.mkdir(mode=0o755)
+    (source / "app.py").write_text("def application(environ, start_response):\n    pass\n")
+    (source / "app.py").chmod(0o644)
     with read_only(site.site):
         restart = wsgi_shim("restart", str(site.site), timeout=60)
         maint = wsgi_shim("maint", "on", str(site.site), timeout=60)
+        deploy = wsgi_shim("deploy", str(site.site), str(source), "--init", timeout=300)
     assert restart.returncode == 1
     assert f"cannot touch {site.restart_txt}: Read-only file system" in restart.stderr, restart.stderr
     assert maint.returncode == 1
     assert f"{site.maint_txt}: Read-only file system" in maint.stderr, maint.stderr
-    for out in (restart, maint):
+    assert deploy.returncode == 1
+    assert f"{site.site / 'releases'}: Read-only file system" in deploy.stderr, deploy.stderr
+    for out in (restart, maint, deploy):
         assert "None" not in out.stderr and "Traceback" not in out.stderr
