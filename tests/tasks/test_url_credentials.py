@@ -29,3 +29,15 @@ def test_tasks_refuse_a_url_with_credentials_and_run_nothing(own_repo):
         assert "user name or password" in text and "refused" in text, text
         assert PASSWORD not in text and "Traceback" not in text, text
     assert site.restart_txt.stat().st_mtime == before  # nothing was run
+
+
+def test_fab_refuses_it_before_anything_runs_on_the_server(sshd, own_repo):
+    from tests.tasks.test_tasks_ssh import fab
+
+    site = make_site("fab-url-creds")
+    before = site.restart_txt.stat().st_mtime
+    for args in (["status", "--url", URL], ["restart", "--wait", "1", "--url", URL]):
+        out = fab(sshd, own_repo, *args, "--site", str(site.site))
+        text = out.stdout + out.stderr
+        assert out.returncode == 2 and "refused" in text and PASSWORD not in text, text
+    assert site.restart_txt.stat().st_mtime == before
