@@ -249,6 +249,7 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         problems += checks.ownership_problems(cfg)
         problems += python_problems(cfg)
         problems += debug_token_problems(cfg)
+        problems += environment_secret_problems(cfg)
         problems += log_file_problems(cfg)
         problems += shared_problems(site, cfg, probe_root)
         if cfg.jobs or cfg.alerts:
@@ -310,6 +311,20 @@ def log_file_problems(cfg: Config) -> list[Problem]:
                                     f"Remove it (rm {path}); the next start creates it again.",
                                     severity="warning"))
     return problems
+
+
+def environment_secret_problems(cfg: Config) -> list[Problem]:
+    """[environment] values that look like secrets (a secret-looking name, a URL with a password):
+    config.toml is read by everyone who may read the app root, is copied into backups and diffs,
+    and a secret there is masked only by the name and shape rules (docs/security.md)."""
+    from shim.runtime.redact import secret_looking_environment
+
+    return [Problem("env-secret", f"[environment] {key} looks like a secret (by its name, or a password in "
+                                  "a URL), kept in config.toml.", f"{cfg.file}, [environment] {key}",
+                    f"Move it to a file of its own (mode 600) and name that file in [secret_files] "
+                    f"instead: your app then reads the file whose path {key} holds, and its whole "
+                    "contents are masked in every log and page.", severity="warning")
+            for key in secret_looking_environment(cfg.environment)]
 
 
 def debug_token_problems(cfg: Config) -> list[Problem]:

@@ -4,9 +4,12 @@ Start records themselves are written by the runtime (shim.runtime.records)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,13 +27,15 @@ def maint_on(maint_txt: Path) -> bool:
     """Returns False if maintenance mode was already on."""
     if maint_txt.exists():
         return False
-    create_private_file(maint_txt, MAINT_NOTE)
+    with naming(maint_txt):
+        create_private_file(maint_txt, MAINT_NOTE)
     return True
 
 
 def maint_off(maint_txt: Path) -> bool:
     try:
-        maint_txt.unlink()
+        with naming(maint_txt):
+            maint_txt.unlink()
     except FileNotFoundError:
         return False
     return True
@@ -82,24 +87,64 @@ def touch_restart(restart_txt: Path) -> float:
     the previous one. The file's permissions are kept; it is created if missing.
     """
     now = time.time()
-    try:
-        old = os.stat(restart_txt).st_mtime
-    except FileNotFoundError:
-        create_private_file(restart_txt)
-        old = -1.0
-    # Now itself where possible (so the mtime compares right with start records' epochs, which
-    # `status` uses to tell a pending restart), else the start of the next whole second.
-    new = max(now, float(int(old) + 1))
-    os.utime(restart_txt, (now, new))
+    with naming(restart_txt):
+        try:
+            old = os.stat(restart_txt).st_mtime
+        except FileNotFoundError:
+            create_private_file(restart_txt)
+            old = -1.0
+        # Now itself where possible (so the mtime compares right with start records' epochs, which
+        # `status` uses to tell a pending restart), else the start of the next whole second.
+        new = max(now, float(int(old) + 1))
+        os.utime(restart_txt, (now, new))
     return new
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Every OSError raised inside names PATH: os.utime on a read-only file system, a write or an
+    fchmod on a descriptor raise without a file name, and "cannot touch None" helps nobody."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
 
 
 class BadURL(ValueError):
     """A message for the user: the URL cannot be requested."""
 
 
+# user[:password]@ before the host (with or without a scheme): never printed, never passed on.
+_USERINFO = re.compile(r"^(?:[A-Za-z][\w+.-]*:)?(?://)?[^/?#\s]*@")
+CREDENTIALS_REFUSED = ("holds a user name or password (user:password@...): refused, so that it is never "
+                       "printed, logged or put on a command line. Give the site's URL without it; to "
+                       "check a site behind HTTP authentication, name a page that needs none.")
+# The most of an answer we read: enough to tell the page, never a whole download.
+READ_LIMIT = 256 * 1024
+
+
+def has_credentials(url: str) -> bool:
+    """True when URL carries a user name or password (https://user:pw@host/)."""
+    return _USERINFO.match(url.strip()) is not None
+
+
+def shown_url(url: str) -> str:
+    """URL as it may be printed: any user:password@ part replaced by ***@."""
+    url = url.strip()
+    m = _USERINFO.match(url)
+    if m is None:
+        return url
+    head = m.group(0)
+    return (head[:head.index("//") + 2] if "//" in head else "") + "***@" + url[m.end():]
+
+
 def check_url(url: str) -> str:
-    """Only http(s) URLs with a host: `file:` and the like would read local files, not the site."""
+    """Only http(s) URLs with a host and without credentials: `file:` and the like would read
+    local files, not the site."""
+    if has_credentials(url):
+        raise BadURL(f"--url {shown_url(url)!r} {CREDENTIALS_REFUSED}")
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:  # e.g. an unclosed [ of an IPv6 address
@@ -115,7 +160,8 @@ def check_url(url: str) -> str:
 
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    """GET an http(s) URL. Raises BadURL for any other URL, OSError when it cannot be reached."""
+    """GET an http(s) URL; the body read is at most READ_LIMIT bytes. Raises BadURL for any other
+    URL, OSError when it cannot be reached."""
     import http.client  # with ssl, tens of ms: only for the commands that ask over HTTP
     import urllib.error
     import urllib.request
@@ -123,9 +169,9 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]
     request = urllib.request.Request(check_url(url), headers={"User-Agent": f"wsgi-shim/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, dict(response.headers), response.read(READ_LIMIT)
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, dict(exc.headers), exc.read(READ_LIMIT)
     except (http.client.HTTPException, ValueError) as exc:  # a server that does not speak HTTP
         raise OSError(f"no valid HTTP answer ({exc.__class__.__name__})") from None
 

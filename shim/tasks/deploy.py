@@ -42,7 +42,13 @@ def _git_files(source: Path) -> list[str] | None:
             return None
         raise Exit(f"deploy: {source} is in a git work tree, but git ls-files failed, so its .gitignore "
                    f"cannot decide what is packed; nothing was deployed. git says: {said}", code=1)
-    return [name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+    files = [name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+    from shim.ops.deploy import DeployError, submodules  # a submodule is one entry: its files instead
+
+    try:
+        return submodules.worktree_files(source, _git_files, files)
+    except DeployError as exc:
+        raise Exit(f"deploy: {exc}", code=1) from None
 
 
 def _walk_files(source: Path) -> list[str]:

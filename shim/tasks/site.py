@@ -11,8 +11,7 @@ import shlex
 
 from invoke.exceptions import Exit
 
-from shim.tasks.config import setting
-from shim.tasks.flags import SITE_HELP, VENV_HELP, shim_task, wait_args
+from shim.tasks.flags import SITE_HELP, VENV_HELP, shim_task, site_url, wait_args
 from shim.tasks.remote import is_remote, paths, run, where
 
 
@@ -97,7 +96,7 @@ def status(c, url=None, json=False, site=None, venv=None):
     """
     p = paths(c, site, venv)
     args: list[str] = []
-    url = setting(c, "url", url)
+    url = site_url(c, url, "status")
     if url:
         args += ["--url", shlex.quote(url)]
     if json:
