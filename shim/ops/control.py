@@ -164,7 +164,8 @@ def describe_start(record: dict) -> str:
     lines = [f"{record.get('time')} pid {record.get('pid')}: serving "
              + {"app": "the app", "maintenance": "the maintenance page",
                 "error": "the error page"}.get(record.get("state"), str(record.get("state")))
-             + (f" (error id {record['error_id']})" if record.get("error_id") else "")]
+             + (f" (error id {record['error_id']})" if record.get("error_id") else "")
+             + (" in the preview (wsgi-shim serve), not under Passenger" if record.get("preview") else "")]
     for p in record.get("problems", []):
         lines.append(Problem.from_dict(p).as_text())
     return "\n".join(lines)

@@ -79,6 +79,7 @@ def shim_task(*args: Any, **kwargs: Any) -> Callable:
         def checked(c, *a: Any, **kw: Any) -> Any:
             config.validate(c)
             remote.connect(c)
+            remote.set_advice(c, kw.get("site"), kw.get("venv"))
             return body(c, *a, **kw)
 
         checked.__signature__ = inspect.signature(body)  # type: ignore[attr-defined]

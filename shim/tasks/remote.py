@@ -130,6 +130,27 @@ def run_script(c, script: str) -> None:
         raise Exit(code=result.exited)
 
 
+def runner(c) -> str:
+    """How the user runs these tasks here: `inv`, or `fab -H user@host[:port]` over SSH."""
+    if not is_remote(c):
+        return "inv"
+    port = f":{c.port}" if c.port != 22 else ""
+    return f"fab -H {c.user}@{c.original_host}{port}"
+
+
+def set_advice(c, site: str | None, venv: str | None) -> None:
+    """Make the advice wsgi-shim prints name this task's form (`inv deploy --init`, `fab -H host
+    rollback`) instead of its own command line (shim/runtime/advice.py reads these variables)."""
+    from shim.runtime.advice import ADVICE_ENV, ADVICE_SITE_ENV
+
+    flags = " ".join(f"--{name} {shlex.quote(str(value))}" for name, value in (("site", site), ("venv", venv))
+                     if value)
+    env = {ADVICE_ENV: runner(c), ADVICE_SITE_ENV: flags}
+    if is_remote(c):  # Fabric writes them into `export K=V && command` unquoted
+        env = {key: shlex.quote(value) for key, value in env.items()}
+    c.config.run.env = {**(c.config.run.env or {}), **env}
+
+
 # --- SSH: the host key is checked before the first command ----------------------------------
 
 

@@ -24,7 +24,7 @@ from shim.ops.deploy.checkrelease import check_release, remove_stale_shadows
 from shim.ops.deploy.journal import Journal
 from shim.ops.deploy.store import CURRENT, RELEASES, DeployError
 from shim.ops.deploy.unpack import Limits, unpack
-from shim.runtime import records
+from shim.runtime import advice, records
 from shim.runtime.config import Config, load_config
 from shim.runtime.layout import Site
 from shim.runtime.problems import Problem
@@ -162,7 +162,7 @@ def restart(site: Site, wait: float, url: str | None, out: Output, prog: str = "
 def load_site_config(site: Site) -> Config:
     if not site.approot.is_dir():
         raise DeployError(f"{site.approot} does not exist; is {site.site} a site? "
-                          "(wsgi-shim install creates it)")
+                          f"({advice.command('install', site.site)} creates it)")
     cfg, problems = load_config(site.approot)
     if cfg is None:
         raise CheckFailed(f"cannot read {site.config_toml} (problems above); nothing was changed.", problems)
