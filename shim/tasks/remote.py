@@ -211,11 +211,12 @@ def local_path_hint(c, path: str) -> str:
 
 
 def missing_site(c, p: Paths) -> str:
-    """Over SSH, why the site's wsgi-shim is missing when the site itself is: a path of this
-    machine is the usual reason (here, the venv message says what to do)."""
-    if not is_remote(c) or c.run(f"test -d {q(p.site)}", warn=True, hide=True, in_stream=False).ok:
+    """Over SSH, a site path of this machine's home that the host lacks (the local shell expanded
+    ~): said before anything else. Any other missing site is wsgi-shim's to report."""
+    hint = local_path_hint(c, p.site)
+    if not hint or c.run(f"test -d {q(p.site)}", warn=True, hide=True, in_stream=False).ok:
         return ""
-    return f"{p.site} does not exist{where(c)}." + local_path_hint(c, p.site)
+    return f"{p.site} does not exist{where(c)}." + hint
 
 
 def _set_host_key_policy(c, policy: str, known: Path) -> None:
