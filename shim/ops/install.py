@@ -214,7 +214,7 @@ def _make_files(site: Site, config_text: str, created: list[Path]) -> None:
     for path, text in ((site.passenger_wsgi, PASSENGER_WSGI), (site.config_toml, config_text),
                        (site.restart_txt, ""),
                        (site.maint_txt, "wsgi-shim: maintenance mode is on until this file is removed "
-                                        "(wsgi-shim maint off SITE).\n")):
+                                        f"({advice.command('maint off', site.site)}).\n")):
         create_private_file(path, text)
         created.append(path)
 

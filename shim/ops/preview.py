@@ -269,7 +269,8 @@ class Supervisor:
         argv = [python, "-c", CHILD, "app", str(self.sock.fileno()), str(LOADER)]
         if sg:
             # sg stays as the parent and does not pass signals on: stop() signals the group.
-            argv, kwargs = [*sg, "exec " + shlex.join(argv)], {"process_group": 0}
+            # In a process group of its own it must not read the terminal (that would stop it).
+            argv, kwargs = [*sg, "exec " + shlex.join(argv)], {"process_group": 0, "stdin": subprocess.DEVNULL}
         try:
             self.child = subprocess.Popen(argv, cwd=self.site.approot, env=env, pass_fds=(self.sock.fileno(),),
                                           **kwargs)

@@ -77,6 +77,8 @@ def shim_task(*args: Any, **kwargs: Any) -> Callable:
     def decorate(body: Callable) -> Task:
         @functools.wraps(body)
         def checked(c, *a: Any, **kw: Any) -> Any:
+            if not remote.is_remote(c):
+                remote.say_local(c)  # `fab TASK` without -H: said before any advice, config's included
             config.validate(c)
             remote.connect(c)
             remote.set_advice(c, kw.get("site"), kw.get("venv"))

@@ -69,8 +69,10 @@ def test_advice_under_inv_names_the_inv_form_and_runs_as_printed(site_repo, task
     site = make_site("newcomer-init")
     write_file(site_repo / "app.py", HELLO_APP)
     on_path = {"PATH": f"{tasks_venv}/bin:/usr/bin:/bin"}  # where the user's inv is
-    refused = run_as_site(["inv", "deploy", "--site", str(site.site), "--venv", str(VENV)], cwd=site_repo,
-                          env=on_path)
+    # The newcomer's first deploy, with --maint, on a site install made (chdir "."): refused, with
+    # the one step that does it, in the form they are using.
+    refused = run_as_site(["inv", "deploy", "--maint", "--url", "http://127.0.0.1:9/", "--site", str(site.site),
+                           "--venv", str(VENV)], cwd=site_repo, env=on_path)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     advised = re.search(r"in one step: (inv deploy --init .+?) \(when chdir", refused.stdout + refused.stderr)
     assert advised, refused.stdout + refused.stderr
@@ -114,3 +116,29 @@ def test_a_path_of_this_machine_given_for_the_host_is_recognised(sshd, own_repo)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"{home}/mysite does not exist on 127.0.0.1." in result.stderr
     assert "your shell expanded ~ here" in result.stderr and "--site '~/mysite'" in result.stderr
+
+
+@pytest.mark.realserver
+def test_advice_under_fab_h_names_the_fab_form_and_runs_as_printed(sshd, own_repo):
+    import shlex
+    import subprocess
+    import sys
+
+    site = make_site("newcomer-fab")
+    source = site.site.parent / "v1"
+    write_file(source / "app.py", HELLO_APP)
+    first = run_as_site([str(VENV / "bin/wsgi-shim"), "deploy", str(site.site), str(source), "--init"])
+    assert first.returncode == 0, first.stdout + first.stderr
+    refused = fab(sshd, own_repo, "rollback", "--site", str(site.site))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    host = sshd.host(SITE_USER)
+    advised = re.search(r"nothing to roll back to \((fab -H .+?) shows the history", refused.stderr)
+    assert advised, refused.stderr
+    assert advised.group(1) == f"fab -H {host} releases --site {site.site}"
+    words = shlex.split(advised.group(1))  # pasted, with the key the user's ssh setup would give
+    env = command_env(FABRIC_SHIM_KNOWN_HOSTS=str(sshd.known_hosts), FABRIC_SHIM_VENV=str(VENV))
+    pasted = subprocess.run([sys.executable, "-m", "fabric", "-i", str(sshd.client_key), *words[1:]],
+                            cwd=own_repo, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            check=False)
+    assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+    assert "(current)" in pasted.stdout
