@@ -425,6 +425,10 @@ def cmd_tasks(args) -> int:
     except TaskFilesError as exc:
         return _fail(args, str(exc))
     print(f"Wrote {', '.join(p.name for p in done.files)} in {done.dir.absolute()} for the site {args.site}.")
+    if not os.path.isdir(args.site):
+        print(f"note: {args.site} is not a directory on this machine: right if it is the site's path on the host "
+              "(fab -H). For a path in your home there, write it as '~/mysite', in quotes: unquoted, your shell "
+              "turns ~ into your home here.")
     if done.inv:
         print(f"Run the tasks from there: {done.inv} --list   (e.g. {done.inv} check; over SSH: fab -H HOST check)")
     else:

@@ -20,6 +20,7 @@ from invoke.program import Program
 
 USAGE_EXIT = 2
 _UNKNOWN = re.compile(r"No idea what '(.*)' is!")
+_NEEDS_VALUE = re.compile(r"Flag <Argument: (\w+)\b.*> needed value")
 
 
 def runner_name(program: Program) -> str:
@@ -51,7 +52,9 @@ def explain(program: Program, exc: ParseError) -> str:
             hint = f"Did you mean '{close[0]}'? " if close else ""
             lines.append(f"{hint}{name} --list lists the tasks; {name} --help TASK shows a task's flags.")
     elif task:
-        lines.append(f"{name} --help {task} shows how to call it.")
+        needs = _NEEDS_VALUE.match(said)
+        flag = f"--{needs.group(1).replace('_', '-')} needs a value. " if needs else ""
+        lines.append(f"{flag}{name} --help {task} shows how to call it.")
     return "\n".join(lines)
 
 

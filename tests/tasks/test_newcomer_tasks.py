@@ -29,6 +29,22 @@ def test_a_misspelt_task_or_flag_gets_a_did_you_mean_and_exit_2(own_repo):
     assert "Did you mean --keep? inv --help deploy lists its flags." in flag.stderr
     missing = inv("maint", cwd=own_repo)
     assert missing.returncode == 2 and "inv --help maint shows how to call it" in missing.stderr
+    empty = inv("check", "--site", cwd=own_repo)
+    assert empty.returncode == 2 and "--site needs a value. inv --help check shows how to call it" in empty.stderr
+
+
+def test_wsgi_shim_tasks_keeps_a_quoted_host_home_path_and_says_why(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "shim.cli", "tasks", "~/mysite", "--url", "https://x.example/"],
+                          cwd=tmp_path, env=command_env(), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "fabric.yaml").read_text().splitlines()[1:] == [
+        "shim:", '  site: "~/mysite"', '  url: "https://x.example/"']
+    assert "note: ~/mysite is not a directory on this machine" in done.stdout
+    assert (tmp_path / "fabfile.py").read_text().count("from shim.tasks import ns") == 1
 
 
 def test_fab_names_itself_in_the_hint(own_repo):
