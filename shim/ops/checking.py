@@ -351,7 +351,8 @@ START_ONLY_CODES = {"user-mismatch", "group-mismatch", "venv-mismatch", "venv-no
 
 def last_start_problems(site: Site, cfg) -> list[Problem]:
     """Identity problems the last real start recorded, unless config.toml changed since."""
-    starts = records.read_starts(cfg.logging.starts_path, limit=1)
+    # The preview's starts (wsgi-shim serve) are not Passenger's: who ran them says nothing.
+    starts = [r for r in records.read_starts(cfg.logging.starts_path) if not r.get("preview")]
     if not starts:
         return []
     last = starts[-1]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shim import __version__
-from shim.runtime import records
+from shim.runtime import advice, records
 from shim.runtime.config import LoggingConfig
 from shim.runtime.layout import Site
 from shim.runtime.permissions import create_private_file
@@ -70,7 +70,7 @@ def restart(site: Site, wait: float = 0, url: str | None = None) -> Restarted | 
     tail = _log_tail(logging_cfg.path)
     before = time.time()
     stamp = touch_restart(site.restart_txt)
-    return wait_for_new_start(logging_cfg.starts_path, before, wait, url, stamp, tail) if wait else None
+    return wait_for_new_start(logging_cfg.starts_path, before, wait, url, stamp, tail, site) if wait else None
 
 
 def _log_tail(path: Path):
@@ -217,7 +217,8 @@ def describe_start(record: dict) -> str:
     lines = [f"{record.get('time')} pid {record.get('pid')}: serving "
              + {"app": "the app", "maintenance": "the maintenance page",
                 "error": "the error page"}.get(record.get("state"), str(record.get("state")))
-             + (f" (error id {record['error_id']})" if record.get("error_id") else "")]
+             + (f" (error id {record['error_id']})" if record.get("error_id") else "")
+             + (" in the preview (wsgi-shim serve), not under Passenger" if record.get("preview") else "")]
     for p in record.get("problems", []):
         lines.append(Problem.from_dict(p).as_text())
     return "\n".join(lines)
@@ -236,6 +237,7 @@ class Restarted:
     failing: str | None = None      # the new process answers, but fails: what it answered
     importing: dict | None = None   # a new process that began its start and has not finished
     answers: list[str] = field(default_factory=list)
+    site: Site | None = None        # for the commands the report prints
 
     @property
     def ok(self) -> bool:
@@ -253,7 +255,7 @@ class Restarted:
         lines = [f"no new process started within {self.waited:g} s."
                  + ("" if self.url else " No request reached the site: pass --url so wsgi-shim can make one.")]
         if self.importing:
-            lines.append(describe_importing(self.importing))
+            lines.append(describe_importing(self.importing, self.site))
         if self.url:
             lines.append(self.url.describe())
         if self.previous:
@@ -261,21 +263,21 @@ class Restarted:
         return "\n".join(lines)
 
 
-def describe_importing(record: dict) -> str:
+def describe_importing(record: dict, site: Site | None = None) -> str:
     """A start that began and has not finished, said with the web server's time and our estimate."""
     ago = time.time() - float(record.get("epoch", 0) or 0)
     estimate = f" ({ago:.0f} s ago by this machine's clock)" if 0 <= ago < 86400 else ""
     return (f"pid {record.get('pid')} has been importing the app since {record.get('time')}{estimate} and "
             "has not finished: an import that waits (a database or network call without a timeout?). "
             "Passenger's start timeout (90 s by default) kills it, and visitors get Passenger's generic "
-            "page; the app log shows where it waits (wsgi-shim logs SITE).")
+            f"page; the app log shows where it waits ({advice.command('logs', site.site if site else None)}).")
 
 
 ANSWER_CHECKS = 3  # requests to the new process before calling it healthy
 
 
 def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None,
-                       stamp: float | None = None, tail=None) -> Restarted:
+                       stamp: float | None = None, tail=None, site: Site | None = None) -> Restarted:
     """Wait until a process that began after the touch (restart.txt's mtime STAMP) records its
     start, requesting URL meanwhile (Passenger restarts on a request); then read how it answers:
     a 5xx, a 400 to the site's own host, or a request error it logged (TAIL: the app log from
@@ -295,14 +297,14 @@ def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None
                 pass
         new = watch.new_starts(starts, stamp, before)
         if new:
-            result = Restarted(wait, start=new[-1])
+            result = Restarted(wait, start=new[-1], site=site)
             _read_answers(result, url, {r.get("pid") for r in new}, tail, starts, stamp, before)
             return result
         time.sleep(0.5)
     old = records.read_starts(starts, limit=1)
     begun = watch.begun_starts(starts, stamp, before)
     return Restarted(wait, url=ask(url) if url else None, previous=old[-1] if old else None,
-                     importing=begun[-1] if begun else None)
+                     importing=begun[-1] if begun else None, site=site)
 
 
 def _read_answers(result: Restarted, url: str | None, pids: set, tail, starts: Path, stamp: float,
@@ -322,7 +324,7 @@ def _read_answers(result: Restarted, url: str | None, pids: set, tail, starts: P
         errors = watch.request_errors(tail.entries(), pids)
         if errors:
             result.failing = (result.failing + "\n" if result.failing else "") + \
-                f"its requests failed ({len(errors)} logged); the newest, " + watch.describe_error(errors[-1])
+                f"its requests failed ({len(errors)} logged); the newest, " + watch.describe_error(errors[-1], result.site.site if result.site else None)
 
 
 def _failing_answer(seen: Probe) -> str:

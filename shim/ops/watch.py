@@ -87,7 +87,7 @@ def request_errors(entries: list[dict], pids: set[int]) -> list[dict]:
     return [e for e in entries if e["source"] == "shim.request" and logview.is_error(e) and e["pid"] in pids]
 
 
-def describe_error(entry: dict) -> str:
+def describe_error(entry: dict, site: object = None) -> str:
     """The error id, the request line, the app's last frame and the exception: one short paragraph."""
     lines = [t.strip() for t in logview.entry_text(entry).splitlines()]
     shown = lines[:1]
@@ -97,5 +97,7 @@ def describe_error(entry: dict) -> str:
     if len(lines) > 1 and lines[-1] not in shown:
         shown.append(lines[-1])  # the exception, or what the entry ends with
     body = "\n".join("    " + t for t in shown)
+    from shim.runtime import advice
+
     return (f"error id {entry['error_id'] or '?'} from pid {entry['pid']}:\n{body}\n"
-            f"    (in full: wsgi-shim logs SITE --id {entry['error_id']})")
+            f"    (in full: {advice.command('logs', site, '--id', entry['error_id'])})")

@@ -668,8 +668,12 @@ def load_config(app_root: Path) -> tuple[Config | None, list[Problem]]:
     try:
         raw = read_regular(file, CONFIG_LIMIT)
     except FileNotFoundError:
+        from shim.runtime import advice
+
         return None, [Problem("config-missing", "config.toml does not exist.", str(file),
-                              "Run `wsgi-shim install SITE` to create it, or restore it from your backup.")]
+                              "Restore it from your backup, or write a new one from the template that "
+                              f"`{advice.command('install', '/tmp/new-site', task_args=())}` writes into "
+                              "/tmp/new-site/www-approot/config.toml.")]
     except PermissionError:
         return None, [Problem("config-unreadable", "config.toml cannot be read by the site's user.", str(file),
                               "Make it readable by its owner: chmod 600 config.toml (it must not be world-readable).")]

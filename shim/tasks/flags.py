@@ -77,8 +77,11 @@ def shim_task(*args: Any, **kwargs: Any) -> Callable:
     def decorate(body: Callable) -> Task:
         @functools.wraps(body)
         def checked(c, *a: Any, **kw: Any) -> Any:
+            if not remote.is_remote(c):
+                remote.say_local(c)  # `fab TASK` without -H: said before any advice, config's included
             config.validate(c)
             remote.connect(c)
+            remote.set_advice(c, kw.get("site"), kw.get("venv"))
             return body(c, *a, **kw)
 
         checked.__signature__ = inspect.signature(body)  # type: ignore[attr-defined]

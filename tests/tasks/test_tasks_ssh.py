@@ -188,7 +188,7 @@ def test_missing_wsgi_shim_on_the_host_says_how_to_install_it(sshd, own_repo):
     result = fab(sshd, own_repo, "restart", "--site", str(site.site), FABRIC_SHIM_VENV="/nope")
     assert result.returncode == 127
     assert "/nope/bin/wsgi-shim was not found" in result.stderr
-    assert "inv install" in result.stderr
+    assert f"(fab -H {sshd.host(SITE_USER)} install)" in result.stderr  # what the user runs from here
 
 
 # --- host keys ------------------------------------------------------------------------------

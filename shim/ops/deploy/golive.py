@@ -74,7 +74,7 @@ class Watch:
             return "its process serves the start-up error page:\n" + control.describe_start(broken[-1])
         errors = watch.request_errors(self.tail.entries(), self.seen_pids)
         if errors:
-            return f"a process of the new release failed a request; {watch.describe_error(errors[0])}"
+            return f"a process of the new release failed a request; {watch.describe_error(errors[0], self.site.site)}"
         return None
 
     def fail(self, why: str, rollback: bool) -> ReleaseFailing:
