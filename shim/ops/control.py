@@ -323,8 +323,9 @@ def _read_answers(result: Restarted, url: str | None, pids: set, tail, starts: P
         pids |= {r.get("pid") for r in watch.new_starts(starts, stamp, before)}
         errors = watch.request_errors(tail.entries(), pids)
         if errors:
+            newest = watch.describe_error(errors[-1], result.site.site if result.site else None)
             result.failing = (result.failing + "\n" if result.failing else "") + \
-                f"its requests failed ({len(errors)} logged); the newest, " + watch.describe_error(errors[-1], result.site.site if result.site else None)
+                f"its requests failed ({len(errors)} logged); the newest, {newest}"
 
 
 def _failing_answer(seen: Probe) -> str:
