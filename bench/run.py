@@ -4,7 +4,8 @@ wsgi-shim 0.1.0 (PyPI), printed as one table of ratios and written as raw JSON.
     sudo python3 bench/run.py [--quick] [--json FILE]      (or: inv bench [--quick])
 
   a. per request, in process: the callable Passenger gets, called directly (bench/inprocess.py),
-     and one real Passenger app process driven over its socket, CPU per request (bench/worker.py)
+     and one real Passenger app process driven over its socket, CPU per request (bench/worker.py);
+     a failed request's masking with a 3,600-line PEM bundle as a secret file / none (bench/masking.py)
   b. start-up: Passenger's own wsgi-loader.py loading passenger_wsgi.py (bench/startup.py)
   c. through real Apache + Passenger, wrk on loopback, one Apache per site (bench/passenger.py)
   d. restart: touch restart.txt under load, time until a new process serves (bench/passenger.py);
@@ -75,6 +76,13 @@ def one_worker(made: dict, quick: bool) -> tuple[dict, list[tuple[str, str, str]
               f"RSS {p['rss_kb'] / 1024:.1f} MiB, {p['threads']} thread(s), {p['fds']} open files", "")
              for n, p in data["process"].items()]
     return data, rows
+
+
+def masking(quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
+    from bench import masking as masking_bench
+
+    data = masking_bench.measure(rounds=3 if quick else 9, requests=100 if quick else 300)
+    return data, masking_bench.rows(data)
 
 
 def start_up(made: dict, quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
@@ -280,6 +288,7 @@ def main() -> int:
     rows: list[tuple[str, str, str]] = []
     steps = [("a", "per_request", lambda: per_request(made, args.quick)),
              ("a", "per_request_worker", lambda: one_worker(made, args.quick)),
+             ("a", "masking", lambda: masking(args.quick)),
              ("b", "start_up", lambda: start_up(made, args.quick)),
              ("c", "passenger", lambda: through_passenger(made, args.quick)),
              ("d", "restarts", lambda: restarts(made, args.quick)),

@@ -12,6 +12,7 @@ from pathlib import Path
 from shim import __version__
 from shim.ops import checking, control, firstrequest
 from shim.ops.locate import NotASite, locate
+from shim.runtime import advice
 from shim.runtime.layout import DEFAULT_APPROOT, DEFAULT_DOCROOT, Site
 from shim.runtime.redact import escape_controls
 
@@ -112,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8000)
 
     _deploy_parsers(sub)
+    _jobs_parsers(sub)
+
+    p = sub.add_parser("tasks", help="write tasks.py, fabfile.py, invoke.yaml and fabric.yaml for SITE, so that "
+                                     "`inv` and `fab -H HOST` run the wsgi-shim tasks")
+    p.add_argument("site", metavar="SITE",
+                   help="the site directory (on the host, for fab -H: quote ~/mysite to keep it the host's)")
+    p.add_argument("--dir", default=".", help="where to write them (default: the current directory, your project's)")
+    p.add_argument("--url", help="the site's public URL (shim.url: restart --wait and status request it)")
+    p.add_argument("--venv", help="the site's venv, when it is not SITE/venv (shim.venv)")
 
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
     p.add_argument("dir", nargs="?", metavar="DIR",
@@ -123,7 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `run SITE -- CMD ...`: everything after the first -- is the command, untouched (argparse
+    # would drop a later -- and read the command's own options as run's)
+    command = argv[argv.index("--") + 1:] if argv[:1] == ["run"] and "--" in argv else None
+    args = build_parser().parse_args(argv if command is None else argv[:argv.index("--")])
+    if command is not None:
+        args.argv = command
     try:
         return COMMANDS[args.command](args)
     except (NotASite, control.NoRestartDir) as exc:
@@ -176,7 +192,7 @@ def cmd_install(args) -> int:
     for path in result.created:
         print(f"  {path}{'/' if path.is_dir() else ''}  ({oct(path.stat().st_mode & 0o777)[2:]})")
     print("\nMaintenance mode is ON (tmp/maint.txt). When your app is in place:")
-    print(f"  wsgi-shim check {site.site} && wsgi-shim maint off {site.site}\n")
+    print(f"  {advice.command('check', args.site)} && {advice.command('maint off', args.site)}\n")
     print("Values for the sysadmins (Apache + Passenger):")
     for key, value in (("DocumentRoot", site.docroot), ("PassengerAppRoot", site.approot),
                        ("PassengerAppType", "wsgi"), ("PassengerStartupFile", "passenger_wsgi.py"),
@@ -278,23 +294,32 @@ def cmd_status(args) -> int:
     print(f"maintenance: {'on' if status.maintenance else 'off'}")
     if status.release:
         commit = f", commit {status.commit}" if status.commit else ""
-        print(f"release:     {status.release}{commit} (wsgi-shim releases SITE lists them)")
+        print(f"release:     {status.release}{commit} ({advice.command('releases', args.site)} lists them)")
     print("last start:  " + (control.describe_start(last) if last else "none recorded (no request since install?)"))
     if status.restart_pending:
         print("restart:     pending (restart.txt is newer than the last start)")
     if status.importing:
-        print("starting:    " + control.describe_importing(status.importing))
+        print("starting:    " + control.describe_importing(status.importing, _site(args)))
     for e in status.errors:
         label = "error:      " if e.current else "earlier:    "
         note = "" if e.current else "  (before the last restart or a good start since: maybe fixed)"
         print(f"{label} {e.time} {e.kind} {e.id or '-'}: {e.summary}{note}")
     if status.errors:
-        print("             (wsgi-shim logs SITE --id ID shows an error in full)")
+        print(f"             ({advice.command('logs', args.site, '--id', 'ID')} shows an error in full)")
+    for job in status.jobs:
+        print(f"job:         {job['name']} ({job['schedule']}): {_last_run(job['last'])}")
     if status.http:
         print(f"http:        {status.http.describe()}")
     if status.http_failure:
         print(f"failing:     {status.http_failure}")
     return 0 if status.ok else 1
+
+
+def _last_run(last: dict | None) -> str:
+    if last is None:
+        return "never run (wsgi-shim cron SITE installs the jobs)"
+    how = "timed out" if last.get("timed_out") else f"exit {last.get('exit')}"
+    return f"last run {last.get('time')}, {how}, {float(last.get('duration', 0)):.1f}s"
 
 
 # ---- logs, serve, demo ---------------------------------------------------------------------
@@ -325,7 +350,7 @@ def cmd_logs(args) -> int:
         selected = logview.select(path, args.errors, since, limit)
     except PermissionError as exc:
         return _fail(args, f"cannot read the app log: {exc}. It belongs to the site's user (passenger_user in "
-                           "config.toml): run `wsgi-shim logs` as that user.")
+                           f"config.toml): run `{advice.command('logs', args.site)}` as that user.")
     except OSError as exc:
         return _fail(args, f"cannot read the app log {path}: {exc}")
     for entry in selected:
@@ -381,8 +406,8 @@ def cmd_serve(args) -> int:
         sock = preview.listen(args.host, args.port)
     except preview.PreviewError as exc:
         return _fail(args, str(exc))
-    _say("serving", f"restart the app: wsgi-shim restart {site.site}   maintenance: wsgi-shim maint on|off "
-                    f"{site.site}")
+    _say("serving", f"restart the app: {advice.command('restart', args.site)}   maintenance: "
+                    f"{advice.command('maint on', args.site)} (and maint off)")
     preview.serve(site, sock, _say)
     return 0
 
@@ -419,6 +444,26 @@ def cmd_demo(args) -> int:
         if removed:
             preview.remove_demo(demo)
             print(f"wsgi-shim demo: removed {demo.site.site}", file=sys.stderr)
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from shim.ops.taskfiles import TaskFilesError, write_task_files
+
+    try:
+        done = write_task_files(Path(args.dir), args.site, args.url, args.venv)
+    except TaskFilesError as exc:
+        return _fail(args, str(exc))
+    print(f"Wrote {', '.join(p.name for p in done.files)} in {done.dir.absolute()} for the site {args.site}.")
+    if not os.path.isdir(args.site):
+        print(f"note: {args.site} is not a directory on this machine: right if it is the site's path on the host "
+              "(fab -H). For a path in your home there, write it as '~/mysite', in quotes: unquoted, your shell "
+              "turns ~ into your home here.")
+    if done.inv:
+        print(f"Run the tasks from there: {done.inv} --list   (e.g. {done.inv} check; over SSH: fab -H HOST check)")
+    else:
+        print(f"The tasks need Invoke (and Fabric for fab -H), which this venv lacks: {done.pip} install invoke "
+              f"fabric, then: {Path(done.pip.strip(chr(39))).with_name('inv')} --list")
     return 0
 
 
@@ -566,11 +611,11 @@ def cmd_deploy(args) -> int:
         return _deploy_failure(prog, exc)
     for old in out.removed:
         print(f"Removed old release {old} (keeping {args.keep}).")
-    print(f"Deployed {out.release}." + (f" To go back to {out.previous}: wsgi-shim rollback {site.site}"
+    print(f"Deployed {out.release}." + (f" To go back to {out.previous}: {advice.command('rollback', args.site)}"
                                         if out.previous else ""))
     if not out.restart_ok:
         print(f"{prog}: the new release is live but its process did not start cleanly (see above)."
-              + (f" wsgi-shim rollback {site.site} goes back to {out.previous}." if out.previous else ""),
+              + (f" {advice.command('rollback', args.site)} goes back to {out.previous}." if out.previous else ""),
               file=sys.stderr)
         return 1
     return 0
@@ -590,7 +635,7 @@ def cmd_rollback(args) -> int:
         return _deploy_failure(prog, exc)
     if out is None:
         return 0
-    print(f"Rolled back to {out.release}." + (f" To undo: wsgi-shim rollback {args.site} --to {out.previous}"
+    print(f"Rolled back to {out.release}." + (f" To undo: {advice.command('rollback', args.site, '--to', out.previous)}"
                                               if out.previous else ""))
     return 0 if out.restart_ok else 1
 
@@ -612,7 +657,8 @@ def cmd_releases(args) -> int:
         print(f"note: {name} in {site.site / 'releases'} is not a valid release name (no such date); ignored.",
               file=sys.stderr)
     if not info["releases"]:
-        print(f"No releases in {site.site / 'releases'} yet (wsgi-shim deploy SITE SOURCE makes one).")
+        deploy = advice.command("deploy", args.site, "SOURCE", task_args=())
+        print(f"No releases in {site.site / 'releases'} yet ({deploy} makes one).")
         return 1 if info["error"] else 0
     for item in reversed(info["releases"]):
         mark = "*" if item["current"] else " "
@@ -634,9 +680,77 @@ def cmd_releases(args) -> int:
     return 1 if info["error"] else 0
 
 
+# ---- run, cron, alert (docs/jobs-and-alerts.md) --------------------------------------------
+
+
+def _jobs_parsers(sub) -> None:
+    p = sub.add_parser("run", help="run a command (or a [jobs.NAME] job) exactly as the app runs, "
+                                   "output kept in the app log")
+    _site_arg(p)
+    p.add_argument("--job", metavar="NAME", help="run the job [jobs.NAME] of config.toml")
+    p.add_argument("--timeout", type=_seconds, default=0, metavar="SECONDS",
+                   help="stop the command after SECONDS (exit 124); default: the job's timeout, else none")
+    p.add_argument("--lock", metavar="NAME", help="never run two commands with the same lock NAME at once: "
+                                                  "a second one says so and exits 75 (--job NAME locks NAME)")
+    p.add_argument("--wait-lock", action="store_true", help="with a lock held by another run: wait for it")
+    p.add_argument("argv", nargs="*", metavar="-- CMD [ARGS...]",
+                   help="the command and its arguments, after --")
+    p = sub.add_parser("cron", help="install the site's [jobs] (and alert) in your crontab, as one marked block")
+    _site_arg(p)
+    p.add_argument("--show", action="store_true", help="print the block it would install; change nothing")
+    p.add_argument("--remove", action="store_true", help="take the site's block out of the crontab")
+    p = sub.add_parser("alert", help="mail the owner ([alerts] mail) what failed since the last alert")
+    _site_arg(p)
+    p.add_argument("--dry-run", action="store_true", help="print the mail instead of sending it; change nothing")
+
+
+def cmd_run(args) -> int:
+    from shim.ops.jobs.run import RunError, RunOptions, run
+
+    command = args.argv
+    if command and args.job:
+        return _fail(args, "give either --job NAME or -- CMD [ARGS...], not both", 2)
+    opts = RunOptions(command, args.job, args.timeout, args.lock, args.wait_lock)
+    try:
+        return run(_site(args), opts).exit
+    except RunError as exc:
+        for problem in exc.problems:
+            print(problem.as_text() + "\n", file=sys.stderr)
+        return _fail(args, str(exc), exc.code)
+
+
+def cmd_cron(args) -> int:
+    from shim.ops.jobs import cron
+    from shim.ops.jobs.run import RunError
+
+    if args.show and args.remove:
+        return _fail(args, "give --show or --remove, not both", 2)
+    try:
+        result = cron.apply(_site(args), show=args.show, remove=args.remove)
+    except (RunError, cron.CronError) as exc:
+        for problem in getattr(exc, "problems", []):
+            print(problem.as_text() + "\n", file=sys.stderr)
+        return _fail(args, str(exc), getattr(exc, "code", 1))
+    print(result)
+    return 0
+
+
+def cmd_alert(args) -> int:
+    from shim.ops.jobs import alert
+    from shim.ops.jobs.run import RunError
+
+    try:
+        outcome = alert.alert(_site(args), dry_run=args.dry_run)
+    except (RunError, alert.AlertError) as exc:
+        return _fail(args, str(exc), getattr(exc, "code", 1))
+    print(outcome)
+    return 0
+
+
 COMMANDS = {"install": cmd_install, "check": cmd_check, "maint": cmd_maint, "restart": cmd_restart,
             "status": cmd_status, "logs": cmd_logs, "serve": cmd_serve, "demo": cmd_demo,
-            "deploy": cmd_deploy, "rollback": cmd_rollback, "releases": cmd_releases}
+            "deploy": cmd_deploy, "rollback": cmd_rollback, "releases": cmd_releases,
+            "run": cmd_run, "cron": cmd_cron, "alert": cmd_alert, "tasks": cmd_tasks}
 
 if __name__ == "__main__":
     sys.exit(main())

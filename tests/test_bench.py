@@ -37,6 +37,7 @@ def test_inv_bench_quick_prints_the_table_and_writes_the_raw_numbers(tmp_path):
     for row in ("a. per call, in process: ours (defaults) (CatchErrors)",
                 "a. per call, in process: ours, diagnostics off (function)",
                 "a. per request, one real Passenger app process", "b. start-up, loading passenger_wsgi.py",
+                "a. failed request, masking: 3600-line PEM bundle as a secret file",
                 "b. start-up added: ours / 0.1.0's", "c. Passenger, req/s: wsgi-shim 0.1.0",
                 "c. Passenger, latency p50 / p99", "d. restart.txt touched to a new process serving",
                 "e. `wsgi-shim check SITE` wall time",

@@ -249,8 +249,13 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         problems += checks.ownership_problems(cfg)
         problems += python_problems(cfg)
         problems += debug_token_problems(cfg)
+        problems += environment_secret_problems(cfg)
         problems += log_file_problems(cfg)
         problems += shared_problems(site, cfg, probe_root)
+        if cfg.jobs or cfg.alerts:
+            from shim.ops.jobs.checks import job_problems
+
+            problems += job_problems(cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
             spec = request_spec(cfg) if requests else None
@@ -308,6 +313,20 @@ def log_file_problems(cfg: Config) -> list[Problem]:
     return problems
 
 
+def environment_secret_problems(cfg: Config) -> list[Problem]:
+    """[environment] values that look like secrets (a secret-looking name, a URL with a password):
+    config.toml is read by everyone who may read the app root, is copied into backups and diffs,
+    and a secret there is masked only by the name and shape rules (docs/security.md)."""
+    from shim.runtime.redact import secret_looking_environment
+
+    return [Problem("env-secret", f"[environment] {key} looks like a secret (by its name, or a password in "
+                                  "a URL), kept in config.toml.", f"{cfg.file}, [environment] {key}",
+                    f"Move it to a file of its own (mode 600) and name that file in [secret_files] "
+                    f"instead: your app then reads the file whose path {key} holds, and its whole "
+                    "contents are masked in every log and page.", severity="warning")
+            for key in secret_looking_environment(cfg.environment)]
+
+
 def debug_token_problems(cfg: Config) -> list[Problem]:
     """A debug token file that cannot be used (a FIFO, missing, readable by others, too short):
     the app process only says so in the app log, and the owner sees no traceback by token."""
@@ -332,7 +351,8 @@ START_ONLY_CODES = {"user-mismatch", "group-mismatch", "venv-mismatch", "venv-no
 
 def last_start_problems(site: Site, cfg) -> list[Problem]:
     """Identity problems the last real start recorded, unless config.toml changed since."""
-    starts = records.read_starts(cfg.logging.starts_path, limit=1)
+    # The preview's starts (wsgi-shim serve) are not Passenger's: who ran them says nothing.
+    starts = [r for r in records.read_starts(cfg.logging.starts_path) if not r.get("preview")]
     if not starts:
         return []
     last = starts[-1]

@@ -4,14 +4,17 @@ Start records themselves are written by the runtime (shim.runtime.records)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shim import __version__
-from shim.runtime import records
+from shim.runtime import advice, records
 from shim.runtime.config import LoggingConfig
 from shim.runtime.layout import Site
 from shim.runtime.permissions import create_private_file
@@ -24,13 +27,15 @@ def maint_on(maint_txt: Path) -> bool:
     """Returns False if maintenance mode was already on."""
     if maint_txt.exists():
         return False
-    create_private_file(maint_txt, MAINT_NOTE)
+    with naming(maint_txt):
+        create_private_file(maint_txt, MAINT_NOTE)
     return True
 
 
 def maint_off(maint_txt: Path) -> bool:
     try:
-        maint_txt.unlink()
+        with naming(maint_txt):
+            maint_txt.unlink()
     except FileNotFoundError:
         return False
     return True
@@ -65,7 +70,7 @@ def restart(site: Site, wait: float = 0, url: str | None = None) -> Restarted | 
     tail = _log_tail(logging_cfg.path)
     before = time.time()
     stamp = touch_restart(site.restart_txt)
-    return wait_for_new_start(logging_cfg.starts_path, before, wait, url, stamp, tail) if wait else None
+    return wait_for_new_start(logging_cfg.starts_path, before, wait, url, stamp, tail, site) if wait else None
 
 
 def _log_tail(path: Path):
@@ -82,24 +87,64 @@ def touch_restart(restart_txt: Path) -> float:
     the previous one. The file's permissions are kept; it is created if missing.
     """
     now = time.time()
-    try:
-        old = os.stat(restart_txt).st_mtime
-    except FileNotFoundError:
-        create_private_file(restart_txt)
-        old = -1.0
-    # Now itself where possible (so the mtime compares right with start records' epochs, which
-    # `status` uses to tell a pending restart), else the start of the next whole second.
-    new = max(now, float(int(old) + 1))
-    os.utime(restart_txt, (now, new))
+    with naming(restart_txt):
+        try:
+            old = os.stat(restart_txt).st_mtime
+        except FileNotFoundError:
+            create_private_file(restart_txt)
+            old = -1.0
+        # Now itself where possible (so the mtime compares right with start records' epochs, which
+        # `status` uses to tell a pending restart), else the start of the next whole second.
+        new = max(now, float(int(old) + 1))
+        os.utime(restart_txt, (now, new))
     return new
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Every OSError raised inside names PATH: os.utime on a read-only file system, a write or an
+    fchmod on a descriptor raise without a file name, and "cannot touch None" helps nobody."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
 
 
 class BadURL(ValueError):
     """A message for the user: the URL cannot be requested."""
 
 
+# user[:password]@ before the host (with or without a scheme): never printed, never passed on.
+_USERINFO = re.compile(r"^(?:[A-Za-z][\w+.-]*:)?(?://)?[^/?#\s]*@")
+CREDENTIALS_REFUSED = ("holds a user name or password (user:password@...): refused, so that it is never "
+                       "printed, logged or put on a command line. Give the site's URL without it; to "
+                       "check a site behind HTTP authentication, name a page that needs none.")
+# The most of an answer we read: enough to tell the page, never a whole download.
+READ_LIMIT = 256 * 1024
+
+
+def has_credentials(url: str) -> bool:
+    """True when URL carries a user name or password (https://user:pw@host/)."""
+    return _USERINFO.match(url.strip()) is not None
+
+
+def shown_url(url: str) -> str:
+    """URL as it may be printed: any user:password@ part replaced by ***@."""
+    url = url.strip()
+    m = _USERINFO.match(url)
+    if m is None:
+        return url
+    head = m.group(0)
+    return (head[:head.index("//") + 2] if "//" in head else "") + "***@" + url[m.end():]
+
+
 def check_url(url: str) -> str:
-    """Only http(s) URLs with a host: `file:` and the like would read local files, not the site."""
+    """Only http(s) URLs with a host and without credentials: `file:` and the like would read
+    local files, not the site."""
+    if has_credentials(url):
+        raise BadURL(f"--url {shown_url(url)!r} {CREDENTIALS_REFUSED}")
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:  # e.g. an unclosed [ of an IPv6 address
@@ -115,7 +160,8 @@ def check_url(url: str) -> str:
 
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    """GET an http(s) URL. Raises BadURL for any other URL, OSError when it cannot be reached."""
+    """GET an http(s) URL; the body read is at most READ_LIMIT bytes. Raises BadURL for any other
+    URL, OSError when it cannot be reached."""
     import http.client  # with ssl, tens of ms: only for the commands that ask over HTTP
     import urllib.error
     import urllib.request
@@ -123,9 +169,9 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]
     request = urllib.request.Request(check_url(url), headers={"User-Agent": f"wsgi-shim/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, dict(response.headers), response.read(READ_LIMIT)
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, dict(exc.headers), exc.read(READ_LIMIT)
     except (http.client.HTTPException, ValueError) as exc:  # a server that does not speak HTTP
         raise OSError(f"no valid HTTP answer ({exc.__class__.__name__})") from None
 
@@ -171,7 +217,8 @@ def describe_start(record: dict) -> str:
     lines = [f"{record.get('time')} pid {record.get('pid')}: serving "
              + {"app": "the app", "maintenance": "the maintenance page",
                 "error": "the error page"}.get(record.get("state"), str(record.get("state")))
-             + (f" (error id {record['error_id']})" if record.get("error_id") else "")]
+             + (f" (error id {record['error_id']})" if record.get("error_id") else "")
+             + (" in the preview (wsgi-shim serve), not under Passenger" if record.get("preview") else "")]
     for p in record.get("problems", []):
         lines.append(Problem.from_dict(p).as_text())
     return "\n".join(lines)
@@ -190,6 +237,7 @@ class Restarted:
     failing: str | None = None      # the new process answers, but fails: what it answered
     importing: dict | None = None   # a new process that began its start and has not finished
     answers: list[str] = field(default_factory=list)
+    site: Site | None = None        # for the commands the report prints
 
     @property
     def ok(self) -> bool:
@@ -207,7 +255,7 @@ class Restarted:
         lines = [f"no new process started within {self.waited:g} s."
                  + ("" if self.url else " No request reached the site: pass --url so wsgi-shim can make one.")]
         if self.importing:
-            lines.append(describe_importing(self.importing))
+            lines.append(describe_importing(self.importing, self.site))
         if self.url:
             lines.append(self.url.describe())
         if self.previous:
@@ -215,21 +263,21 @@ class Restarted:
         return "\n".join(lines)
 
 
-def describe_importing(record: dict) -> str:
+def describe_importing(record: dict, site: Site | None = None) -> str:
     """A start that began and has not finished, said with the web server's time and our estimate."""
     ago = time.time() - float(record.get("epoch", 0) or 0)
     estimate = f" ({ago:.0f} s ago by this machine's clock)" if 0 <= ago < 86400 else ""
     return (f"pid {record.get('pid')} has been importing the app since {record.get('time')}{estimate} and "
             "has not finished: an import that waits (a database or network call without a timeout?). "
             "Passenger's start timeout (90 s by default) kills it, and visitors get Passenger's generic "
-            "page; the app log shows where it waits (wsgi-shim logs SITE).")
+            f"page; the app log shows where it waits ({advice.command('logs', site.site if site else None)}).")
 
 
 ANSWER_CHECKS = 3  # requests to the new process before calling it healthy
 
 
 def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None,
-                       stamp: float | None = None, tail=None) -> Restarted:
+                       stamp: float | None = None, tail=None, site: Site | None = None) -> Restarted:
     """Wait until a process that began after the touch (restart.txt's mtime STAMP) records its
     start, requesting URL meanwhile (Passenger restarts on a request); then read how it answers:
     a 5xx, a 400 to the site's own host, or a request error it logged (TAIL: the app log from
@@ -249,14 +297,14 @@ def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None
                 pass
         new = watch.new_starts(starts, stamp, before)
         if new:
-            result = Restarted(wait, start=new[-1])
+            result = Restarted(wait, start=new[-1], site=site)
             _read_answers(result, url, {r.get("pid") for r in new}, tail, starts, stamp, before)
             return result
         time.sleep(0.5)
     old = records.read_starts(starts, limit=1)
     begun = watch.begun_starts(starts, stamp, before)
     return Restarted(wait, url=ask(url) if url else None, previous=old[-1] if old else None,
-                     importing=begun[-1] if begun else None)
+                     importing=begun[-1] if begun else None, site=site)
 
 
 def _read_answers(result: Restarted, url: str | None, pids: set, tail, starts: Path, stamp: float,
@@ -275,8 +323,9 @@ def _read_answers(result: Restarted, url: str | None, pids: set, tail, starts: P
         pids |= {r.get("pid") for r in watch.new_starts(starts, stamp, before)}
         errors = watch.request_errors(tail.entries(), pids)
         if errors:
+            newest = watch.describe_error(errors[-1], result.site.site if result.site else None)
             result.failing = (result.failing + "\n" if result.failing else "") + \
-                f"its requests failed ({len(errors)} logged); the newest, " + watch.describe_error(errors[-1])
+                f"its requests failed ({len(errors)} logged); the newest, {newest}"
 
 
 def _failing_answer(seen: Probe) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shim.runtime.layout import Site
+from shim.runtime import advice
 from shim.runtime.permissions import create_private_dir, create_private_file, group_is_safe, private_mode
 from shim.runtime.permissions import current_umask
 
@@ -178,7 +179,7 @@ def _refuse_bad_arguments(site: Site, user: str | None, group: str | None) -> No
     for path in (site.approot, site.docroot):
         if os.path.lexists(path):
             raise InstallError(f"{path} already exists; wsgi-shim install never overwrites anything. "
-                               "Run `wsgi-shim check SITE` to examine an existing site.")
+                               f"Run `{advice.command('check', site.site)}` to examine an existing site.")
     if site.approot_name == site.docroot_name:
         raise InstallError("--approot and --docroot must differ: the app's code must not be served as files.")
     for kind, lookup, value in (("user", pwd.getpwnam, user), ("group", grp.getgrnam, group)):
@@ -213,7 +214,7 @@ def _make_files(site: Site, config_text: str, created: list[Path]) -> None:
     for path, text in ((site.passenger_wsgi, PASSENGER_WSGI), (site.config_toml, config_text),
                        (site.restart_txt, ""),
                        (site.maint_txt, "wsgi-shim: maintenance mode is on until this file is removed "
-                                        "(wsgi-shim maint off SITE).\n")):
+                                        f"({advice.command('maint off', site.site)}).\n")):
         create_private_file(path, text)
         created.append(path)
 

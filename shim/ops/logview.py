@@ -244,6 +244,7 @@ def follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = N
             if rotated:  # the rest of the old file was read above; the new one from its start
                 f.close()
                 f = None
+                _show_rotated_since(path, ident, errors_only, out)
                 continue
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
@@ -251,3 +252,34 @@ def follow(path: Path, errors_only: bool, out: Any, stop_after: float | None = N
     finally:
         if f is not None:
             f.close()
+
+
+def _show_rotated_since(path: Path, ident: tuple[int, int] | None, errors_only: bool, out: Any) -> None:
+    """After the file being followed was rotated: the whole of every rotated file newer than it
+    (several rotations may happen within one poll), or, when it was deleted already because more
+    rotations than there are backups happened, a line saying entries were skipped."""
+    files = []  # (ident, open file) of the rotated files, oldest first; opened at once, so a
+    for p in log_files(path)[:-1] if path.exists() else log_files(path):  # rename cannot confuse
+        try:
+            fh = open_log(p)
+        except OSError:
+            continue
+        st = os.fstat(fh.fileno())
+        files.append(((st.st_dev, st.st_ino), fh))
+    try:
+        idents = [i for i, _ in files]
+        if ident in idents:
+            newer = files[idents.index(ident) + 1:]
+        else:
+            newer = files
+            out.write(f"(wsgi-shim logs: {path.name} rotated more times within {POLL_SECONDS} s than it keeps "
+                      "backups; the entries of at least one rotated file were deleted before they could be "
+                      "shown)\n")
+        for _, fh in newer:
+            for e in parse_entries(bounded_lines(fh)):
+                if _wanted(e, errors_only, None):
+                    out.write(entry_text(e) + "\n")
+        out.flush()
+    finally:
+        for _, fh in files:
+            fh.close()

@@ -19,6 +19,7 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shim.ops import signals
+from shim.runtime import advice
+from shim.runtime.checks import PREVIEW_FIX_ENV
 from shim.runtime.layout import Site
 
 POLL_SECONDS = 0.25
@@ -57,6 +60,18 @@ except ImportError:
     sys.path.append(os.environ["WSGI_SHIM_PREVIEW_WAITRESS"])
     import waitress
 sock = socket.socket(fileno=fd)
+def orphaned(parent=int(os.environ.get("WSGI_SHIM_PREVIEW_PARENT") or 0)):
+    # Under sg the supervisor is not our parent: end with it, even if it was killed outright.
+    while parent:
+        time.sleep(1)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except OSError:
+            pass
+import threading
+threading.Thread(target=orphaned, daemon=True).start()
 if mode == "app":
     app = loader.start(os.getcwd()).application
 else:
@@ -152,6 +167,39 @@ def _identity(cfg, report: Report) -> dict:
             "home": pw.pw_dir, "name": user}
 
 
+def _switch_group(cfg, site: Site, report: Report) -> tuple[list[str], str]:
+    """Not root: how to run the app with the site's passenger_group, as Passenger does.
+
+    Returns (argv prefix, ""): through `sg GROUP -c` (setuid root; it lets a member of GROUP
+    switch to it, which a plain process cannot: only root may set its group id). Or ([], fix)
+    when the preview cannot take the site's user or group: the app's page then calls it the
+    preview's limit, with FIX, never a reason to change config.toml. ([], "") when nothing differs.
+    """
+    if os.geteuid() == 0 or cfg is None:
+        return [], ""
+    me = pwd.getpwuid(os.getuid())
+    user, group = cfg.passenger_user, cfg.passenger_group
+    if user and user != me.pw_name:
+        return [], (f"Keep passenger_user = \"{user}\": Passenger runs the site as {user}. Only root can "
+                    f"preview it as {user} (sudo {advice.command('serve', site.site)}), or run the preview as {user}.")
+    try:
+        gr = grp.getgrnam(group) if group else None
+    except KeyError:
+        return [], ""  # the app's page names the missing group (group-missing)
+    if gr is None or gr.gr_gid == os.getegid():
+        return [], ""
+    sg = shutil.which("sg") or ("/usr/bin/sg" if os.access("/usr/bin/sg", os.X_OK) else None)
+    if (me.pw_name in gr.gr_mem or me.pw_gid == gr.gr_gid) and sg:
+        return [sg, group, "-c"], ""
+    why = (f"you ({me.pw_name}) are not a member of the group {group}" if sg
+           else "this machine has no `sg` command (Debian: the passwd package)")
+    report("warning", f"WARNING: the preview cannot run the app as passenger_group {group!r}: {why}; "
+                      "its page says so (Passenger runs the site as that group: keep config.toml as it is)")
+    return [], (f"Keep passenger_group = \"{group}\": Passenger runs the site as {group}. The preview cannot, "
+                f"because {why}: ask the sysadmins to add you to {group} (then log in again), or preview as "
+                f"root (sudo {advice.command('serve', site.site)}).")
+
+
 def _mtime(path: Path) -> int | None:
     """Whole seconds, as Passenger compares it: a second touch within the same second is
     ignored there, so it is here (`wsgi-shim restart` always moves it a whole second on)."""
@@ -196,6 +244,7 @@ class Supervisor:
         self.child: subprocess.Popen | None = None
         self.failed = False
         self.spare: str | None = None
+        self.group_leader = False  # the app runs under sg, in a process group of its own
 
     def start(self) -> None:
         from shim.runtime.config import load_config
@@ -203,8 +252,12 @@ class Supervisor:
         cfg, _ = load_config(self.site.approot)  # its problems are the app's error page's to show
         python = _python_for(cfg, self.report)
         who = _identity(cfg, self.report)
+        sg, limit = _switch_group(cfg, self.site, self.report)
         env = dict(os.environ, PYTHONUNBUFFERED="1", WSGI_SHIM_PREVIEW="1",
-                   WSGI_SHIM_PREVIEW_WAITRESS=self.spare_waitress())
+                   WSGI_SHIM_PREVIEW_WAITRESS=self.spare_waitress(), WSGI_SHIM_PREVIEW_PARENT=str(os.getpid()))
+        env.pop(PREVIEW_FIX_ENV, None)
+        if limit:
+            env[PREVIEW_FIX_ENV] = limit
         # Passenger does not get the developer's PYTHONPATH; an app that only imports with it
         # would fail there, so it should fail here too.
         for name in ("PYTHONPATH", "PYTHONHOME"):
@@ -213,9 +266,13 @@ class Supervisor:
         if who:
             env.update(HOME=who["home"], USER=who["name"], LOGNAME=who["name"])
             kwargs = {"user": who["user"], "group": who["group"], "extra_groups": who["extra_groups"]}
+        argv = [python, "-c", CHILD, "app", str(self.sock.fileno()), str(LOADER)]
+        if sg:
+            # sg stays as the parent and does not pass signals on: stop() signals the group.
+            # In a process group of its own it must not read the terminal (that would stop it).
+            argv, kwargs = [*sg, "exec " + shlex.join(argv)], {"process_group": 0, "stdin": subprocess.DEVNULL}
         try:
-            self.child = subprocess.Popen([python, "-c", CHILD, "app", str(self.sock.fileno()), str(LOADER)],
-                                          cwd=self.site.approot, env=env, pass_fds=(self.sock.fileno(),),
+            self.child = subprocess.Popen(argv, cwd=self.site.approot, env=env, pass_fds=(self.sock.fileno(),),
                                           **kwargs)
         except OSError as exc:
             # e.g. passenger_python not executable by passenger_user: Passenger fails too.
@@ -224,7 +281,8 @@ class Supervisor:
             self.start_error_page()
             return
         self.failed = False
-        as_user = f" as {who['name']}" if who else ""
+        self.group_leader = bool(sg)
+        as_user = f" as {who['name']}" if who else (f" with group {cfg.passenger_group} (through sg)" if sg else "")
         self.report("start", f"app process {self.child.pid} started{as_user}: {python} loading "
                              f"{self.site.passenger_wsgi}")
 
@@ -244,6 +302,7 @@ class Supervisor:
         return self.spare
 
     def start_error_page(self) -> None:
+        self.group_leader = False
         env = dict(os.environ, WSGI_SHIM_PREVIEW_WAITRESS=self.spare_waitress())
         self.child = subprocess.Popen([sys.executable, "-c", CHILD, "error", str(self.sock.fileno()), str(LOADER)],
                                       pass_fds=(self.sock.fileno(),), env=env)
@@ -253,12 +312,21 @@ class Supervisor:
         child, self.child = self.child, None
         if child is None or child.poll() is not None:
             return
-        child.terminate()
+        self._signal(child, signal.SIGTERM)
         try:
             child.wait(STOP_SECONDS)
         except subprocess.TimeoutExpired:
-            child.kill()
+            self._signal(child, signal.SIGKILL)
             child.wait()
+
+    def _signal(self, child: subprocess.Popen, signum: int) -> None:
+        try:
+            if self.group_leader:
+                os.killpg(child.pid, signum)
+            else:
+                child.send_signal(signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def close(self) -> None:
         self.stop()
@@ -270,7 +338,8 @@ class Supervisor:
 def check_site(site: Site) -> None:
     """Raises PreviewError unless SITE has a startup file to load."""
     if not site.passenger_wsgi.is_file():
-        raise PreviewError(f"no {site.passenger_wsgi}: not a site (create one with: wsgi-shim install {site.site})")
+        raise PreviewError(f"no {site.passenger_wsgi}: not a site (create one with: "
+                           f"{advice.command('install', site.site)})")
 
 
 @contextmanager

@@ -51,6 +51,7 @@ class Status:
     errors: list[SeenError] = field(default_factory=list)
     http: control.Probe | None = None
     importing: dict | None = None  # a start that began after the last finished one, not yet done
+    jobs: list[dict] = field(default_factory=list)  # per [jobs.NAME]: name, schedule, last run record or None
 
     @property
     def serving(self) -> str | None:
@@ -160,6 +161,20 @@ def site_status(site: Site, url: str | None = None, say: Callable[[str], None] =
     begun = [r for r in records.unfinished(every) if time.time() - float(r.get("epoch", 0) or 0) > STUCK_AFTER]
     status.importing = begun[-1] if begun else None
     status.errors = [seen_error(e, last, touched) for e in logview.recent_errors(logging_cfg.path, RECENT)]
+    status.jobs = job_runs(site)
     if url:
         status.http = control.ask(url)
     return status
+
+
+def job_runs(site: Site) -> list[dict]:
+    """Each job of config.toml with its last run (shim/ops/jobs/records.py), or None."""
+    from shim.ops.jobs.records import last_runs
+    from shim.runtime.config import load_config
+
+    cfg, _ = load_config(site.approot)
+    if cfg is None or not cfg.jobs:
+        return []
+    last = last_runs(cfg.logging.path)
+    return [{"name": name, "schedule": job["schedule"], "last": last.get(name)}
+            for name, job in sorted(cfg.jobs.items())]

@@ -87,10 +87,17 @@ def request_errors(entries: list[dict], pids: set[int]) -> list[dict]:
     return [e for e in entries if e["source"] == "shim.request" and logview.is_error(e) and e["pid"] in pids]
 
 
-def describe_error(entry: dict, lines: int = 6) -> str:
-    """The error id and the first lines of its entry, for a one-paragraph message."""
-    text = logview.entry_text(entry).splitlines()
-    shown = "\n".join("    " + t.strip() for t in text[:lines])
-    more = f"\n    ... ({len(text) - lines} more lines: wsgi-shim logs SITE --id {entry['error_id']})" \
-        if len(text) > lines else ""
-    return f"error id {entry['error_id'] or '?'} from pid {entry['pid']}:\n{shown}{more}"
+def describe_error(entry: dict, site: object = None) -> str:
+    """The error id, the request line, the app's last frame and the exception: one short paragraph."""
+    lines = [t.strip() for t in logview.entry_text(entry).splitlines()]
+    shown = lines[:1]
+    frames = [i for i, t in enumerate(lines) if t.startswith('File "')]
+    if frames:
+        shown += lines[frames[-1]:frames[-1] + 2]
+    if len(lines) > 1 and lines[-1] not in shown:
+        shown.append(lines[-1])  # the exception, or what the entry ends with
+    body = "\n".join("    " + t for t in shown)
+    from shim.runtime import advice
+
+    return (f"error id {entry['error_id'] or '?'} from pid {entry['pid']}:\n{body}\n"
+            f"    (in full: {advice.command('logs', site, '--id', entry['error_id'])})")

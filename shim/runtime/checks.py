@@ -83,6 +83,10 @@ def identity_problems(cfg: Config) -> list[Problem]:
     """The process runs as passenger_user and passenger_group (checked inside the app process)."""
     problems: list[Problem] = []
     user, group = name_of_user(os.geteuid()), name_of_group(os.getegid())
+    if os.environ.get("WSGI_SHIM_PREVIEW") == "1":  # `wsgi-shim serve`: not Passenger's choice
+        return [preview_limit(cfg, kind, now, wanted) for kind, now, wanted in
+                (("user", user, cfg.passenger_user), ("group", group, cfg.passenger_group))
+                if wanted and now != wanted]
     if cfg.passenger_user and user != cfg.passenger_user:
         problems.append(Problem(
             "user-mismatch", f"The site runs as user '{user}', but config.toml says passenger_user = "
@@ -96,6 +100,21 @@ def identity_problems(cfg: Config) -> list[Problem]:
             f"If '{group}' is right, set passenger_group = \"{group}\"; otherwise ask the sysadmins to set "
             f"PassengerGroup {cfg.passenger_group}."))
     return problems
+
+
+PREVIEW_FIX_ENV = "WSGI_SHIM_PREVIEW_FIX"  # set by the preview when it could not take the identity
+
+
+def preview_limit(cfg: Config, kind: str, now: str, wanted: str) -> Problem:
+    """The preview (`wsgi-shim serve`) could not run the app as the site's user or group: a limit
+    of the preview, never a reason to change config.toml (Passenger does run it as configured)."""
+    fix = os.environ.get(PREVIEW_FIX_ENV) or (
+        f"Keep passenger_{kind} = \"{wanted}\" (Passenger runs the site as {wanted}). To preview it that "
+        f"way, run the preview as root, or as a member of the site's group.")
+    return Problem("preview-identity",
+                   f"This preview runs the app as {kind} '{now}', not as passenger_{kind} '{wanted}' as Passenger "
+                   "does: a limit of the preview (wsgi-shim serve), not a problem of the site.",
+                   f"{cfg.file}, [passenger] passenger_{kind}", fix)
 
 
 def secret_problems(cfg: Config) -> list[Problem]:
@@ -172,7 +191,10 @@ def chdir_problems(cfg: Config) -> list[Problem]:
     where = f"{cfg.file}, [wsgi] chdir"
     if not path.exists():
         if cfg.chdir.split("/")[0] == "current":  # a site served from releases (wsgi-shim deploy)
-            fix = "Nothing is deployed yet: wsgi-shim deploy SITE SOURCE (or inv deploy) creates it."
+            from shim.runtime import advice
+
+            fix = (f"Nothing is deployed yet: {advice.command('deploy', cfg.app_root.parent, 'SOURCE', task_args=())}"
+                   " (or inv deploy) creates it.")
         else:
             fix = "Create the directory or correct chdir (relative paths start at the app root)."
         return [Problem("chdir-missing", f"[wsgi] chdir {path} does not exist.", where, fix)]

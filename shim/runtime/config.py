@@ -56,7 +56,16 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "details_for_everyone": bool,
         "redact": list,
     },
+    # read by `wsgi-shim run --job`, `cron`, `alert` and `check`, never at start-up: mistakes are
+    # warnings (the site still serves). [jobs] holds one table per job: its keys are JOB_KEYS.
+    "jobs": {},
+    "alerts": {"mail": str, "smtp": str, "login": str, "interval": int, "sender": str},
 }
+# [jobs.NAME] keys; "schedule" and "command" are required (docs/jobs-and-alerts.md)
+NOT_AT_START = ("jobs", "alerts")  # their mistakes are warnings: the site serves regardless
+JOB_KEYS: dict[str, type | tuple[type, ...]] = {"schedule": str, "command": str, "timeout": int}
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+ALERT_INTERVAL = 60  # minutes: at most one alert mail per interval
 SECRET_LIMIT = 256 * 1024  # what is read of a secret file for masking (a key file is a few KiB)
 MAX_BACKUPS = 100  # each rotation renames every backup while holding the log's lock
 
@@ -150,12 +159,14 @@ class Config(_Settings):
     check_requests: list[tuple[str, str]]  # [check] requests: (method, path) pairs
     check_host: str
     check_timeout: int
+    jobs: dict[str, dict[str, Any]]  # name -> {"schedule", "command", "timeout"} (valid entries only)
+    alerts: dict[str, Any]  # [alerts] as given (empty: no alerts); "interval" always set when "mail" is
     logging: LoggingConfig
     DEFAULTS = {"app_root": None, "file": None, "passenger_user": "", "passenger_group": "",
                 "passenger_python": "", "passenger_app_root": "", "chdir": "", "module": "", "attribute": "",
                 "secret_files": {}, "environment": {}, "maintenance_page": "", "retry_after": 300,
                 "deploy_run": [], "deploy_shared": [], "check_requests": [("GET", "/")],
-                "check_host": "", "check_timeout": 30, "logging": None}
+                "check_host": "", "check_timeout": 30, "jobs": {}, "alerts": {}, "logging": None}
 
     def __init__(self, app_root: Path, file: Path, **values: object) -> None:
         super().__init__(app_root=app_root, file=file, **values)
@@ -282,6 +293,8 @@ def parse_config(text: str, file: Path, app_root: Path) -> tuple[Config | None, 
     _parse_check(r, cfg, values)
     _parse_env(r, cfg, data)
     _parse_logging(r, cfg, values)
+    _parse_jobs(r, cfg, data)
+    _parse_alerts(r, cfg, values)
     return cfg, r.problems
 
 
@@ -331,19 +344,21 @@ def _section_values(r: _Reader, data: dict[str, Any]) -> dict[tuple[str, str], A
         section = data.get(sname, {})
         if not keys or not isinstance(section, dict):
             continue
+        severity = "warning" if sname in NOT_AT_START else "error"
         for key, value in section.items():
             if key not in keys:
                 home = all_keys.get(key)
                 hint = (f" It belongs in section [{home}]." if home and home != sname
                         else _suggest(key, list(keys)))
                 r.add("config-unknown-key", f"Unknown key '{key}' in [{sname}].{hint}",
-                      r.where(sname, key), f"Rename or remove it. Keys of [{sname}]: {', '.join(keys)}.")
+                      r.where(sname, key), f"Rename or remove it. Keys of [{sname}]: {', '.join(keys)}.",
+                      severity)
                 continue
             expected = keys[key]
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 r.add("config-wrong-type",
                       f"[{sname}] {key} must be {_type_name(expected)}, not {_toml_type(value)}.",
-                      r.where(sname, key), f"Write it as {_type_name(expected)}.")
+                      r.where(sname, key), f"Write it as {_type_name(expected)}.", severity)
                 continue
             values[(sname, key)] = value
     return values
@@ -571,6 +586,77 @@ def _parse_logging(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) 
     cfg.logging = lc
 
 
+JOBS_ONLY = " (The site still serves; jobs and alerts need this fixed.)"
+
+
+def _parse_jobs(r: _Reader, cfg: Config, data: dict[str, Any]) -> None:
+    """[jobs.NAME] tables: keys and types only. Whether the schedule parses and the program
+    exists is checked by `wsgi-shim check` (shim/ops/jobs/checks.py), not at every start."""
+    jobs = data.get("jobs", {})
+    if not isinstance(jobs, dict):
+        return  # reported by _check_top_level
+    for name, body in jobs.items():
+        where = r.where(f"jobs.{name}")
+        if not isinstance(body, dict):
+            r.add("job-bad", f"[jobs] {name} must be a table [jobs.{name}] with schedule and command, not "
+                             f"{_toml_type(body)}.{JOBS_ONLY}", where,
+                  f'Write it as\n[jobs.{name}]\nschedule = "0 3 * * *"\ncommand = "python manage.py clearsessions"',
+                  "warning")
+            continue
+        if not JOB_NAME.fullmatch(name):
+            r.add("job-bad", f"Job name {name!r} may only hold letters, digits, - and _ (at most 64, starting "
+                             f"with a letter or digit).{JOBS_ONLY}", where, "Rename the job.", "warning")
+            continue
+        job = _job_values(r, name, body)
+        if job is not None:
+            cfg.jobs[name] = job
+
+
+def _job_values(r: _Reader, name: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    section, ok = f"jobs.{name}", True
+    for key, value in body.items():
+        expected = JOB_KEYS.get(key)
+        if expected is None:
+            r.add("config-unknown-key", f"Unknown key '{key}' in [{section}].{_suggest(key, list(JOB_KEYS))}"
+                                        f"{JOBS_ONLY}", r.where(section, key),
+                  f"Rename or remove it. Keys of a job: {', '.join(JOB_KEYS)}.", "warning")
+            ok = False
+        elif not isinstance(value, expected) or isinstance(value, bool):
+            r.add("config-wrong-type", f"[{section}] {key} must be {_type_name(expected)}, not "
+                                       f"{_toml_type(value)}.{JOBS_ONLY}", r.where(section, key),
+                  f"Write it as {_type_name(expected)}.", "warning")
+            ok = False
+    for key in ("schedule", "command"):
+        if key not in body:
+            r.add("job-bad", f"[{section}] has no {key}.{JOBS_ONLY}", r.where(section),
+                  'Every job needs schedule (cron syntax, e.g. "0 3 * * *") and command '
+                  '(e.g. "python manage.py clearsessions").', "warning")
+            ok = False
+    if isinstance(body.get("timeout"), int) and not isinstance(body["timeout"], bool) and body["timeout"] <= 0:
+        r.add("config-bad-value", f"[{section}] timeout must be a positive number of seconds.{JOBS_ONLY}",
+              r.where(section, "timeout"), "Write e.g. timeout = 600, or leave it out for no limit.", "warning")
+        ok = False
+    if not ok:
+        return None
+    return {"schedule": body["schedule"].strip(), "command": body["command"], "timeout": body.get("timeout", 0)}
+
+
+def _parse_alerts(r: _Reader, cfg: Config, values: dict[tuple[str, str], Any]) -> None:
+    alerts = {key: values[("alerts", key)] for key in SCHEMA["alerts"] if ("alerts", key) in values}
+    if not alerts:
+        return
+    if not alerts.get("mail"):
+        r.add("alerts-bad", f"[alerts] has no mail address.{JOBS_ONLY}", r.where("alerts"),
+              'Write e.g. mail = "owner@example.org" (several: separated by commas).', "warning")
+        return
+    alerts.setdefault("interval", ALERT_INTERVAL)
+    if alerts["interval"] < 1:
+        r.add("config-bad-value", f"[alerts] interval must be at least 1 (minutes).{JOBS_ONLY}",
+              r.where("alerts", "interval"), f"Write e.g. interval = {ALERT_INTERVAL}.", "warning")
+        alerts["interval"] = ALERT_INTERVAL
+    cfg.alerts = alerts
+
+
 CONFIG_LIMIT = 1024 * 1024  # a config.toml is a few KiB; more is a mistake (or /dev/zero)
 
 
@@ -582,8 +668,12 @@ def load_config(app_root: Path) -> tuple[Config | None, list[Problem]]:
     try:
         raw = read_regular(file, CONFIG_LIMIT)
     except FileNotFoundError:
+        from shim.runtime import advice
+
         return None, [Problem("config-missing", "config.toml does not exist.", str(file),
-                              "Run `wsgi-shim install SITE` to create it, or restore it from your backup.")]
+                              "Restore it from your backup, or write a new one from the template that "
+                              f"`{advice.command('install', '/tmp/new-site', task_args=())}` writes into "
+                              "/tmp/new-site/www-approot/config.toml.")]
     except PermissionError:
         return None, [Problem("config-unreadable", "config.toml cannot be read by the site's user.", str(file),
                               "Make it readable by its owner: chmod 600 config.toml (it must not be world-readable).")]

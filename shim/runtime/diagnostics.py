@@ -12,7 +12,9 @@ headers, the full traceback and a fresh error id. The visitor gets a plain 500 p
 that error id, with the header ``X-Wsgi-Shim: app-error``. Requests the developer opted in (the
 contents of ``debug_token_file`` sent as header X-Shim-Debug-Token or cookie shim_debug_token,
 or a REMOTE_ADDR inside ``debug_addresses``) see the traceback on the page too. Secrets are
-masked in both (shim.redact).
+masked in both; what the entry always shows, what it masks and its size limits are in
+shim.runtime.error_entry. The same error repeated more than a few times a minute is counted,
+not logged in full each time (shim.runtime.throttle).
 
 On the healthy path the cost is one try/except; a list or tuple response is returned as is,
 any other iterable is passed through a thin generator.
@@ -27,7 +29,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from shim.runtime import optin
 from shim.runtime.applog import format_entry
-from shim.runtime.redact import Redactor, header_secrets, looks_secret, mask_query, secret_env_values
+from shim.runtime.error_entry import request_headers, request_line
+from shim.runtime.redact import Redactor, secret_env_values
+from shim.runtime.throttle import ErrorThrottle, kind_of_error
 
 TYPE_CHECKING = False  # importing typing costs milliseconds at every start
 if TYPE_CHECKING:
@@ -42,9 +46,7 @@ TOKEN_HEADER = optin.TOKEN_HEADER
 TOKEN_COOKIE = optin.TOKEN_COOKIE
 MIN_TOKEN_LENGTH = optin.MIN_TOKEN_LENGTH
 SHIM_HEADER = ("X-Wsgi-Shim", "app-error")
-# Headers never shown, even masked by pattern: their whole value is a credential.
-_CREDENTIAL_HEADERS = frozenset({"HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE",
-                                 TOKEN_HEADER})
+__all__ = ["CatchErrors", "ErrorReporter", "request_headers", "request_line", "wrap"]
 
 
 
@@ -128,40 +130,62 @@ class ErrorReporter:
         self.applog = applog
         self.redact = redact
         self.opted_in = opt_in or optin.OptIn()
+        self.throttle = ErrorThrottle()
+        self._flush_at_exit = False
 
     # -- logging ---------------------------------------------------------------------------
 
     def log(self, environ: dict[str, Any], when: str = "") -> str:
         """Write the current exception to the app log; return its error id. Never raises."""
-        error_id = new_error_id()
+        return self._record(environ, new_error_id(), when)[0]
+
+    def _record(self, environ: dict[str, Any], error_id: str, when: str) -> tuple[str, tuple[str, str] | None]:
+        """Log the current exception in full, or count it when the same error repeats too often
+        (shim.runtime.throttle); (the error id to show, the entry's text if it was made)."""
+        text = None
         with contextlib.suppress(Exception):  # a failing report must not mask the app's error
-            self._write(error_id, self._report_text(environ, error_id, when))
-        return error_id
+            full, error_id, summary = self.throttle.admit(kind_of_error(sys.exc_info()), error_id)
+            if summary:
+                self._write_line(summary)
+            if not full:
+                self._flush_later()
+                return error_id, None
+            text = self._report_text(environ, error_id, when)
+            self._write(error_id, text)
+        return error_id, text
 
     def log_answer(self, environ: dict[str, Any], status: str) -> str:
         """The app answered 5xx itself (its own error page, no exception reached us): one entry
         with an error id, so `logs --errors`, `status` and a deploy's watch see it. Never raises."""
+        from shim.runtime import error_entry  # only when the app answered 5xx
+
         error_id = new_error_id()
         with contextlib.suppress(Exception):
-            redact = self.redact.extended(header_secrets(environ))
-            head = f"error id {error_id}: {request_line(environ)} (the app answered {status[:60]} itself)"
-            body = "\n".join(request_headers(environ) + [
-                "No exception reached wsgi-shim: the app rendered its own error page. Its own logging (above "
-                "or below in this log) may hold the traceback."])
-            self._write(error_id, (redact(head), redact(body)))
+            head, body = error_entry.build(environ, error_id, f"the app answered {status[:60]} itself",
+                                           self.redact, (None, None, None))
+            self._write(error_id, (head, body + "No exception reached wsgi-shim: the app rendered its own error "
+                                               "page. Its own logging, near this entry, may hold the traceback.\n"))
         return error_id
 
     def _report_text(self, environ: dict[str, Any], error_id: str, when: str) -> tuple[str, str]:
-        import traceback
+        from shim.runtime import error_entry  # only when a request failed
 
-        redact = self.redact.extended(header_secrets(environ))
-        head = f"error id {error_id}: {request_line(environ)}" + (f" ({when})" if when else "")
         etype, value, tb = sys.exc_info()
         while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
             tb = tb.tb_next  # the middleware's own frames tell the developer nothing
-        trace = "".join(traceback.format_exception(etype, value, tb))
-        body = "\n".join(request_headers(environ) + [trace])
-        return redact(head), redact(body)
+        return error_entry.build(environ, error_id, when, self.redact, (etype, value, tb))
+
+    def _write_line(self, message: str) -> None:
+        if self.applog is not None:
+            self.applog.entry("ERROR", "shim.request", message)
+
+    def _flush_later(self) -> None:
+        """Write the counts not yet written when the process exits."""
+        if not self._flush_at_exit:
+            import atexit
+
+            self._flush_at_exit = True
+            atexit.register(lambda: [self._write_line(s) for s in self.throttle.pending()])
 
     def _write(self, error_id: str, text: tuple[str, str]) -> None:
         entry = format_entry("ERROR", "shim.request", text[0] + "\n" + text[1])
@@ -179,14 +203,11 @@ class ErrorReporter:
         """Log the current exception and answer 500 with its error id (and, opted in, the
         traceback). Called inside an ``except`` block."""
         exc_info = sys.exc_info()
-        error_id = new_error_id()
-        text: tuple[str, str] | None = None
+        error_id, text = self._record(environ, new_error_id(), "")
         detail = None
         with contextlib.suppress(Exception):  # the visitor gets the plain page whatever happens
-            text = self._report_text(environ, error_id, "")
-            self._write(error_id, text)
-        with contextlib.suppress(Exception):
-            detail = text if text is not None and self.opted_in(environ) else None
+            if self.opted_in(environ):
+                detail = text or self._report_text(environ, error_id, "")
         body = _page_bytes(error_id, detail)
         headers = [("Content-Type", "text/html; charset=utf-8"),
                    ("Content-Length", str(len(body))),
@@ -205,28 +226,6 @@ class ErrorReporter:
 def new_error_id() -> str:
     """10 hex digits: short enough to read out, unique enough for one site's log."""
     return os.urandom(5).hex()
-
-
-def request_line(environ: dict[str, Any]) -> str:
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    query = mask_query(environ.get("QUERY_STRING", ""))
-    parts = [environ.get("REQUEST_METHOD", "?"), (path or "/") + ("?" + query if query else ""),
-             environ.get("SERVER_PROTOCOL", ""), "from", environ.get("REMOTE_ADDR", "?")]
-    return " ".join(p for p in parts if p)
-
-
-def request_headers(environ: dict[str, Any]) -> list[str]:
-    """Request headers for the log, credential and secret-named ones masked."""
-    lines = []
-    for key in sorted(environ):
-        if not key.startswith("HTTP_") and key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            continue
-        name = "-".join(part.capitalize() for part in key.removeprefix("HTTP_").split("_"))
-        value = environ[key]
-        if key in _CREDENTIAL_HEADERS or looks_secret(key):
-            value = "[redacted]"
-        lines.append(f"{name}: {value}")
-    return lines
 
 
 def _page_bytes(error_id: str, detail: tuple[str, str] | None) -> bytes:

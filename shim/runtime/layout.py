@@ -10,6 +10,9 @@
         logs/                 written by the app process (issue: request-time diagnostics)
           app.log             stdout, stderr, warnings, logging, tracebacks
           starts.jsonl        one JSON line per process start: pid, time, state, problems
+          jobs.jsonl          one JSON line per `wsgi-shim run --job` (time, exit, duration)
+          alerts.json         what `wsgi-shim alert` last reported, and when it last mailed
+          run-NAME.lock       held by `wsgi-shim run --lock NAME` (and --job NAME) while it runs
       www-docroot/            DocumentRoot (-d/--docroot)
       venv/                   the site's virtual environment (default; outside the app root)
 """
@@ -22,6 +25,8 @@ DEFAULT_APPROOT = "www-approot"
 DEFAULT_DOCROOT = "www-docroot"
 DEFAULT_LOG_FILE = "logs/app.log"  # [logging] file
 STARTS_FILE = "starts.jsonl"
+JOBS_FILE = "jobs.jsonl"
+ALERTS_FILE = "alerts.json"
 
 
 def log_paths(app_root: Path, file: str = DEFAULT_LOG_FILE) -> tuple[Path, Path]:
@@ -29,6 +34,12 @@ def log_paths(app_root: Path, file: str = DEFAULT_LOG_FILE) -> tuple[Path, Path]
     root; default logs/app.log), the start records (starts.jsonl) beside it."""
     log = app_root / file
     return log, log.parent / STARTS_FILE
+
+
+def beside_log(log: Path, name: str) -> Path:
+    """A file of the operator side kept with the logs (JOBS_FILE, ALERTS_FILE, run locks):
+    beside the app log wherever [logging] file puts it, so one rule places them all."""
+    return log.parent / name
 
 
 class Site:

@@ -145,6 +145,8 @@ def _finish(state, problems, app_root, cfg: Config | None, applog, app=None, red
             facts["chdir"] = os.path.realpath(cfg.chdir_path)
         if error_id:
             facts["error_id"] = error_id
+        if os.environ.get("WSGI_SHIM_PREVIEW") == "1":  # not the site's own start: check skips it
+            facts["preview"] = "1"
         records.record_start(starts, state, problems, facts)
         if applog is not None:
             applog.startup(state, problems, error_id)

@@ -166,13 +166,16 @@ def _plain_start_body(error_id: str, when: float) -> str:
 def full_start_body(problems: list[Problem], facts: dict[str, str], error_id: str = "",
                     redact: Callable[[str], str] = str, when: float | None = None) -> str:
     """The owner's page: every problem in file order, with source lines and the traceback."""
+    from shim.runtime import advice  # only on an error page
+
     ordered = in_file_order(problems)
     count = sum(p.blocking for p in ordered)
     items = "\n".join(problem_html(p, redact) for p in ordered)
     rows = "\n".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts.items())
     return (f"<h1>This site could not start</h1>\n"
             f"<p>wsgi-shim found {count} problem{'s' if count != 1 else ''} while starting the site. "
-            f"Fix {'them' if count != 1 else 'it'}, then run <code>wsgi-shim restart SITE</code> "
+            f"Fix {'them' if count != 1 else 'it'}, then run "
+            f"<code>{esc(advice.command('restart', facts.get('app root') or 'SITE'))}</code> "
             f"(or <code>inv restart</code>).</p>\n"
             + _id_line(error_id, time.time() if when is None else when)
             + f"<ol class=\"problems\">\n{items}\n</ol>\n"

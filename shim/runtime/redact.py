@@ -11,11 +11,16 @@ What is masked (see docs/security.md):
   * the contents of [secret_files] files: whole, stripped, each line of at least 8 characters
     (a PEM key or a credentials file is caught when one line leaks), and the values inside a
     structured file (JSON string values, ``KEY=value`` / ``key: value`` lines of a .env file),
-  * every [environment] value of at least 8 characters (except a few public names such as
-    DJANGO_SETTINGS_MODULE and paths of existing files), and values of process environment
-    variables whose names look secret (``secret_env_values``),
-  * per request, on the error path only: Authorization / Cookie / X-Shim-Debug-Token header values
-    (``Redactor.extended``),
+  * [environment] values (``environment_secrets``) and values of process environment variables
+    whose names look secret (``secret_env_values``), one value at a time by ``env_value_secrets``:
+    a value under a secret-looking name is masked whole; a URL only in its password (and
+    secret-named query values), so ``postgres://user:[redacted]@host/db`` keeps the clue; a path
+    (absolute or relative, existing or not) or a dotted module name under any other name is shown,
+    any other value of at least 8 characters is masked,
+  * the password of every ``scheme://user:password@`` URL in any text (``URL_PASSWORD``),
+  * per request, on the error path only: Authorization / Cookie / secret-named header and query
+    values (shim.runtime.error_entry masks them where they stand and in the traceback's text,
+    never in the request line, the frames or the exception's type),
   * anything matching the regular expressions of ``[logging] redact``.
 Each secret is masked in every form it is likely to be printed in: literal, repr()/backslash-
 escaped, JSON-escaped, URL-encoded (quote and quote_plus), HTML-escaped and base64 (standard
@@ -53,7 +58,8 @@ MIN_LINE_LENGTH = 8
 # Names of environment variables / headers / query parameters whose values are treated as secret.
 SECRET_NAME = re.compile(
     r"(?i)(secret|passw|pwd|token|api[_-]?key|access[_-]?key|private|credential|auth|session"
-    r"|cookie|csrf|xsrf|signature|salt|dsn|database_url|db_url|_key$|^key$|conn(ection)?_?str)"
+    r"|cookie|csrf|xsrf|signature|salt|dsn|database_url|db_url|_key$|^key$|conn(ection)?_?str"
+    r"|(^|[_-])pass($|[_-]))"
 )
 
 # Values that must never be treated as secrets even under a secret-looking name.
@@ -83,6 +89,84 @@ def _is_existing_path(value: str) -> bool:
     return value.startswith("/") and " " not in value and os.path.exists(value)
 
 
+# A URL: scheme://... (the password of one is masked in place, see URL_PASSWORD).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# scheme://user:password@ anywhere in a text: the password is replaced, the rest stays readable.
+URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:)[^\s/@]+(@)")
+# What a path is made of: no whitespace, no base64 padding or "+" (so a random token is not one).
+_PATH = re.compile(r"[\w.~@,:%/-]+")
+# A dotted name: a module (myapp.settings), a host (db.example.org), a file name (radicale.ini).
+_DOTTED = re.compile(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+")
+
+
+def looks_like_path(value: str) -> bool:
+    """True for a file system path, existing or not: absolute (/srv/x, ~/x), explicitly relative
+    (./x, ../x) or relative with a slash and a file name or lower-case segments (conf/app.ini)."""
+    v = value.strip()
+    if not v or _PATH.fullmatch(v) is None or "://" in v:
+        return False
+    if v.startswith(("/", "~/", "./", "../")) or v in (".", ".."):
+        return True
+    if "/" not in v:
+        return False
+    segments = [s for s in v.split("/") if s]
+    return v == v.lower() or any("." in s[1:] for s in segments)
+
+
+def looks_like_module(value: str) -> bool:
+    """True for a dotted name such as mysite.settings_prod or radicale.ini."""
+    return _DOTTED.fullmatch(value.strip()) is not None
+
+
+def _unquote(text: str) -> str:
+    """%XX decoded (urllib.parse.unquote without importing urllib)."""
+    if "%" not in text:
+        return text
+    raw = re.sub(rb"%([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]),
+                 text.encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "replace")
+
+
+def url_secrets(url: str, secret_name: bool = False) -> list[str]:
+    """What to mask of a URL: its password (as written and decoded), secret-named query values,
+    and, under a secret-looking name, the user part when there is no password (a Sentry DSN's
+    key) or the whole URL when no part of it can be told to be the secret."""
+    rest = url.strip().split("://", 1)[-1]
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    out: list[str] = []
+    if "@" in netloc:
+        user, colon, password = netloc.rpartition("@")[0].partition(":")
+        if colon and password:
+            out += [password, _unquote(password)]
+        elif secret_name and user:
+            out += [user, _unquote(user)]
+    _, _, query = rest.partition("?")
+    for item in query.split("#")[0].split("&"):
+        name, eq, value = item.partition("=")
+        if eq and value and looks_secret(name):
+            out += [value, _unquote(value)]
+    if secret_name and not out:
+        return [url]
+    return [v for v in dict.fromkeys(out) if len(v.strip()) >= MIN_MASK_LENGTH]
+
+
+def env_value_secrets(name: str, value: str) -> list[str]:
+    """What to mask of one environment value named ``name`` (see the module docstring)."""
+    if not isinstance(value, str) or not value.strip():
+        return []
+    if _URL.match(value.strip()):
+        return url_secrets(value, looks_secret(name))
+    if _is_existing_path(value):
+        return []  # names where a secret is (GOOGLE_APPLICATION_CREDENTIALS), not the secret
+    if len(value.strip()) < MIN_MASK_LENGTH:
+        return []
+    if looks_secret(name):
+        return [value]
+    if looks_like_path(value) or looks_like_module(value):
+        return []  # the clue a traceback needs: "Failed to load config file 'conf/x.ini'"
+    return [value]
+
+
 def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of environment variables whose names look secret (e.g. DJANGO_SECRET_KEY).
 
@@ -95,18 +179,36 @@ def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
     for k, v in env.items():
         if not isinstance(v, str) or k in _NOT_SECRET_ENV or not looks_secret(k):
             continue
-        if _is_existing_path(v):
-            continue
-        out.append(v)
+        if _URL.match(v.strip()):
+            out += url_secrets(v, True)
+        elif not _is_existing_path(v):
+            out.append(v)
     return out
 
 
 def environment_secrets(environment: Mapping[str, str]) -> list[str]:
-    """The [environment] values to mask: all of at least MIN_MASK_LENGTH characters, except
-    PUBLIC_ENV names and paths of existing files (those show in tracebacks anyway)."""
-    return [v for k, v in environment.items()
-            if isinstance(v, str) and len(v.strip()) >= MIN_MASK_LENGTH and k not in PUBLIC_ENV
-            and not k.startswith("LC_") and not _is_existing_path(v)]
+    """The [environment] values to mask (``env_value_secrets`` of each), except PUBLIC_ENV names
+    and LC_* (those show in tracebacks anyway)."""
+    out: list[str] = []
+    for k, v in environment.items():
+        if k not in PUBLIC_ENV and not k.startswith("LC_"):
+            out += env_value_secrets(k, v)
+    return out
+
+
+def secret_looking_environment(environment: Mapping[str, str]) -> list[str]:
+    """[environment] names whose values look like secrets (a secret-looking name, or a URL with a
+    password): `check` suggests moving them to [secret_files]."""
+    out = []
+    for k, v in environment.items():
+        if not isinstance(v, str) or k in PUBLIC_ENV or k in _NOT_SECRET_ENV or not v.strip():
+            continue
+        if _URL.match(v.strip()):
+            if URL_PASSWORD.search(v.strip()) or (looks_secret(k) and url_secrets(v, True)):
+                out.append(k)
+        elif looks_secret(k) and not looks_like_path(v) and not _is_existing_path(v):
+            out.append(k)
+    return out
 
 
 def structured_values(text: str) -> list[str]:
@@ -218,6 +320,7 @@ class Redactor:
         self._errors: list[str] | None = None
         self._pattern_rx: tuple[re.Pattern[str], ...] = ()
         self._values: tuple[str, ...] | None = None
+        self._index: dict[str, tuple[str, ...]] | None = None
 
     # -- building, on first use -----------------------------------------------------------
 
@@ -252,6 +355,43 @@ class Redactor:
                     continue
                 values.update(f for f in encoded_forms(piece) if len(f) >= MIN_SECRET_LENGTH)
         self._values = tuple(sorted(values, key=len, reverse=True))
+        self._index = None
+
+    def _indexed(self) -> dict[str, tuple[str, ...]]:
+        """The values by their first MIN_SECRET_LENGTH characters (longest first in each)."""
+        if self._index is None:
+            index: dict[str, list[str]] = {}
+            for v in self._values or ():
+                index.setdefault(v[:MIN_SECRET_LENGTH], []).append(v)
+            self._index = {k: tuple(v) for k, v in index.items()}
+        return self._index
+
+    def _mask_indexed(self, text: str) -> str:
+        """Every occurrence of every value masked, in one pass over the text whatever the number
+        of values (a 3,600-line CA bundle as a secret file is 19,000 forms): at each position one
+        dict lookup by the next few characters; overlapping matches are masked as one."""
+        index = self._indexed()
+        get = index.get
+        spans: list[list[int]] = []
+        for i in range(len(text) - MIN_SECRET_LENGTH + 1):
+            candidates = get(text[i:i + MIN_SECRET_LENGTH])
+            if candidates is None:
+                continue
+            for v in candidates:
+                if text.startswith(v, i):
+                    if spans and i <= spans[-1][1]:
+                        spans[-1][1] = max(spans[-1][1], i + len(v))
+                    else:
+                        spans.append([i, i + len(v)])
+                    break
+        if not spans:
+            return text
+        out, at = [], 0
+        for start, end in spans:
+            out += [text[at:start], MASK]
+            at = end
+        out.append(text[at:])
+        return "".join(out)
 
     # -- use ------------------------------------------------------------------------------
 
@@ -260,11 +400,19 @@ class Redactor:
             self._build()
         if self._errors is None:
             self._compile_patterns()
-        for value in self._values:  # type: ignore[union-attr]
+        values: tuple[str, ...] = self._values  # type: ignore[assignment]
+        # Few values: one C-speed substring search each. Many (a big secret file) or a long
+        # text: one pass with a lookup per position, so the cost follows the text's length only.
+        if len(values) * 16 > len(text) + 256:
+            text = self._mask_indexed(text)
+            values = ()
+        for value in values:
             if value in text:
                 text = text.replace(value, MASK)
         for rx in self._pattern_rx:
             text = rx.sub(MASK, text)
+        if "://" in text:
+            text = URL_PASSWORD.sub(rf"\1{MASK}\2", text)
         return text
 
     def __bool__(self) -> bool:
@@ -289,6 +437,12 @@ class Redactor:
         r = Redactor(self._secrets + extra, self._patterns)
         r._values = tuple(sorted(set(self._values) | set(more_values._values),  # type: ignore[arg-type]
                                  key=len, reverse=True))
+        if self._index is not None:  # reuse the site's index: add only the request's values
+            index = dict(self._index)
+            for v in sorted(more_values._values or (), key=len, reverse=True):  # type: ignore[arg-type]
+                key = v[:MIN_SECRET_LENGTH]
+                index[key] = tuple(sorted((*index.get(key, ()), v), key=len, reverse=True))
+            r._index = index
         return r
 
     def problems(self, problems: list[Any]) -> list[Any]:

@@ -46,7 +46,11 @@ class SlowStartWatch:
         return self
 
     def cancel(self) -> None:
+        """Stop the timer and wait for its thread to end: a daemon thread still alive at the
+        interpreter's exit can cost the process its unflushed output (seen: a lost last write)."""
         self._done.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
 
     def _run(self) -> None:
         delay = self.after

@@ -13,7 +13,7 @@ override ``shim.site`` for one call.
 
 Modules: config (settings), remote (paths, SSH with the host-key policy, run, quoting), flags
 (@shim_task: the same short flags everywhere, typed flags, config and host key checked first),
-then the tasks: site, install, preview, python, deploy.
+usage (a misspelt task or flag: did-you-mean, exit 2), then the tasks: site, install, preview, python, deploy, jobs.
 
 Nothing here is imported by get_app(): invoke and fabric are only needed where tasks are run.
 """
@@ -22,15 +22,16 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from shim.tasks import deploy, install, preview, python, site
+from shim.tasks import deploy, install, jobs, preview, python, site, usage
 from shim.tasks.config import DEFAULTS
 
 ns = Collection()
 for _task in (install.install, site.check, site.maint, site.restart, site.status, site.logs,
               preview.serve, preview.demo, deploy.deploy, deploy.rollback, deploy.releases,
-              python.build_python, python.venv):
+              python.build_python, python.venv, jobs.run_command, jobs.cron, jobs.alert):
     ns.add_task(_task)
 
 ns.configure({"shim": dict(DEFAULTS)})
+usage.install()  # `inv chek`: a did-you-mean and exit 2 (shim/tasks/usage.py)
 
 __all__ = ["DEFAULTS", "ns"]

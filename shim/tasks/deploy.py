@@ -42,7 +42,13 @@ def _git_files(source: Path) -> list[str] | None:
             return None
         raise Exit(f"deploy: {source} is in a git work tree, but git ls-files failed, so its .gitignore "
                    f"cannot decide what is packed; nothing was deployed. git says: {said}", code=1)
-    return [name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+    files = [name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+    from shim.ops.deploy import DeployError, submodules  # a submodule is one entry: its files instead
+
+    try:
+        return submodules.worktree_files(source, _git_files, files)
+    except DeployError as exc:
+        raise Exit(f"deploy: {exc}", code=1) from None
 
 
 def _walk_files(source: Path) -> list[str]:
@@ -105,11 +111,15 @@ def build_tarball(source: Path, out_dir: Path, tasks_files: bool = False) -> tup
     "run": "a release command run in the new release before the switch, e.g. 'python manage.py migrate' "
            "(repeatable; default: config.toml [deploy] run)",
     "tasks_files": "also ship tasks.py, fabfile.py, invoke.yaml and fabric.yaml (left out by default)",
+    "request": "send the release its [check] requests before the switch (default; --no-request imports only)",
+    "rollback": "switch back to the previous release when the new one fails a request while the deploy "
+                "waits (default; --no-rollback keeps it live)",
     "site": SITE_HELP,
     "venv": VENV_HELP,
 })
 def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirements=True, init=False,
-           ref=None, run=None, tasks_files=False, site=None, venv=None, shared_venv=False, compile=True):
+           ref=None, run=None, tasks_files=False, site=None, venv=None, shared_venv=False, compile=True,
+           request=True, rollback=True):
     """Deploy your project as a new release: unpack, install requirements, check, switch, restart.
 
     Packs SOURCE (default: the current directory; in a git work tree the files git tracks or
@@ -138,6 +148,10 @@ def deploy(c, source=None, maint=False, wait=None, url=None, keep=None, requirem
         args.append("--no-compile")
     if shared_venv:
         args.append("--shared-venv")
+    if not request:
+        args.append("--no-request")
+    if not rollback:
+        args.append("--no-rollback")
     for command in run or []:
         args += ["--run", shlex.quote(command)]
     # --maint waits for the page to be served: it needs the URL even without --wait.
@@ -192,10 +206,11 @@ def git_tarball(source: Path, ref: str, out_dir: Path, tasks_files: bool) -> tup
     "wait": "after the restart, wait until the new process has started; optional SECONDS "
             "(default: config shim.restart_wait); needs a URL",
     "url": "the site's public URL, requested while waiting (default: config shim.url)",
+    "request": "send the release its [check] requests before the switch (default; --no-request imports only)",
     "site": SITE_HELP,
     "venv": VENV_HELP,
 })
-def rollback(c, to=None, wait=None, url=None, site=None, venv=None):
+def rollback(c, to=None, wait=None, url=None, site=None, venv=None, request=True):
     """Switch the site back to its previous release (or --to RELEASE), check it and restart.
 
     Refuses when there is no earlier release, and stays where it is if the check finds a
@@ -205,7 +220,7 @@ def rollback(c, to=None, wait=None, url=None, site=None, venv=None):
     Example: inv rollback --to 20260101T120000Z
     """
     p = paths(c, site, venv)
-    args = ["--to", shlex.quote(str(to))] if to else []
+    args = (["--to", shlex.quote(str(to))] if to else []) + ([] if request else ["--no-request"])
     run_task(c, p.shim("rollback", *args, *wait_args(c, wait, url, "rollback")), "rollback", p=p)
 
 

@@ -77,8 +77,11 @@ def shim_task(*args: Any, **kwargs: Any) -> Callable:
     def decorate(body: Callable) -> Task:
         @functools.wraps(body)
         def checked(c, *a: Any, **kw: Any) -> Any:
+            if not remote.is_remote(c):
+                remote.say_local(c)  # `fab TASK` without -H: said before any advice, config's included
             config.validate(c)
             remote.connect(c)
+            remote.set_advice(c, kw.get("site"), kw.get("venv"))
             return body(c, *a, **kw)
 
         checked.__signature__ = inspect.signature(body)  # type: ignore[attr-defined]
@@ -99,7 +102,18 @@ def wait_args(c, wait: Any, url: str | None, name: str, url_without_wait: bool =
         except ValueError:
             raise Exit(f"{name}: --wait takes seconds, not {wait!r}", code=2) from None
         args = ["--wait", f"{seconds:g}"]
-    url = config.setting(c, "url", url)
+    url = site_url(c, url, name)
     if url and (wait or url_without_wait):
         args += ["--url", shlex.quote(url)]
     return args
+
+
+def site_url(c, url: str | None, name: str) -> str | None:
+    """--url or config shim.url; one with user:password@ is refused before any command is built
+    (under `fab` it would be on the server's command line, visible in `ps`), and not printed."""
+    from shim.ops.control import CREDENTIALS_REFUSED, has_credentials
+
+    url = config.setting(c, "url", url)
+    if url and has_credentials(str(url)):
+        raise Exit(f"{name}: the URL (--url or shim.url) {CREDENTIALS_REFUSED}", code=2)
+    return url

@@ -9,7 +9,9 @@ expandable there.
 
 from __future__ import annotations
 
+import os
 import shlex
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,13 +98,16 @@ def paths(c, site: str | None = None, venv: str | None = None) -> Paths:
     how to install it, before any command's own error reaches the terminal."""
     p = site_paths(c, site, venv)
     connect(c)
+    gone = missing_site(c, p)
+    if gone:
+        raise Exit(gone, code=2)
     if not c.run(f"test -x {q(p.wsgi_shim)}", warn=True, hide=True, in_stream=False).ok:
-        raise Exit(f"{p.wsgi_shim} was not found{where(c)}: {not_installed(p)}", code=127)
+        raise Exit(f"{p.wsgi_shim} was not found{where(c)}: {not_installed(p, runner(c))}", code=127)
     return p
 
 
-def not_installed(p: Paths) -> str:
-    return (f"create the venv (inv venv) and install the shim into it (inv install), or set "
+def not_installed(p: Paths, tool: str = "inv") -> str:
+    return (f"create the venv ({tool} venv) and install the shim into it ({tool} install), or set "
             f"shim.venv to the venv that has it (now {p.venv}).")
 
 
@@ -118,7 +123,7 @@ def run(c, command: str, what: str, p: Paths | None = None, **kwargs):
                 if text.strip():
                     print(text.rstrip(), file=sys.stderr)
         code = result.exited or 1
-        hint = f"\n  {p.wsgi_shim} was not found: {not_installed(p)}" if code == 127 and p else ""
+        hint = f"\n  {p.wsgi_shim} was not found: {not_installed(p, runner(c))}" if code == 127 and p else ""
         raise Exit(f"{what} failed{where(c)} (exit {code}): {command}{hint}", code=code) from None
 
 
@@ -128,6 +133,32 @@ def run_script(c, script: str) -> None:
     result = c.run("sh -c " + shlex.quote(script), in_stream=False, warn=True)
     if result is not None and result.exited:
         raise Exit(code=result.exited)
+
+
+def under_fab(c) -> bool:
+    """Run by `fab` (a Fabric config), with or without -H."""
+    return type(c.config).__module__.startswith("fabric")
+
+
+def runner(c) -> str:
+    """How the user runs these tasks here: `inv`, or `fab -H user@host[:port]` over SSH."""
+    if not is_remote(c):
+        return "fab" if under_fab(c) else "inv"
+    port = f":{c.port}" if c.port != 22 else ""
+    return f"fab -H {c.user}@{c.original_host}{port}"
+
+
+def set_advice(c, site: str | None, venv: str | None) -> None:
+    """Make the advice wsgi-shim prints name this task's form (`inv deploy --init`, `fab -H host
+    rollback`) instead of its own command line (shim/runtime/advice.py reads these variables)."""
+    from shim.runtime.advice import ADVICE_ENV, ADVICE_SITE_ENV
+
+    flags = " ".join(f"--{name} {shlex.quote(str(value))}" for name, value in (("site", site), ("venv", venv))
+                     if value)
+    env = {ADVICE_ENV: runner(c), ADVICE_SITE_ENV: flags}
+    if is_remote(c):  # Fabric writes them into `export K=V && command` unquoted
+        env = {key: shlex.quote(value) for key, value in env.items()}
+    c.config.run.env = {**(c.config.run.env or {}), **env}
 
 
 # --- SSH: the host key is checked before the first command ----------------------------------
@@ -141,7 +172,10 @@ def connect(c) -> None:
     into one clear message instead of a traceback. Every task calls this first (see
     shim.tasks.flags.shim_task), so no task can reach a host whose key was not checked.
     """
-    if not is_remote(c) or c.is_connected:
+    if not is_remote(c):
+        say_local(c)
+        return
+    if c.is_connected:
         return
     known = Path(str(setting(c, "known_hosts") or "~/.ssh/known_hosts")).expanduser()
     _set_host_key_policy(c, str(setting(c, "host_key_policy")), known)
@@ -149,6 +183,40 @@ def connect(c) -> None:
         c.open()
     except Exception as exc:  # paramiko's and the socket's: each becomes one clear line
         raise Exit(connect_failure(c, exc, known), code=255) from None
+
+
+_said_local = False
+
+
+def say_local(c) -> None:
+    """`fab TASK` without -H runs here, not on a host: say so, once, before anything it advises."""
+    global _said_local
+    if under_fab(c) and not _said_local:
+        _said_local = True
+        print(f"fab without -H: running on this machine ({socket.gethostname()}), not on a host. For the host: "
+              "fab -H USER@HOST TASK.", file=sys.stderr, flush=True)
+
+
+def local_path_hint(c, path: str) -> str:
+    """Over SSH, PATH (missing on the host) that looks like this machine's: the local shell
+    expanded ~ (or the user gave a local path). Empty when it does not look so."""
+    home = os.path.expanduser("~").rstrip("/")
+    if not is_remote(c) or not home or not (path == home or path.startswith(home + "/")):
+        return ""
+    rest = path[len(home):].lstrip("/")
+    host_path = f"~/{rest}" if rest else "~"
+    return (f" {path} is a path in your home directory on this machine ({home}): your shell expanded ~ here "
+            f"before fab saw it. For the home directory on the host, quote it: --site '{host_path}' "
+            f"(or shim.site: '{host_path}' in fabric.yaml).")
+
+
+def missing_site(c, p: Paths) -> str:
+    """Over SSH, a site path of this machine's home that the host lacks (the local shell expanded
+    ~): said before anything else. Any other missing site is wsgi-shim's to report."""
+    hint = local_path_hint(c, p.site)
+    if not hint or c.run(f"test -d {q(p.site)}", warn=True, hide=True, in_stream=False).ok:
+        return ""
+    return f"{p.site} does not exist{where(c)}." + hint
 
 
 def _set_host_key_policy(c, policy: str, known: Path) -> None:
@@ -166,6 +234,23 @@ def _set_host_key_policy(c, policy: str, known: Path) -> None:
         c.client.set_missing_host_key_policy(RejectPolicy())
 
 
+def user_source(c) -> str:
+    """Where the SSH user name came from: -H user@host, ~/.ssh/config, or this machine's login."""
+    import getpass
+
+    for i, word in enumerate(sys.argv):
+        value = sys.argv[i + 1] if word in ("-H", "--hosts") and i + 1 < len(sys.argv) else \
+            word.split("=", 1)[1] if word.startswith("--hosts=") else ""
+        if any("@" in h and h.split("@", 1)[1].split(":")[0] == c.original_host for h in value.split(",")):
+            return "the one given with -H"
+    if (c.ssh_config or {}).get("user") == c.user:
+        return "from your SSH config (~/.ssh/config, User)"
+    if c.user == getpass.getuser():
+        return (f"your user name on this machine: -H without user@ logs in as {c.user}. If your account "
+                f"on the host has another name, give it: -H NAME@{c.original_host}")
+    return "from Fabric's configuration (user)"
+
+
 def connect_failure(c, exc: BaseException, known: Path) -> str:
     """The message for a connection that failed with EXC."""
     from paramiko.ssh_exception import AuthenticationException, BadHostKeyException, SSHException
@@ -176,9 +261,10 @@ def connect_failure(c, exc: BaseException, known: Path) -> str:
         return (f"The host key of {name} is not the one recorded in {known}: refusing to "
                 f"connect. If the host really changed its key, remove the old entry "
                 f"(ssh-keygen -R '{name}' -f {known}) and connect again.")
-    if isinstance(exc, AuthenticationException):
-        return (f"Could not log in as {target}: {exc}. Check the key (fab -i KEY) and the "
-                "account's ~/.ssh/authorized_keys.")
+    if isinstance(exc, AuthenticationException) or (isinstance(exc, SSHException)
+                                                     and "authentication" in str(exc).lower()):
+        return (f"Could not log in as {target}: {exc}. The user name {c.user!r} is {user_source(c)}. "
+                "Check the key (fab -i KEY) and the account's ~/.ssh/authorized_keys.")
     if isinstance(exc, SSHException) and "known_hosts" in str(exc):
         return (f"{name} is not in {known}, so its identity cannot be checked: refusing to "
                 f"connect. Connect once with ssh (ssh -p {c.port} {c.user}@{c.host}) and compare "

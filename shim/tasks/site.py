@@ -11,13 +11,14 @@ import shlex
 
 from invoke.exceptions import Exit
 
-from shim.tasks.config import setting
-from shim.tasks.flags import SITE_HELP, VENV_HELP, shim_task, wait_args
+from shim.tasks.flags import SITE_HELP, VENV_HELP, shim_task, site_url, wait_args
 from shim.tasks.remote import is_remote, paths, run, where
 
 
-@shim_task(help={"site": SITE_HELP, "venv": VENV_HELP, "json": "print the problems as JSON"})
-def check(c, site=None, venv=None, json=False):
+@shim_task(help={"site": SITE_HELP, "venv": VENV_HELP, "json": "print the problems as JSON",
+                 "request": "send the app its [check] requests after the import (default; --no-request "
+                            "imports only)"})
+def check(c, site=None, venv=None, json=False, request=True):
     """Check the site the way its next process start will; list every problem with its fix.
 
     Exits 0 only when the site would serve its app.
@@ -25,7 +26,8 @@ def check(c, site=None, venv=None, json=False):
     Example: inv check --site ~/mysite
     """
     p = paths(c, site, venv)
-    result = c.run(p.shim("check", *(["--json"] if json else [])), warn=True)
+    flags = (["--json"] if json else []) + ([] if request else ["--no-request"])
+    result = c.run(p.shim("check", *flags), warn=True)
     if not result.ok:
         raise Exit(f"the site{where(c)} has problems (listed above)" if result.exited == 1
                    else f"wsgi-shim check failed{where(c)} (exit {result.exited})",
@@ -94,7 +96,7 @@ def status(c, url=None, json=False, site=None, venv=None):
     """
     p = paths(c, site, venv)
     args: list[str] = []
-    url = setting(c, "url", url)
+    url = site_url(c, url, "status")
     if url:
         args += ["--url", shlex.quote(url)]
     if json:

@@ -87,6 +87,7 @@ def test_an_app_that_reads_its_config_at_the_first_request_fails_check_naming_th
     assert out.returncode == 1, out.stdout
     assert "[request-failed]" in out.stdout
     assert "GET / (Host: localhost)" in out.stdout and "FileNotFoundError" in out.stdout
+    assert "/srv/nowhere/radicale.conf" in out.stdout  # the one clue: a path is not a secret
     assert f"{site.approot}/app.py line 9" in out.stdout  # the app's own frame
     assert "would serve its app" not in out.stdout
     # --no-request imports only, and says what it left out

@@ -118,7 +118,7 @@ def test_deploy_switch_refuse_a_broken_release_and_roll_back():
     v2 = deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")}))
     assert v2.returncode == 0, v2.stdout + v2.stderr
     assert "Checking release" in v2.stdout and "before the switch" in v2.stdout and "Deployed" in v2.stdout
-    assert f"To go back to {v1}: wsgi-shim rollback" in v2.stdout
+    assert f"To go back to {v1}: {BASE}/venv/bin/wsgi-shim rollback {site.site}" in v2.stdout
     assert body(site) == "v2"
     second = current(site)
     assert second != v1 and releases(site) == sorted([v1, second])

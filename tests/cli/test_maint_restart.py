@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from tests.support.sites import load_like_passenger, make_site, wsgi_shim
+from tests.support.sites import VENV, load_like_passenger, make_site, wsgi_shim
 
 pytestmark = pytest.mark.realserver
 
@@ -125,7 +125,8 @@ def test_status_names_the_current_release_and_check_says_deploy_first():
     site = make_site("release")
     update_config(site, {"wsgi": {"chdir": "current"}})
     out = wsgi_shim("check", str(site.site))
-    assert "[chdir-missing]" in out.stdout and "Nothing is deployed yet: wsgi-shim deploy" in out.stdout
+    assert "[chdir-missing]" in out.stdout
+    assert f"Nothing is deployed yet: {VENV}/bin/wsgi-shim deploy {site.site} SOURCE" in out.stdout
     source = site.site / "src"
     write_file(source / "app.py", HELLO_APP)
     out = wsgi_shim("deploy", str(site.site), str(source))

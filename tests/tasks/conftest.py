@@ -137,11 +137,11 @@ class Preview:
 
 @contextmanager
 def preview(cmd: list[str], port: int, log: Path, cwd: Path | None = None,
-            timeout: float = 60) -> Iterator[Preview]:
+            timeout: float = 60, env: dict[str, str] | None = None) -> Iterator[Preview]:
     """Start CMD (which must serve on 127.0.0.1:PORT) in its own session, wait until it answers,
     and stop the whole session afterwards."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=command_env(), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env or command_env(), stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = Preview(proc, f"http://127.0.0.1:{port}/", log)
     try:

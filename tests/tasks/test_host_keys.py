@@ -32,6 +32,9 @@ TASK_ARGS: dict[str, list[str]] = {
     "releases": ["--site", SITE],
     "build-python": ["--site", SITE, "--version", "3.11.2"],
     "venv": ["--site", SITE, "--python", "/usr/bin/python3"],
+    "run": ["--site", SITE, "--command", "touch /tmp/ran"],
+    "cron": ["--site", SITE],
+    "alert": ["--site", SITE],
 }
 
 

@@ -97,6 +97,32 @@ def test_status_of_a_site_showing_its_error_page_exits_non_zero(sshd, own_repo, 
     assert "the site on 127.0.0.1 is not serving its app" in result.stderr
 
 
+FAILS_AT_FIRST_REQUEST = """\
+import os
+
+
+def application(environ, start_response):
+    with open(os.environ.get("APP_SETTINGS", "/nonexistent/settings.ini")) as f:
+        f.read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"configured"]
+"""
+
+
+def test_check_and_restart_wait_read_the_answers_over_fab(sshd, own_repo, port, tmp_path):
+    """Issue 17 under `fab -H`: check sends the first request, restart --wait reads the answers."""
+    site = make_site("ssh-first-request", {"app.py": FAILS_AT_FIRST_REQUEST})
+    result = fab(sshd, own_repo, "check", "--site", str(site.site))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "[request-failed]" in result.stdout and "FileNotFoundError" in result.stdout
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
+        time.sleep(1.1)
+        result = fab(sshd, own_repo, "restart", "--wait", "20", "--url", server.url, "--site", str(site.site))
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "serving the app" in out and "but it is failing" in out and "answers 500" in out
+
+
 def test_two_hosts_at_once(sshd, own_repo):
     site = make_site("ssh-two")
     hosts = f"{sshd.host(SITE_USER, '127.0.0.1')},{sshd.host(SITE_USER, '127.0.0.2')}"
@@ -162,7 +188,7 @@ def test_missing_wsgi_shim_on_the_host_says_how_to_install_it(sshd, own_repo):
     result = fab(sshd, own_repo, "restart", "--site", str(site.site), FABRIC_SHIM_VENV="/nope")
     assert result.returncode == 127
     assert "/nope/bin/wsgi-shim was not found" in result.stderr
-    assert "inv install" in result.stderr
+    assert f"(fab -H {sshd.host(SITE_USER)} install)" in result.stderr  # what the user runs from here
 
 
 # --- host keys ------------------------------------------------------------------------------

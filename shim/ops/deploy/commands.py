@@ -167,4 +167,7 @@ def git_export(source: Path, ref: str, out_dir: Path) -> tuple[Path, str]:
     done = git("archive", "--format=tar", f"--output={name}", commit)
     if done.returncode != 0:
         raise DeployError(f"git archive {commit} failed: {done.stderr.decode(errors='replace').strip()}")
+    from shim.ops.deploy import submodules  # git archive leaves submodules as empty directories
+
+    submodules.add_to_archive(source, commit, Path(name))
     return Path(name), commit

@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 from shim.ops.deploy.store import CURRENT, DeployError, current_link
+from shim.runtime import advice
 from shim.runtime.layout import Site
 
 # ---- config.toml: [wsgi] chdir = "current" ---------------------------------------------------
@@ -106,5 +107,6 @@ def chdir_refusal(site: Site, chdir: str) -> str:
             f'    chdir = "{CURRENT}"\n\n'
             "and deploy right away: the first deploy creates `current` (until then the site cannot "
             'start). If your package lies in a subdirectory of what you deploy, use "current/SUBDIR". '
-            "Or let wsgi-shim do both in one step: wsgi-shim deploy --init SITE SOURCE (when chdir "
+            "Or let wsgi-shim do both in one step: "
+            f"{advice.command('deploy --init', site.site, 'SOURCE', task_args=())} (when chdir "
             'is "." or not set).')

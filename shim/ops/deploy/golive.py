@@ -74,7 +74,7 @@ class Watch:
             return "its process serves the start-up error page:\n" + control.describe_start(broken[-1])
         errors = watch.request_errors(self.tail.entries(), self.seen_pids)
         if errors:
-            return f"a process of the new release failed a request; {watch.describe_error(errors[0])}"
+            return f"a process of the new release failed a request; {watch.describe_error(errors[0], self.site.site)}"
         return None
 
     def fail(self, why: str, rollback: bool) -> ReleaseFailing:
@@ -172,7 +172,7 @@ def _new_start(starts: Path, stamp: float, before: float, want: str) -> dict | N
 
 def _not_served(w: Watch, url: str | None, timeout: float) -> str:
     if not w.seen_pids:
-        return (f"no process of the new release finished starting within {timeout:g} s"
+        return (f"no new process started within {timeout:g} s (none of the new release)"
                 + (f" ({url} was requested meanwhile)." if url else
                    "; no request reached the site (pass --url so wsgi-shim makes them)."))
     return f"{url} did not serve the app steadily from the new release within {timeout:g} s."

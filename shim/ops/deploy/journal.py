@@ -22,6 +22,7 @@ from pathlib import Path
 from shim.ops import control, signals
 from shim.ops.deploy import store, venvs
 from shim.ops.deploy.store import DeployError
+from shim.runtime import advice
 from shim.runtime.layout import Site
 
 JOURNAL = ".journal.json"
@@ -213,7 +214,8 @@ def recover(site: Site, say: Callable[[str], None]) -> bool:
     if j.op == "unknown":
         store.remove_partials(site)
         clear(site)
-        say("  the journal was removed; check `wsgi-shim status SITE` and `wsgi-shim releases SITE`.")
+        say(f"  the journal was removed; check `{advice.command('status', site.site)}` and "
+            f"`{advice.command('releases', site.site)}`.")
         return True
     settle(site, j, lambda m: say("  " + m), keep_checked=True)
     return True

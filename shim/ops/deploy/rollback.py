@@ -14,6 +14,7 @@ from shim.ops.deploy.configedit import chdir_is_current
 from shim.ops.deploy.journal import Journal
 from shim.ops.deploy.steps import CheckFailed, Outcome, Output, link_shared, load_site_config, restart
 from shim.ops.deploy.store import RELEASES, DeployError
+from shim.runtime import advice
 from shim.runtime.layout import Site
 
 
@@ -44,7 +45,8 @@ def pick_target(site: Site, to: str | None, current: str | None) -> str | None:
         if not store.live_sequence(site) and older:
             return older[-1]
         raise DeployError(f"no release that was live before {current} is kept; there is nothing to roll "
-                          "back to (wsgi-shim releases SITE shows the history; --to picks any kept release).")
+                          f"back to ({advice.command('releases', site.site)} shows the history; --to picks any "
+                          "kept release).")
     return target
 
 

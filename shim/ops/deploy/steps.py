@@ -25,6 +25,7 @@ from shim.ops.deploy.golive import ReleaseFailing, ServeFailed, Watch, wait_for_
 from shim.ops.deploy.journal import Journal
 from shim.ops.deploy.store import CURRENT, RELEASES, DeployError
 from shim.ops.deploy.unpack import Limits, unpack
+from shim.runtime import advice
 from shim.runtime.config import Config, load_config
 from shim.runtime.layout import Site
 from shim.runtime.problems import Problem
@@ -98,7 +99,7 @@ def restart(site: Site, wait: float, url: str | None, out: Output, prog: str = "
 def load_site_config(site: Site) -> Config:
     if not site.approot.is_dir():
         raise DeployError(f"{site.approot} does not exist; is {site.site} a site? "
-                          "(wsgi-shim install creates it)")
+                          f"({advice.command('install', site.site)} creates it)")
     cfg, problems = load_config(site.approot)
     if cfg is None:
         raise CheckFailed(f"cannot read {site.config_toml} (problems above); nothing was changed.", problems)
@@ -343,8 +344,8 @@ def _maint_back_on(site: Site, j: Journal, out: Output) -> None:
     if j.step == "restart" and _commands_ran(j):
         journal.step(site, j, "restart", maint_set=False)
         out.warn("  maintenance mode is on again, and stays on: the release commands ran, and a rollback does "
-                 "not undo them (e.g. migrations). Check the previous release (wsgi-shim check SITE), then "
-                 "wsgi-shim maint off SITE.")
+                 f"not undo them (e.g. migrations). Check the previous release ({advice.command('check', site.site)}),"
+                 f" then: {advice.command('maint off', site.site)}")
     else:
         out.warn("  maintenance mode is on again while the previous release is switched back.")
 
