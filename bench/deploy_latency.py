@@ -159,6 +159,9 @@ def main() -> int:
     shared_venv()
     E2E_BASE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="s-bench-", dir=E2E_BASE))
+    # Ours while we run: an e2e session starting meanwhile (tests/e2e/conftest.py) reaps every
+    # s-* directory without a live owner, stopping its Apache in the middle of a measurement.
+    (work / "owner.pid").write_text(str(os.getpid()))
     os.chmod(work, 0o755)
     apache = ApacheServer(work / "apache")
     try:

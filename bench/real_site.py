@@ -161,6 +161,9 @@ def measure(quick: bool, clients: int, steady: float) -> dict:
     ensure_accounts()
     E2E_BASE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="s-real-", dir=E2E_BASE))
+    # Ours while we run: an e2e session starting meanwhile (tests/e2e/conftest.py) reaps every
+    # s-* directory without a live owner, stopping its Apache in the middle of a measurement.
+    (work / "owner.pid").write_text(str(os.getpid()))
     os.chmod(work, 0o755)
     apache = ApacheServer(work / "apache", stat_throttle_rate=int(THROTTLE))
     try:
