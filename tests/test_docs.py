@@ -237,9 +237,11 @@ def test_the_real_sites_page_shows_every_glue_file_and_command_as_the_test_runs_
     page = (REPO / "docs" / "real-sites.md").read_text()
     for app, name in (("wagtail", "local.py"), ("wagtail", "config.toml"), ("flaskr", "wsgi.py"),
                       ("flaskr", "config.toml"), ("radicale", "wsgi.py"), ("radicale", "radicale.conf"),
-                      ("radicale", "config.toml")):
+                      ("radicale", "config.toml"), ("trac", "config.toml")):
         text = (REALSITES / app / name).read_text()
         assert text.strip() in page, f"docs/real-sites.md does not show examples/realsites/{app}/{name} as it is"
-    for command in (real.WAGTAIL_MIGRATE, real.WAGTAIL_STATIC, real.FLASKR_INIT,
+    from tests.e2e.test_first_request import TRAC_INIT
+
+    for command in (real.WAGTAIL_MIGRATE, real.WAGTAIL_STATIC, real.FLASKR_INIT, TRAC_INIT,
                     real.wagtail_superuser(Site(Path(EXAMPLE_SITE)))):
         assert command in page, command

@@ -3,15 +3,16 @@ Passenger under load (issue 17, item 6).
 
 Radicale (a CalDAV server from PyPI) reads its configuration file at its first request, not at
 import; flaskr (the Flask tutorial's blog, from Flask's sdist) answers its failures with Flask's
-own 500 page, without raising through WSGI. Each is deployed (as the site's non-root user, with
+own 500 page, and Trac (an issue tracker from PyPI) a missing environment with its own, without
+raising through WSGI. Each is deployed (as the site's non-root user, with
 the site's own wsgi-shim command) with a mistake only a request shows:
 
 - a release whose radicale.conf is missing, and a flaskr release whose migration was forgotten:
   `deploy --maint` refuses it before the switch, naming the cause with the real path, while
   client threads request the site: they get the app's pages (or the maintenance page), never a
   5xx, and the old release serves on;
-- the live release broken in place (its radicale.conf renamed; flaskr's database moved away):
-  `check` names the cause, `restart --wait` exits 1;
+- the live site broken in place (its radicale.conf renamed; flaskr's database moved away; Trac's
+  TRAC_ENV misspelt in config.toml): `check` names the cause, `restart --wait` exits 1;
 - a failure only production traffic shows (the check requests /auth/login, visitors /): the
   deploy rolls the release back at the first failing answer, visitors get at most a few 5xx.
 """
@@ -33,7 +34,7 @@ from tests.support.apache import ApacheServer, poll
 from tests.support.load import Load, LoadResult
 from tests.support.realsites import (Visitor, example_config, flaskr_forgotten_migration, flaskr_post,
                                      flaskr_project, flaskr_register_and_login, flaskr_secret_config,
-                                     own_venv_site, radicale_project, radicale_request)
+                                     own_venv_site, radicale_project, radicale_request, trac_project)
 from tests.support.sites import run_as_site, update_config
 
 pytestmark = pytest.mark.realserver
@@ -180,6 +181,40 @@ def test_flaskr_whose_migration_was_forgotten(apache: ApacheServer, site_venv: P
         os.replace(db.with_suffix(".moved"), db)
     shim.ok("restart", "--wait", "60", "--url", url + "/")
     assert "Before the pinned posts" in alice.get("/").text
+
+
+# ---- Trac: its environment path, opened at each request; its own 500 page ------------------------
+
+TRAC_INIT = 'test -d "$TRAC_ENV" || trac-admin "$TRAC_ENV" initenv "My Project" sqlite:db/trac.db'
+
+
+def test_trac_whose_environment_path_is_misspelt(apache: ApacheServer, site_venv: Path) -> None:
+    parent = new_parent("trac")
+    site, shim, url = app_site(parent, "trac.web.main.dispatch_request", apache)
+    project = trac_project(parent)
+    config = example_config("trac", site)
+    update_config(site, config)
+    shim.ok("deploy", str(project), "--init", "--maint", "--run", TRAC_INIT, "--url", url + "/")
+    shim.ok("maint", "off")
+    shim.ok("restart", "--wait", "60", "--url", url + "/")
+    assert "My Project" in poll(url + "/wiki", served, timeout=30).body
+
+    # The owner edits [environment] and misspells the path; Trac imports cleanly, and answers
+    # every page with its own 500 page (no exception reaches WSGI).
+    wrong = str(Path(config["environment"]["TRAC_ENV"]).with_name("tarc"))
+    update_config(site, {"environment": {"TRAC_ENV": wrong}})
+    with Load(url + "/wiki", clients=CLIENTS, limit=300, keep_body=400) as load:
+        checked = shim("check")
+        issue17_check_names(checked, f"No Trac environment found at {wrong}", "answered 500")
+        issue17_restart_wait_fails(shim, shim("restart", "--wait", "60", "--url", url + "/wiki"),
+                                   "the app rendered its own error page")
+        update_config(site, {"environment": {"TRAC_ENV": config["environment"]["TRAC_ENV"]}})
+        shim.ok("check")
+        shim.ok("restart", "--wait", "60", "--url", url + "/wiki")
+        wait_served(load)
+    own = [s for s in load.result.samples if s.status == 500]
+    assert own and all(b"Trac Error" in s.body for s in own), load.result.summary()
+    assert "My Project" in poll(url + "/wiki", served, timeout=30).body
 
 
 # ---- what issue 17 changes (items 1-3: the request before the switch, the watch, restart --wait)

@@ -1,13 +1,15 @@
 """Real outside apps for the real-site tests (tests/e2e/test_real_sites.py) and benchmark
 (bench/real_site.py): a Wagtail site made by `wagtail start` from the pinned Wagtail, and the
 Flask tutorial's flaskr taken from Flask's own source distribution, Radicale (a CalDAV server
-that reads its configuration file at its first request), each with only the deployment glue a
+that reads its configuration file at its first request), Trac (an issue tracker that opens its
+environment at each request and renders its own 500 page), each with only the deployment glue a
 user would add (examples/realsites/, shown on docs/real-sites.md); and a visitor with cookies
 that fills in their forms over HTTP.
 
     project = wagtail_project(parent)          # mysite/ as `wagtail start` made it, + local.py
     project = flaskr_project(parent)           # examples/tutorial of Flask's sdist, + wsgi.py
     project = radicale_project(parent, site)   # wsgi.py, radicale.conf, pinned requirements
+    project = trac_project(parent)             # Trac's pinned requirements.txt
     me = Visitor("http://127.0.0.1:PORT")      # loopback only
     me.submit("/auth/register", {"username": "alice", "password": "..."})
 
@@ -266,6 +268,16 @@ def radicale_request(url: str, method: str, path: str, user: str = "alice",
         return r.status
     finally:
         conn.close()
+
+
+# ---- Trac ---------------------------------------------------------------------------------------
+
+def trac_project(parent: Path) -> Path:
+    """PARENT/trac, the site's user's: a Trac site's code is Trac itself, so the project is its
+    pinned requirements.txt (examples/realsites/trac); the Trac environment is data, in SITE/shared."""
+    project = _site_owned_dir(parent / "trac")
+    write_file(project / "requirements.txt", pinned("trac").read_text(), 0o644)
+    return project
 
 
 # ---- a visitor with cookies -------------------------------------------------------------------
