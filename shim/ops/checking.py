@@ -254,7 +254,10 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         if do_import and python_ok and site.passenger_wsgi.is_file():
             problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root)
         elif not do_import or not python_ok:
-            problems += checks.runtime_problems(cfg, check_identity=False)
+            # Without the probe the runtime checks run in this process: whose venv it is says
+            # nothing about the site's (a start records that: last_start_problems).
+            problems += [p for p in checks.runtime_problems(cfg, check_identity=False)
+                         if p.code not in START_ONLY_CODES]
     if cfg is not None:
         problems += last_start_problems(site, cfg)
         # Masked again here: the probe may have run an older wsgi-shim from the site's venv.
