@@ -228,8 +228,9 @@ def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...
 
 
 def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None = None,
-                     probe_python: str | None = None) -> tuple[list[Problem], dict]:
-    """Every problem: config, files, accounts, then the app imported as Passenger would."""
+                     probe_python: str | None = None, host: str | None = None) -> tuple[list[Problem], dict]:
+    """Every problem: config, files, accounts, then the app imported as Passenger would (HOST:
+    the site's own host name, checked against a Django project's ALLOWED_HOSTS)."""
     from shim.runtime.config import load_config
 
     me = pwd.getpwuid(os.getuid()).pw_name
@@ -250,9 +251,12 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
         problems += debug_token_problems(cfg)
         problems += log_file_problems(cfg)
         problems += shared_problems(site, cfg, probe_root)
+        from shim.ops.stalecode import approot_code_problems
+
+        problems += approot_code_problems(site, cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
-            problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root)
+            problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root, host)
         elif not do_import or not python_ok:
             # Without the probe the runtime checks run in this process: whose venv it is says
             # nothing about the site's (a start records that: last_start_problems).
@@ -260,6 +264,10 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
                          if p.code not in START_ONLY_CODES]
     if cfg is not None:
         problems += last_start_problems(site, cfg)
+        if probe_root is None:  # a deploy's check of a new release: its files are new by nature
+            from shim.ops.freshness import restart_due_problem
+
+            problems += restart_due_problem(site, cfg)
         # Masked again here: the probe may have run an older wsgi-shim from the site's venv.
         from shim.runtime.loader import site_redactor
 
@@ -347,7 +355,8 @@ def last_start_problems(site: Site, cfg) -> list[Problem]:
             for p in last.get("problems", []) if p.get("code") in START_ONLY_CODES]
 
 
-def probe_problems(site: Site, python: str, info: dict, root: Path | None = None) -> list[Problem]:
+def probe_problems(site: Site, python: str, info: dict, root: Path | None = None,
+                   host: str | None = None) -> list[Problem]:
     """Load passenger_wsgi.py in a fresh process of the site's Python, as Passenger does
     (from ROOT instead of the app root: deploy's shadow root of a release not yet current).
 
@@ -356,6 +365,9 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
     probe = Path(__file__).with_name("probe.py")
     env = dict(os.environ, WSGI_SHIM_PROBE="1")
     env.pop("PYTHONPATH", None)
+    env.pop("WSGI_SHIM_PROBE_HOST", None)
+    if host:
+        env["WSGI_SHIM_PROBE_HOST"] = host
     # Its stderr goes to a file, not a pipe: a pipe would make us wait for EOF, i.e. until every
     # process the app starts at import (a worker, a scheduler) has exited, long after the probe.
     with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as errors:
@@ -387,7 +399,9 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
     early = (python_passenger_problems(version, passenger_version(), python, result.get("imp"))
              if version and versions.needs_imp_free_passenger(version) and not result.get("imp", {}).get("usable")
              else [])
-    return early + _probe_result_problems(site, python, result)
+    from shim.ops.djangochecks import django_problems
+
+    return early + _probe_result_problems(site, python, result) + django_problems(site, result.get("django"))
 
 
 def _probe_result_problems(site: Site, python: str, result: dict) -> list[Problem]:

@@ -46,6 +46,7 @@ class Status:
     release: str | None = None
     commit: str | None = None
     restart_pending: bool = False
+    restart_due: list[str] = field(default_factory=list)  # changed after the last start
     errors: list[SeenError] = field(default_factory=list)
     http: control.Probe | None = None
 
@@ -115,6 +116,16 @@ def _say_if_not_regular(starts_path: Path, say: Callable[[str], None]) -> None:
             "next start creates it again.")
 
 
+def _restart_due(site: Site) -> list[str]:
+    """What changed after the running process started (shim/ops/freshness.py), if anything."""
+    from shim.ops.freshness import restart_due
+    from shim.runtime.config import load_config
+
+    cfg, _ = load_config(site.approot)
+    due = restart_due(site, cfg) if cfg is not None else None
+    return [str(p) for p in due[1]] if due else []
+
+
 def site_status(site: Site, url: str | None = None, say: Callable[[str], None] = lambda m: None) -> Status:
     """Everything `wsgi-shim status` shows. Raises control.BadURL for a URL that is not http(s)."""
     if url:
@@ -135,6 +146,7 @@ def site_status(site: Site, url: str | None = None, say: Callable[[str], None] =
     status = Status(str(site.site), site.maint_txt.exists(), last)
     status.release, status.commit = current_commit(site)
     status.restart_pending = bool(last and touched > last.get("epoch", 0))
+    status.restart_due = _restart_due(site)
     status.errors = [seen_error(e, last, touched) for e in logview.recent_errors(logging_cfg.path, RECENT)]
     if url:
         status.http = control.ask(url)

@@ -16,8 +16,10 @@ from shim.tasks.flags import SITE_HELP, VENV_HELP, shim_task, wait_args
 from shim.tasks.remote import is_remote, paths, run, where
 
 
-@shim_task(help={"site": SITE_HELP, "venv": VENV_HELP, "json": "print the problems as JSON"})
-def check(c, site=None, venv=None, json=False):
+@shim_task(help={"site": SITE_HELP, "venv": VENV_HELP, "json": "print the problems as JSON",
+                 "url": "the site's public URL: a Django project's ALLOWED_HOSTS must hold its host "
+                        "(default: config shim.url)"})
+def check(c, site=None, venv=None, json=False, url=None):
     """Check the site the way its next process start will; list every problem with its fix.
 
     Exits 0 only when the site would serve its app.
@@ -25,7 +27,9 @@ def check(c, site=None, venv=None, json=False):
     Example: inv check --site ~/mysite
     """
     p = paths(c, site, venv)
-    result = c.run(p.shim("check", *(["--json"] if json else [])), warn=True)
+    url = setting(c, "url", url)
+    args = (["--json"] if json else []) + (["--url", shlex.quote(url)] if url else [])
+    result = c.run(p.shim("check", *args), warn=True)
     if not result.ok:
         raise Exit(f"the site{where(c)} has problems (listed above)" if result.exited == 1
                    else f"wsgi-shim check failed{where(c)} (exit {result.exited})",

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shim.ops import control
 from shim.ops.deploy import commands, journal, shared, store, venvs
@@ -268,7 +269,8 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     journal.step(site, j, "check")
     out.say(f"Checking release {j.release} as Passenger will load it (wsgi-shim check), before "
             "the switch ...")
-    errors, warnings = check_release(site, j.release, j.config_new, Path(python).name if venv else None)
+    errors, warnings = check_release(site, j.release, j.config_new, Path(python).name if venv else None,
+                                     host=urlsplit(opts.url).hostname if opts.url else None)
     if errors:
         raise CheckFailed(f"the new release has {_plural(len(errors), 'problem')} (listed above); "
                           f"nothing was switched: {_still_live(j)}. "
@@ -396,6 +398,11 @@ def _release_commands(site: Site, opts: DeployOptions, cfg: Config, j: Journal, 
     if not cmds:
         return
     journal.step(site, j, "commands")
+    if not site.maint_txt.exists():
+        out.say(f"Note: visitors are served by {'release ' + j.previous if j.previous else 'the site as it is'} "
+                "while these commands run; the new release goes live after them. If they change what "
+                "the running code relies on (a database migration), deploy with --maint --url URL: "
+                "visitors then see the maintenance page while they run.")
     chdir = Path(cfg.chdir)
     cwd = release / Path(*chdir.parts[1:]) if chdir.parts[:1] == (CURRENT,) else release
     for command in cmds:

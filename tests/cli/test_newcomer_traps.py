@@ -1,0 +1,127 @@
+"""What a newcomer's first deployment runs into (issue 18), at the real boundary: the CLI as a
+subprocess run by the site's user, the site loaded the way Passenger loads it.
+
+Code left in the app root, a deploy of the wrong directory, code edited after the process
+started, release commands run while the old release serves, an error id copied in part."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from tests.cli.test_deploy import app_source, body, current, deploy, source_dir
+from tests.support.sites import load_like_passenger, make_site, update_config, write_file, wsgi_shim
+
+pytestmark = pytest.mark.realserver
+
+
+def test_code_in_the_app_root_is_named_and_never_served_by_a_deploy_of_the_wrong_directory():
+    # As the quickstart once did: the app copied into the app root, then deploy --init.
+    site = make_site("stale", app_source={"app.py": app_source("stale copy")})
+    first = deploy(site, source_dir(site, "v1", {"app.py": app_source("v1")}), "--init")
+    assert first.returncode == 0, first.stdout + first.stderr
+    v1 = current(site)
+    assert body(site) == "v1"
+
+    checked = wsgi_shim("check", str(site.site))
+    assert checked.returncode == 0, checked.stdout  # a warning: the site serves
+    assert "[approot-code]" in checked.stdout and "app.py" in checked.stdout
+    assert "passenger_wsgi.py," not in checked.stdout.split("[approot-code]", 1)[1].split("\n")[0]
+
+    # The wrong directory: no app.py in the release. The stale app.py beside it must not pass.
+    wrong = deploy(site, source_dir(site, "docs", {"README.txt": "not the app\n"}))
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    out = wrong.stdout + wrong.stderr
+    assert "[app-module-missing]" in out and "nothing was switched" in out
+    assert current(site) == v1 and body(site) == "v1"
+
+    # A package in the app root counts too, and moving the code out ends the warning.
+    write_file(site.approot / "helpers/__init__.py", "")
+    out = wsgi_shim("check", str(site.site)).stdout
+    assert "helpers/" in out and "app.py" in out
+    os.unlink(site.approot / "app.py")
+    os.unlink(site.approot / "helpers/__init__.py")
+    os.rmdir(site.approot / "helpers")
+    assert "[approot-code]" not in wsgi_shim("check", str(site.site)).stdout
+
+
+def test_a_site_served_from_the_app_root_is_not_warned_about_its_own_code():
+    site = make_site("own")
+    assert "[approot-code]" not in wsgi_shim("check", str(site.site)).stdout
+
+
+def test_status_and_check_say_a_restart_is_due_after_an_edit():
+    site = make_site("due")
+    assert load_like_passenger(site).response.code == 200
+    fresh = wsgi_shim("status", str(site.site))
+    assert "due:" not in fresh.stdout and "[restart-due]" not in wsgi_shim("check", str(site.site)).stdout
+
+    write_file(site.approot / "app.py", app_source("edited"))
+    status = wsgi_shim("status", str(site.site))
+    assert f"restart:     due: {site.approot}/app.py changed after the last start" in status.stdout
+    checked = wsgi_shim("check", str(site.site))
+    assert checked.returncode == 0 and "[restart-due]" in checked.stdout, checked.stdout
+    assert "wsgi-shim restart" in checked.stdout
+    assert json.loads(wsgi_shim("status", str(site.site), "--json").stdout)["restart_due"] == [
+        f"{site.approot}/app.py"]
+
+    # Restart requested: pending, no longer due; after a new start, neither.
+    assert wsgi_shim("restart", str(site.site)).returncode == 0
+    pending = wsgi_shim("status", str(site.site)).stdout
+    assert "pending" in pending and "due:" not in pending
+    assert load_like_passenger(site).response.body == "edited"
+    assert "restart:" not in wsgi_shim("status", str(site.site)).stdout
+
+    # config.toml counts too.
+    update_config(site, {"environment": {"MODE": "x"}})
+    assert f"due: {site.config_toml}" in wsgi_shim("status", str(site.site)).stdout
+
+
+def test_release_commands_without_maint_say_the_old_release_serves_meanwhile():
+    site = make_site("runnote")
+    first = deploy(site, source_dir(site, "v1", {"app.py": app_source("v1")}), "--init")
+    assert first.returncode == 0
+    v1 = current(site)
+    done = deploy(site, source_dir(site, "v2", {"app.py": app_source("v2")}), "--run", "true")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"visitors are served by release {v1} while these commands run" in done.stdout
+    assert "--maint --url URL" in done.stdout
+    # In maintenance already, visitors see the page: nothing to warn about.
+    assert wsgi_shim("maint", "on", str(site.site)).returncode == 0
+    quiet = deploy(site, source_dir(site, "v3", {"app.py": app_source("v3")}), "--run", "true")
+    assert quiet.returncode == 0 and "visitors are served by" not in quiet.stdout
+
+
+def _append_start(site, error_id: str) -> None:
+    """A failed start's record as get_app() writes it (logs/starts.jsonl, one JSON line)."""
+    path = site.approot / "logs" / "starts.jsonl"
+    line = json.dumps({"time": "2026-01-01T00:00:00Z", "epoch": 1767225600.0, "pid": 1, "state": "error",
+                       "problems": [{"code": "app-exception", "what": f"start {error_id}", "where": "x",
+                                     "fix": "y", "severity": "error"}], "error_id": error_id})
+    with open(path, "a") as f:
+        f.write(line + "\n")
+
+
+def test_logs_id_takes_a_unique_prefix_of_six_or_more():
+    site = make_site("ids", app_source={"app.py": "raise RuntimeError('boom at import')\n"})
+    page = load_like_passenger(site).response
+    error_id = re.search(r'Error id: <code class="error-id">([0-9a-f]{10})</code>', page.body).group(1)
+
+    for given in (error_id, error_id[:8], error_id[:6]):
+        shown = wsgi_shim("logs", str(site.site), "--id", given)
+        assert shown.returncode == 0 and "boom at import" in shown.stdout, (given, shown.stderr)
+    short = wsgi_shim("logs", str(site.site), "--id", error_id[:5])
+    assert short.returncode == 1 and "too short" in short.stderr and "at least its first 6" in short.stderr
+
+    _append_start(site, "abcdef0001")
+    _append_start(site, "abcdef0002")
+    both = wsgi_shim("logs", str(site.site), "--id", "abcdef")
+    assert both.returncode == 1
+    assert "matches 2 error ids: abcdef0001, abcdef0002" in both.stderr
+    one = wsgi_shim("logs", str(site.site), "--id", "abcdef0002")
+    assert one.returncode == 0 and "start abcdef0002" in one.stdout
+    missing = wsgi_shim("logs", str(site.site), "--id", "0123456789")
+    assert missing.returncode == 1 and "No entry with error id" in missing.stderr
