@@ -125,3 +125,38 @@ def test_logs_id_takes_a_unique_prefix_of_six_or_more():
     assert one.returncode == 0 and "start abcdef0002" in one.stdout
     missing = wsgi_shim("logs", str(site.site), "--id", "0123456789")
     assert missing.returncode == 1 and "No entry with error id" in missing.stderr
+
+
+def test_the_examples_recipe_keeps_installs_config_and_no_code_in_the_app_root():
+    """examples/README.md's steps: install, add the example's sections, deploy --init."""
+    import shutil
+    import tomllib
+
+    import tempfile
+    from pathlib import Path
+
+    from tests.support.accounts import gid, uid
+    from tests.support.realsites import own_venv_site
+    from tests.support.sites import BASE, REPO, run_as_site
+
+    (BASE / "sites").mkdir(mode=0o755, parents=True, exist_ok=True)
+    parent = Path(tempfile.mkdtemp(prefix="recipe-", dir=BASE / "sites"))
+    parent.chmod(0o755)
+    os.chown(parent, uid(), gid())
+    site, venv = own_venv_site(parent, "hello.application")
+    installed = tomllib.loads(site.config_toml.read_text())["passenger"]
+    example = parent / "plain_wsgi"  # the user's clone of the example
+    shutil.copytree(REPO / "examples" / "plain_wsgi", example)
+    for path in (example, *example.iterdir()):
+        os.chown(path, *(os.stat(parent)[4:6]))
+    sections = {k: v for k, v in tomllib.loads((example / "config.toml").read_text()).items() if k != "passenger"}
+    update_config(site, sections)
+    shim = str(venv / "bin/wsgi-shim")
+    done = run_as_site([shim, "deploy", str(site.site), str(example), "--init"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert tomllib.loads(site.config_toml.read_text())["passenger"] == installed  # install's, kept
+    assert sorted(p.name for p in site.approot.glob("*.py")) == ["passenger_wsgi.py"]
+    assert run_as_site([shim, "maint", "off", str(site.site)]).returncode == 0
+    checked = run_as_site([shim, "check", str(site.site)])
+    assert checked.returncode == 0 and "[approot-code]" not in checked.stdout, checked.stdout
+    assert load_like_passenger(site, python=str(venv / "bin/python")).response.code == 200

@@ -137,7 +137,8 @@ CATALOGUE = [
     # venv and identity
     Mistake("passenger_python is the system python",
             cfg({"passenger": {"passenger_python": "/usr/bin/python3"}}), "venv-mismatch", "venv-none"),
-    Mistake("venv inside the app root", other_venv_inside, "venv-inside-approot", "venv-inside-approot"),
+    Mistake("venv inside the app root", other_venv_inside, "venv-inside-approot", "venv-inside-approot",
+            "Recreate the venv next to the app root"),
     Mistake("venv writable by everyone", other_venv_writable, "venv-writable", "venv-writable"),
     Mistake("wrong passenger_user", cfg({"passenger": {"passenger_user": OTHER_USER}}),
             "user-mismatch", "user-mismatch"),
@@ -409,3 +410,16 @@ def test_where_names_the_apps_own_line_and_the_config_line():
     out = wsgi_shim("check", str(site.site)).stdout
     assert _where(out, "app-env-missing") == f"{site.approot}/app.py line 2"
     assert "SECRET_KEY" in out and "[environment]" in out and "[secret_files]" in out
+
+
+def test_venv_mismatch_never_calls_the_checkers_own_venv_passengers():
+    site = owner_site("mismatch")
+    venv = small_venv(site.site / "venv2")
+    update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
+    # check --no-import runs the runtime checks in its own process (the shared venv, not the
+    # site's): that is no evidence of what Passenger runs.
+    out = wsgi_shim("check", "--no-import", str(site.site)).stdout
+    assert "[venv-mismatch]" not in out and "what Passenger uses now" not in out, out
+    # A real start in another venv than passenger_python names: Passenger's, and said so.
+    page = load_like_passenger(site, [OWNER]).response
+    assert "[venv-mismatch]" in page.body and "what Passenger uses now" in page.body
