@@ -160,3 +160,63 @@ def test_the_examples_recipe_keeps_installs_config_and_no_code_in_the_app_root()
     checked = run_as_site([shim, "check", str(site.site)])
     assert checked.returncode == 0 and "[approot-code]" not in checked.stdout, checked.stdout
     assert load_like_passenger(site, python=str(venv / "bin/python")).response.code == 200
+
+
+DJANGO_SETTINGS = """\
+import os
+SECRET_KEY = "test-only-key-0123456789abcdef0123456789abcdef"
+DEBUG = False
+ALLOWED_HOSTS = [h for h in os.environ.get("HOSTS", "").split(",") if h]
+INSTALLED_APPS = ["django.contrib.staticfiles"]
+MIDDLEWARE = []
+ROOT_URLCONF = "mysite.urls"
+DATABASES = {}
+STATIC_URL = os.environ.get("STATIC_URL_", "static/")
+if os.environ.get("STATIC_ROOT_"):
+    STATIC_ROOT = os.environ["STATIC_ROOT_"]
+"""
+
+
+def _django_site():
+    site = make_site("dj", app="mysite.wsgi.application", app_source={
+        "mysite/__init__.py": "", "mysite/urls.py": "urlpatterns = []\n", "mysite/settings.py": DJANGO_SETTINGS,
+        "mysite/wsgi.py": "from django.core.wsgi import get_wsgi_application\n"
+                          "application = get_wsgi_application()\n"})
+    update_config(site, {"environment": {"DJANGO_SETTINGS_MODULE": "mysite.settings"}})
+    return site
+
+
+def _warnings(site, *args: str) -> str:
+    checked = wsgi_shim("check", str(site.site), *args)
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # warnings only: the site serves
+    return checked.stdout
+
+
+def test_check_warns_about_django_static_files_visitors_cannot_reach_and_foreign_hosts():
+    site = _django_site()
+    out = _warnings(site)
+    assert "[django-static-unreachable] STATIC_ROOT is not set" in out
+    assert "[django-allowed-hosts] ALLOWED_HOSTS is empty and DEBUG is off" in out
+
+    static = site.docroot / "static"
+    # Existing directories: [environment] values that name existing paths are not masked.
+    write_file(site.approot / "staticfiles" / "keep", "")
+    write_file(static / "keep", "")
+    update_config(site, {"environment": {"STATIC_ROOT_": str(site.approot / "staticfiles"),
+                                         "HOSTS": "www.example.org"}})
+    out = _warnings(site, "--url", "https://www.example.org/")
+    assert f"STATIC_ROOT is {site.approot}/staticfiles, outside the document root" in out
+    assert f'STATIC_ROOT = "{site.docroot}/static"' in out  # the fix names the place
+    assert "[django-allowed-hosts]" not in out
+
+    update_config(site, {"environment": {"STATIC_ROOT_": str(static), "STATIC_URL_": "/assets/"}})
+    out = _warnings(site, "--url", "https://other.example.org/")
+    assert "but the files in STATIC_ROOT" in out and "served at /static/" in out  # (the value is masked)
+    assert "does not hold other.example.org" in out
+
+    update_config(site, {"environment": {"STATIC_URL_": "/static/", "HOSTS": ".example.org"}})
+    out = _warnings(site, "--url", "https://other.example.org/")
+    assert "[django-" not in out, out  # Django's own rules: ".example.org" holds its subdomains
+
+    bad = wsgi_shim("check", str(site.site), "--url", "file:///etc/passwd")
+    assert bad.returncode == 2 and "not an http:// or https:// URL" in bad.stderr
