@@ -10,6 +10,11 @@ pause. Visitors get only the app's 200 or the maintenance 503, and what a visito
 through the app's own forms (an admin session and pages; a user and posts) is still there after
 every deploy and after the rollback: the database lives in SITE/shared/, linked into each release.
 
+A plain Django project from `django-admin startproject` goes the way docs/django.md shows, over
+`fab -H`: the secret key in [secret_files], ALLOWED_HOSTS, STATIC_ROOT in the document root (the
+admin's CSS served by Apache), the database in SITE/shared/, migrate and collectstatic as release
+commands; and the mistakes that page lists, as `fab check` names them.
+
 And the bytecode: a deploy compiles the release (and its venv) before the check, so the first
 requests through Passenger create no .pyc file; with --no-compile they do.
 """
