@@ -67,7 +67,7 @@ class Status:
             return None
         if self.http.status is None:
             return f"{self.http.url} could not be asked: {self.http.error}"
-        if self.http.status >= 500:
+        if self.http.status >= 500 and self.http.serving != "maintenance":  # the 503 page is a state
             return f"{self.http.url} answers {self.http.status} ({self.http.serving})"
         if self.http.status == 400:
             return (f"{self.http.url} answers 400 Bad Request: the app refuses its own host name (a host check "
