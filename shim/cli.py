@@ -34,7 +34,8 @@ def _logs_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--lines", type=_count, metavar="N",
                    help="show the last N entries (default 50; with --since: all of them)")
     p.add_argument("--id", metavar="ERROR_ID", dest="error_id",
-                   help="show the entry of this error id (printed on the 500 page)")
+                   help="show the entry of this error id (printed on the 500 page), or of a unique "
+                        "prefix of 6 or more of its characters")
 
 
 def _whole_number(text: str, minimum: int) -> int:
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-import", action="store_true", help="skip importing the app in a subprocess")
     p.add_argument("--no-request", action="store_true",
                    help="import the app but send it none of the [check] requests (GET / by default)")
+    p.add_argument("--url", metavar="URL", help="the site's public URL: a Django project's ALLOWED_HOSTS must "
+                                                "hold its host")
 
     p = sub.add_parser("maint", help="maintenance mode: on, off or status")
     p.add_argument("action", choices=["on", "off", "status"])
@@ -216,7 +219,17 @@ NOT_IMPORTED = ("the import of the app (passenger_wsgi.py, [wsgi] app and everyt
 
 def cmd_check(args) -> int:
     site = _site(args)
-    problems, info = checking.collect_problems(site, not args.no_import, requests=not args.no_request)
+    host = None
+    if args.url:
+        try:
+            control.check_url(args.url)
+        except control.BadURL as exc:
+            return _fail(args, str(exc), 2)
+        from urllib.parse import urlsplit
+
+        host = urlsplit(args.url).hostname
+    problems, info = checking.collect_problems(site, not args.no_import, requests=not args.no_request,
+                                                host=host)
     errors = [p for p in problems if p.blocking]
     not_checked = [NOT_IMPORTED] if args.no_import else [NOT_REQUESTED] if args.no_request else []
     answers = firstrequest.summary(info.get("probe", {}))
@@ -300,6 +313,9 @@ def cmd_status(args) -> int:
         print("restart:     pending (restart.txt is newer than the last start)")
     if status.importing:
         print("starting:    " + control.describe_importing(status.importing, _site(args)))
+    if status.restart_due:
+        print(f"restart:     due: {', '.join(status.restart_due)} changed after the last start; the "
+              f"running process still has the old code (wsgi-shim restart {status.site})")
     for e in status.errors:
         label = "error:      " if e.current else "earlier:    "
         note = "" if e.current else "  (before the last restart or a good start since: maybe fixed)"
@@ -335,6 +351,10 @@ def cmd_logs(args) -> int:
         since = logview.parse_since(args.since) if args.since else None
     except ValueError as exc:
         return _fail(args, str(exc), 2)
+    if args.error_id:
+        args.error_id = _resolve_id(site, path, args.error_id)
+        if args.error_id is None:
+            return 1
     if args.error_id and not logview.log_files(path) and _start_error(site, args.error_id):
         return 0  # the app log is off, but the start record has it
     if not logview.log_files(path):
@@ -378,6 +398,24 @@ def _log_entry(path: Path, error_id: str, site: Site) -> int:
         return 1
     sys.stdout.write(entry["text"] + "\n")
     return 0
+
+
+def _resolve_id(site: Site, path: Path, given: str) -> str | None:
+    """The full error id GIVEN names (itself, or a unique prefix of 6+ characters); None, with the
+    reason printed, when it is too short or names several."""
+    from shim.ops import logview
+    from shim.runtime import records
+
+    found = logview.lookup_id(path, records.read_starts(control.starts_path(site), limit=1000), given)
+    if found.resolved or not found.matches and not found.too_short:
+        return found.resolved or given  # not found at all: said below, where the log is read
+    if found.too_short:
+        print(f"wsgi-shim logs: --id {given!r} is too short: give the error id from the page "
+              f"(10 characters) or at least its first {logview.MIN_ID_PREFIX}.", file=sys.stderr)
+        return None
+    print(f"wsgi-shim logs: --id {given!r} matches {len(found.matches)} error ids: "
+          f"{', '.join(found.matches[:20])}. Give more of it.", file=sys.stderr)
+    return None
 
 
 def _start_error(site: Site, error_id: str) -> bool:

@@ -228,9 +228,11 @@ def python_passenger_problems(python: tuple[int, ...], passenger: tuple[int, ...
 
 
 def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None = None,
-                     probe_python: str | None = None, requests: bool = True) -> tuple[list[Problem], dict]:
+                     probe_python: str | None = None, requests: bool = True,
+                     host: str | None = None) -> tuple[list[Problem], dict]:
     """Every problem: config, files, accounts, then the app imported as Passenger would and (with
-    REQUESTS) sent the [check] requests."""
+    REQUESTS) sent the [check] requests. HOST: the site's own host name (default [check] host),
+    the requests' Host header and checked against a Django project's ALLOWED_HOSTS."""
     from shim.runtime.config import load_config
 
     me = pwd.getpwuid(os.getuid()).pw_name
@@ -256,14 +258,25 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
             from shim.ops.jobs.checks import job_problems
 
             problems += job_problems(cfg)
+        from shim.ops.stalecode import approot_code_problems
+
+        problems += approot_code_problems(site, cfg)
         python_ok = not any(p.code.startswith("python-") or p.code == "venv-none" for p in problems)
         if do_import and python_ok and site.passenger_wsgi.is_file():
-            spec = request_spec(cfg) if requests else None
-            problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root, spec)
+            host = host or cfg.check_host or None
+            spec = request_spec(cfg, host) if requests else None
+            problems += probe_problems(site, probe_python or cfg.passenger_python, info, probe_root, spec, host)
         elif not do_import or not python_ok:
-            problems += checks.runtime_problems(cfg, check_identity=False)
+            # Without the probe the runtime checks run in this process: whose venv it is says
+            # nothing about the site's (a start records that: last_start_problems).
+            problems += [p for p in checks.runtime_problems(cfg, check_identity=False)
+                         if p.code not in START_ONLY_CODES]
     if cfg is not None:
         problems += last_start_problems(site, cfg)
+        if probe_root is None:  # a deploy's check of a new release: its files are new by nature
+            from shim.ops.freshness import restart_due_problem
+
+            problems += restart_due_problem(site, cfg)
         # Masked again here: the probe may have run an older wsgi-shim from the site's venv.
         from shim.runtime.loader import site_redactor
 
@@ -370,16 +383,17 @@ def _request_budget(spec: dict | None) -> float:
     return len(spec["requests"]) * float(spec["timeout"]) + 5 if spec else 0
 
 
-def request_spec(cfg: Config) -> dict | None:
-    """What the probe sends the app after importing it ([check]); None: no requests."""
+def request_spec(cfg: Config, host: str | None = None) -> dict | None:
+    """What the probe sends the app after importing it ([check]); None: no requests. HOST (from
+    --url, else [check] host) is the Host header; "localhost" when neither names one."""
     if not cfg.check_requests:
         return None
-    return {"requests": [list(r) for r in cfg.check_requests], "host": cfg.check_host or "localhost",
-            "host_set": bool(cfg.check_host), "timeout": cfg.check_timeout}
+    return {"requests": [list(r) for r in cfg.check_requests], "host": host or "localhost",
+            "host_set": bool(host), "timeout": cfg.check_timeout}
 
 
 def probe_problems(site: Site, python: str, info: dict, root: Path | None = None,
-                   spec: dict | None = None) -> list[Problem]:
+                   spec: dict | None = None, host: str | None = None) -> list[Problem]:
     """Load passenger_wsgi.py in a fresh process of the site's Python, as Passenger does
     (from ROOT instead of the app root: deploy's shadow root of a release not yet current).
 
@@ -391,6 +405,9 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
     env.pop("WSGI_SHIM_PROBE_REQUESTS", None)
     if spec:
         env["WSGI_SHIM_PROBE_REQUESTS"] = json.dumps(spec)
+    env.pop("WSGI_SHIM_PROBE_HOST", None)
+    if host:
+        env["WSGI_SHIM_PROBE_HOST"] = host
     # Its stderr goes to a file, not a pipe: a pipe would make us wait for EOF, i.e. until every
     # process the app starts at import (a worker, a scheduler) has exited, long after the probe.
     with tempfile.TemporaryFile() as report, tempfile.TemporaryFile() as errors:
@@ -422,9 +439,11 @@ def probe_problems(site: Site, python: str, info: dict, root: Path | None = None
     early = (python_passenger_problems(version, passenger_version(), python, result.get("imp"))
              if version and versions.needs_imp_free_passenger(version) and not result.get("imp", {}).get("usable")
              else [])
+    from shim.ops.djangochecks import django_problems
     from shim.ops.firstrequest import request_problems
 
-    return early + _probe_result_problems(site, python, result) + request_problems(site, result, spec)
+    return (early + _probe_result_problems(site, python, result) + request_problems(site, result, spec)
+            + django_problems(site, result.get("django")))
 
 
 def _probe_result_problems(site: Site, python: str, result: dict) -> list[Problem]:

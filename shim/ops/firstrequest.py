@@ -45,7 +45,14 @@ def _status_code(report: dict) -> int | None:
         return None
 
 
-def _detail(report: dict) -> str:
+def _detail(report: dict, brief: bool = False) -> str:
+    """The traceback, where it waits, the page's first lines and what the app logged; BRIEF (a
+    warning): the page and the first line the app logged."""
+    if brief:
+        said = report.get("output", "").strip().splitlines()[:1]
+        text = page_text(report.get("body", ""), 3)
+        return "\n".join(["The page began:", *("  " + t for t in text)] if text else []) + \
+            ("\nThe app logged: " + said[0][:300] if said else "")
     parts = []
     if report.get("traceback"):
         parts.append(report["traceback"].rstrip())
@@ -107,7 +114,7 @@ def request_problem(site: Site, report: dict, spec: dict) -> Problem | None:
                                                "check uses while [check] host is not set.",
                        f"{site.config_toml}, [check]",
                        'Set the name visitors use: [check] host = "www.example.org", and check again.',
-                       _detail(report), severity="warning")
+                       _detail(report, brief=True), severity="warning")
     return None
 
 

@@ -178,6 +178,39 @@ def find_error(log_path: Path, error_id: str) -> dict[str, Any] | None:
     return None
 
 
+MIN_ID_PREFIX = 6  # of the 10 hex digits of an error id: what people copy by hand
+
+
+class IdLookup:
+    """Which error id `logs --id GIVEN` names: the id itself, or a unique prefix of MIN_ID_PREFIX
+    or more characters (ids have 10: a shortened one must still find its entry)."""
+
+    def __init__(self, given: str, ids: Iterable[str]) -> None:
+        self.given = given.strip().lower()
+        known = {i for i in ids if i}
+        self.matches = [self.given] if self.given in known else sorted(
+            i for i in known if len(self.given) >= MIN_ID_PREFIX and i.startswith(self.given))
+
+    @property
+    def resolved(self) -> str | None:
+        return self.matches[0] if len(self.matches) == 1 else None
+
+    @property
+    def too_short(self) -> bool:
+        return not self.matches and len(self.given) < MIN_ID_PREFIX
+
+
+def lookup_id(log_path: Path, starts: list[dict[str, Any]], given: str) -> IdLookup:
+    """GIVEN resolved against the error ids of the app log (and its rotated files) and of the
+    start records STARTS; an unreadable log counts as one without ids."""
+    ids = [r.get("error_id", "") for r in starts]
+    try:
+        ids += [e["error_id"] for e in read_entries(Path(log_path))]
+    except OSError:
+        pass
+    return IdLookup(given, ids)
+
+
 def _with_text(e: dict[str, Any]) -> dict[str, Any]:
     """An entry plus its whole text, as printed."""
     return {**e, "text": entry_text(e)}

@@ -164,6 +164,38 @@ def imp_report() -> dict:
             "wsgi_shim": getattr(imp, "WSGI_SHIM_IMP_COMPAT", None) is not None}
 
 
+DJANGO_DEBUG_HOSTS = [".localhost", "127.0.0.1", "[::1]"]  # what Django allows with DEBUG and no ALLOWED_HOSTS
+
+
+def django_report(host: str | None) -> dict | None:
+    """The Django settings that decide what visitors can reach (static files, the host names it
+    answers), read after the import: None when the app is not a configured Django project.
+    HOST (the site's own, from `check --url`) is judged by Django's own validate_host."""
+    conf = sys.modules.get("django.conf")
+    if conf is None:
+        return None
+    try:
+        settings = conf.settings
+        if not settings.configured:
+            return None
+        module = sys.modules.get(getattr(settings, "SETTINGS_MODULE", "") or "")
+        report = {"settings_file": getattr(module, "__file__", None) or str(settings.SETTINGS_MODULE),
+                  "static_root": str(settings.STATIC_ROOT) if settings.STATIC_ROOT else "",
+                  "static_url": str(settings.STATIC_URL or ""),
+                  "allowed_hosts": [str(h) for h in settings.ALLOWED_HOSTS], "debug": bool(settings.DEBUG),
+                  "staticfiles": "django.contrib.staticfiles" in settings.INSTALLED_APPS,
+                  "served_by_app": any("whitenoise" in str(m).lower() for m in settings.MIDDLEWARE)}
+        if host:
+            from django.http.request import validate_host
+
+            allowed = list(settings.ALLOWED_HOSTS) or (DJANGO_DEBUG_HOSTS if settings.DEBUG else [])
+            report["host"] = host
+            report["host_allowed"] = bool(validate_host(host, allowed))
+        return report
+    except Exception as exc:  # noqa: BLE001 - settings that fail to read: report nothing about them
+        return {"error": f"{exc.__class__.__name__}: {exc}"}
+
+
 def main(app_root: str, report_fd: int) -> dict:
     result: dict = {"loaded": False, "python_version": list(sys.version_info[:3])}
     spec = json.loads(os.environ.pop(REQUESTS_ENV, "") or "null")  # not for the app to see
@@ -181,6 +213,8 @@ def main(app_root: str, report_fd: int) -> dict:
             result["state"] = start.state
             result["problems"] = [p.as_dict() for p in start.problems]
             import_despite_config(app_root, result)
+            if start.state == "app":
+                result["django"] = django_report(os.environ.get("WSGI_SHIM_PROBE_HOST"))
         app = getattr(start, "app", None) or getattr(module, "application", None)
         if spec and callable(app) and (start is None or start.state == "app"):
             result["requests"] = send_requests(app, spec)

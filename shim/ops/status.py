@@ -48,6 +48,7 @@ class Status:
     release: str | None = None
     commit: str | None = None
     restart_pending: bool = False
+    restart_due: list[str] = field(default_factory=list)  # changed after the last start
     errors: list[SeenError] = field(default_factory=list)
     http: control.Probe | None = None
     importing: dict | None = None  # a start that began after the last finished one, not yet done
@@ -66,7 +67,7 @@ class Status:
             return None
         if self.http.status is None:
             return f"{self.http.url} could not be asked: {self.http.error}"
-        if self.http.status >= 500:
+        if self.http.status >= 500 and self.http.serving != "maintenance":  # the 503 page is a state
             return f"{self.http.url} answers {self.http.status} ({self.http.serving})"
         if self.http.status == 400:
             return (f"{self.http.url} answers 400 Bad Request: the app refuses its own host name (a host check "
@@ -135,6 +136,16 @@ def _say_if_not_regular(starts_path: Path, say: Callable[[str], None]) -> None:
             "next start creates it again.")
 
 
+def _restart_due(site: Site) -> list[str]:
+    """What changed after the running process started (shim/ops/freshness.py), if anything."""
+    from shim.ops.freshness import restart_due
+    from shim.runtime.config import load_config
+
+    cfg, _ = load_config(site.approot)
+    due = restart_due(site, cfg) if cfg is not None else None
+    return [str(p) for p in due[1]] if due else []
+
+
 def site_status(site: Site, url: str | None = None, say: Callable[[str], None] = lambda m: None) -> Status:
     """Everything `wsgi-shim status` shows. Raises control.BadURL for a URL that is not http(s)."""
     if url:
@@ -160,6 +171,7 @@ def site_status(site: Site, url: str | None = None, say: Callable[[str], None] =
     # run this long is stuck. Estimated with this machine's clock: said so where it is shown.
     begun = [r for r in records.unfinished(every) if time.time() - float(r.get("epoch", 0) or 0) > STUCK_AFTER]
     status.importing = begun[-1] if begun else None
+    status.restart_due = _restart_due(site)
     status.errors = [seen_error(e, last, touched) for e in logview.recent_errors(logging_cfg.path, RECENT)]
     status.jobs = job_runs(site)
     if url:

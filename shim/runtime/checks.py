@@ -42,6 +42,15 @@ def _site_packages(prefix: str) -> Path:
     return Path(sysconfig.get_paths()["purelib"])
 
 
+def _who_runs() -> str:
+    """Whose Python the running one is, for venv-mismatch: Passenger's only in a real start."""
+    if os.environ.get("WSGI_SHIM_PREVIEW") == "1":
+        return "what the preview (wsgi-shim serve) runs"
+    if os.environ.get("IN_PASSENGER") == "1" and os.environ.get("WSGI_SHIM_PROBE") != "1":
+        return "what Passenger uses now"
+    return "the Python this check runs in, not necessarily Passenger's"
+
+
 def venv_problems(cfg: Config, prefix: str | None = None, base_prefix: str | None = None) -> list[Problem]:
     prefix = sys.prefix if prefix is None else prefix
     base_prefix = sys.base_prefix if base_prefix is None else base_prefix
@@ -61,12 +70,14 @@ def venv_problems(cfg: Config, prefix: str | None = None, base_prefix: str | Non
                 "venv-mismatch",
                 f"The site runs in the venv {running}, but passenger_python names the venv {configured}.",
                 where, "Make passenger_python and Apache's PassengerPython name the same venv "
-                       f"({running}/bin/python is what Passenger uses now)."))
+                       f"({running}/bin/python is {_who_runs()})."))
     if Path(os.path.realpath(running)).is_relative_to(os.path.realpath(cfg.app_root)):
         problems.append(Problem(
             "venv-inside-approot", f"The venv {running} lies inside the app root {cfg.app_root}.",
-            where, "Move the venv next to the app root (e.g. SITE/venv): files inside the app root can "
-                   "be reached by the app and are deployed over; the venv must not be."))
+            where, "Recreate the venv next to the app root (e.g. `inv venv`, or python3 -m venv SITE/venv, "
+                   "then install the app's requirements and wsgi-shim into it) and point passenger_python "
+                   "at it; do not move it: a moved venv's scripts still name the old path. Files inside "
+                   "the app root can be reached by the app and are deployed over; the venv must not be."))
     for path in (running, running / "bin", _site_packages(prefix)):
         bad = unsafe_ancestor(path, cfg.passenger_user or None)
         if bad:

@@ -244,17 +244,11 @@ def _rollback(env, cwd, path, modules, problems):
     return problems
 
 
-def _user_frame(exc: BaseException) -> str:
-    """file:line of the innermost frame outside importlib and wsgi-shim."""
-    import traceback
+def _user_frame(exc: BaseException, cfg: Config | None = None) -> str:
+    """file:line of the innermost frame in the site's own code (shim/runtime/importhints.py)."""
+    from shim.runtime.importhints import user_frame
 
-    here = os.path.dirname(__file__)
-    where = ""
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename.startswith("<frozen") or frame.filename.startswith(here):
-            continue
-        where = f"{frame.filename} line {frame.lineno}"
-    return where
+    return user_frame(exc, cfg)
 
 
 def format_traceback(exc: BaseException, redact) -> str:
@@ -272,7 +266,9 @@ def format_traceback(exc: BaseException, redact) -> str:
 def describe_import_failure(exc: BaseException, cfg: Config, redact) -> Problem:
     """Which kind of failure, where in the user's code, and the fix; secrets masked by redact."""
     detail = format_traceback(exc, redact)
-    where = _user_frame(exc) or f"{cfg.file}, [wsgi] app"
+    from shim.runtime import importhints  # only when the import failed
+
+    where = _user_frame(exc, cfg) or f"{cfg.file}, [wsgi] app"
     spec = cfg.app_spec
     message = redact(str(exc))
     if isinstance(exc, ModuleNotFoundError):
@@ -292,6 +288,9 @@ def describe_import_failure(exc: BaseException, cfg: Config, redact) -> Problem:
                            f"{cfg.file}, [wsgi] app; looked in {cfg.chdir_path}",
                            "Correct [wsgi] app or [wsgi] chdir (the directory that contains the top-level "
                            f"package). It holds: {', '.join(entries[:15]) or 'nothing'}.", detail)
+        own = importhints.module_not_found_problem(missing, cfg, where, detail) if missing else None
+        if own is not None:
+            return own
         return Problem("app-dependency-missing",
                        f"Importing {cfg.module} needs module '{missing}', which is not installed in the site's venv.",
                        where, f"Install it into the venv Passenger uses: {Path(sys.prefix)}/bin/pip install "
@@ -304,6 +303,9 @@ def describe_import_failure(exc: BaseException, cfg: Config, redact) -> Problem:
         return Problem("app-permission", f"Permission denied while importing {cfg.module}: {exc.filename or message}.",
                        where, "The site's user must be able to read every file of the app (and search every "
                               "directory): chmod u+r files, u+x directories.", detail)
+    env_name = importhints.environ_key(exc)
+    if env_name is not None:
+        return importhints.env_missing_problem(env_name, cfg, where, detail)
     if isinstance(exc, SystemExit):
         return Problem("app-exit", f"Importing {cfg.module} called sys.exit({exc.code!r}).", where,
                        "Do not exit at import time; guard script code with if __name__ == \"__main__\":.", detail)

@@ -17,8 +17,10 @@ from shim.tasks.remote import is_remote, paths, run, where
 
 @shim_task(help={"site": SITE_HELP, "venv": VENV_HELP, "json": "print the problems as JSON",
                  "request": "send the app its [check] requests after the import (default; --no-request "
-                            "imports only)"})
-def check(c, site=None, venv=None, json=False, request=True):
+                            "imports only)",
+                 "url": "the site's public URL: a Django project's ALLOWED_HOSTS must hold its host "
+                        "(default: config shim.url)"})
+def check(c, site=None, venv=None, json=False, url=None, request=True):
     """Check the site the way its next process start will; list every problem with its fix.
 
     Exits 0 only when the site would serve its app.
@@ -26,8 +28,10 @@ def check(c, site=None, venv=None, json=False, request=True):
     Example: inv check --site ~/mysite
     """
     p = paths(c, site, venv)
-    flags = (["--json"] if json else []) + ([] if request else ["--no-request"])
-    result = c.run(p.shim("check", *flags), warn=True)
+    url = site_url(c, url, "check")
+    args = (["--json"] if json else []) + (["--url", shlex.quote(url)] if url else []) \
+        + ([] if request else ["--no-request"])
+    result = c.run(p.shim("check", *args), warn=True)
     if not result.ok:
         raise Exit(f"the site{where(c)} has problems (listed above)" if result.exited == 1
                    else f"wsgi-shim check failed{where(c)} (exit {result.exited})",

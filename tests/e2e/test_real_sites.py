@@ -10,6 +10,11 @@ pause. Visitors get only the app's 200 or the maintenance 503, and what a visito
 through the app's own forms (an admin session and pages; a user and posts) is still there after
 every deploy and after the rollback: the database lives in SITE/shared/, linked into each release.
 
+A plain Django project from `django-admin startproject` goes the way docs/django.md shows, over
+`fab -H`: the secret key in [secret_files], ALLOWED_HOSTS, STATIC_ROOT in the document root (the
+admin's CSS served by Apache), the database in SITE/shared/, migrate and collectstatic as release
+commands; and the mistakes that page lists, as `fab check` names them.
+
 And the bytecode: a deploy compiles the release (and its venv) before the check, so the first
 requests through Passenger create no .pyc file; with --no-compile they do.
 """
@@ -21,6 +26,7 @@ import re
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -29,7 +35,8 @@ from shim.runtime.layout import Site
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, gid, uid
 from tests.support.apache import ApacheServer, http_get, poll
 from tests.support.load import Load, LoadResult
-from tests.support.realsites import (PYTEST_PIN, Visitor, configure_wagtail, example_config,
+from tests.support.realsites import (PYTEST_PIN, Visitor, configure_django, configure_wagtail, django_project,
+                                     example_config,
                                      flaskr_login, flaskr_post, flaskr_project, flaskr_register_and_login,
                                      flaskr_secret_config, git_commit, head_status, own_venv_site,
                                      pin_requirements, tools_venv, wagtail_add_page, wagtail_logged_in,
@@ -280,6 +287,83 @@ def test_flaskr_from_the_flask_sdist_deployed_with_fab_under_load(apache: Apache
     assert any(b"Flaskr, release two" in s.body for s in load.result.samples)
 
 
+# ---- a plain Django project, over fab -H (docs/django.md) ----------------------------------------
+
+def django_admin_login(me: Visitor, password: str) -> None:
+    page = me.submit("/admin/login/", {"username": "admin", "password": password})
+    if urllib.parse.urlsplit(page.url).path != "/admin/" or "Site administration" not in page.text:
+        raise AssertionError(f"Django admin login failed ({page.status} {page.url}):\n{page.text[:3000]}")
+
+
+def set_environment(site: Site, **values: str) -> None:
+    update_config(site, {"environment": values})
+
+
+def test_django_startproject_deployed_with_fab(apache: ApacheServer, site_venv: Path, sshd) -> None:  # noqa: F811
+    parent = new_parent("django")
+    project = django_project(parent)  # this process's: the developer who runs fab
+    site = Site(parent / "site")
+    tasks_file(project / "fabfile.py", site)
+    fab_ok(sshd, project, "venv", "--python", SYSTEM_PYTHON)
+    fab_ok(sshd, project, "install", "--app", "mysite.wsgi.application", "--group", PROJECT_GROUP)
+    configure_django(site)
+    url = apache.serve(parent.name, site.approot, site.docroot, user=SITE_USER, group=PROJECT_GROUP,
+                       python=site.site / "venv/bin/python")
+    tasks_file(project / "fabfile.py", site, url + "/")
+
+    # The first deploy: migrate and collectstatic from [deploy] run, and the admin's account.
+    password_file = site.site / "secrets" / "admin-password"
+    write_file(password_file, ADMIN_PASSWORD + "\n", 0o600)
+    superuser = (f'DJANGO_SUPERUSER_PASSWORD="$(cat {password_file})" python manage.py createsuperuser '
+                 "--noinput --username admin --email admin@example.org")
+    first = fab_ok(sshd, project, "deploy", "--init", "--maint", "--run", "python manage.py migrate --noinput",
+                   "--run", "python manage.py collectstatic --noinput", "--run", superuser)
+    password_file.unlink()
+    assert "Superuser created successfully" in first.stdout
+    assert (site.site / "shared" / "db.sqlite3").is_file()
+    assert (site.docroot / "static" / "admin" / "css" / "base.css").is_file()
+    checked = fab_ok(sshd, project, "check")
+    assert "[django-" not in checked.stdout and "[approot-code]" not in checked.stdout, checked.stdout
+    fab_ok(sshd, project, "maint", "off")
+    fab_ok(sshd, project, "restart", "--wait")
+
+    # The admin through real Apache + Passenger, with its CSS served from the document root.
+    login = poll(url + "/admin/login/", served("Django administration"), timeout=60)
+    css = re.search(r'href="(/static/admin/css/[\w.-]+\.css)"', login.body)
+    assert css, login.body[:3000]
+    assert head_status(url + css.group(1)) == 200
+    me = Visitor(url)
+    django_admin_login(me, ADMIN_PASSWORD)
+
+    # A second deploy runs [deploy] run; the database (the admin, the session) stays in shared/.
+    (project / "mysite" / "urls.py").write_text((project / "mysite" / "urls.py").read_text()
+                                                + "\nadmin.site.site_header = 'Release two'\n")
+    git_commit(project, "release two")
+    second = fab_ok(sshd, project, "deploy", "--maint")
+    assert "Maintenance mode on" in second.stdout and "Maintenance mode off" in second.stdout
+    poll(url + "/admin/login/", served("Release two"), timeout=60)
+    assert "Release two" in me.get("/admin/").text  # still logged in: the session row is in shared/db.sqlite3
+
+    # The mistakes docs/django.md lists, as `fab check` names them. A static root in the release
+    # (startproject's BASE_DIR) and a host list without the site's own host: warnings.
+    release = site.site / "releases" / current(site)
+    set_environment(site, DJANGO_STATIC_ROOT=str(release / "staticfiles"), DJANGO_ALLOWED_HOSTS="www.example.org")
+    warned = fab_ok(sshd, project, "check")
+    assert "[django-static-unreachable]" in warned.stdout and "outside the document root" in warned.stdout
+    assert "[django-allowed-hosts]" in warned.stdout and "does not hold 127.0.0.1" in warned.stdout
+    assert "[restart-due]" in warned.stdout  # config.toml changed after the running process started
+    # A misspelt settings module: a config value, named at its line, not a package to install.
+    set_environment(site, DJANGO_STATIC_ROOT=str(site.docroot / "static"), DJANGO_ALLOWED_HOSTS="127.0.0.1",
+                    DJANGO_SETTINGS_MODULE="mysite.setings")
+    typo = fab_run(sshd, project, "check")
+    assert typo.returncode == 1, typo.stdout + typo.stderr
+    assert "[env-module-missing]" in typo.stdout and "Did you mean 'mysite.settings'?" in typo.stdout
+    assert f"{site.config_toml} line " in typo.stdout and ", [environment] DJANGO_SETTINGS_MODULE" in typo.stdout
+    assert "pip install" not in typo.stdout and "app-dependency-missing" not in typo.stdout
+    set_environment(site, DJANGO_SETTINGS_MODULE="mysite.settings")
+    fab_ok(sshd, project, "check")
+
+
 # ---- bytecode ---------------------------------------------------------------------------------
 
 def bytecode(release: Path) -> dict[str, int]:
@@ -328,8 +412,9 @@ def test_the_first_requests_after_a_deploy_compile_nothing(apache: ApacheServer,
     assert deploy_and_visit(site, venv, project, url, "--run", WAGTAIL_MIGRATE, "--run", WAGTAIL_STATIC) == []
     # A code change without release commands: the check imports the app, the compile step the rest.
     assert deploy_and_visit(site, venv, project, url) == []
-    # Without the compile step the same visits compile what the check's import did not reach
-    # (the URLconf, the views): the test can fail.
-    made = deploy_and_visit(site, venv, project, url, "--no-compile")
+    # Without the compile step (and without the check's request, which would compile what it
+    # reaches) the same visits compile what the check's import did not reach (the URLconf, the
+    # views): the test can fail.
+    made = deploy_and_visit(site, venv, project, url, "--no-compile", "--no-request")
     assert any("/mysite/__pycache__/urls." in p for p in made), made
     assert all("/.venv/" not in p for p in made), made  # the venv is a copy of one compiled before

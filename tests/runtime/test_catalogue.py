@@ -21,6 +21,7 @@ import pytest
 from shim.runtime.layout import Site
 from tests.support.accounts import OTHER_USER, SITE_USER
 from tests.support.sites import (
+    HELLO_APP,
     VENV,
     load_like_passenger,
     make_site,
@@ -79,6 +80,17 @@ def other_venv_inside(site: Site) -> None:
     update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
 
 
+def settings_site(site: Site, settings: str, extra: str = "") -> None:
+    """A package of the app's own (mysite/settings.py, helpers.py) whose settings module
+    [environment] names, imported the way Django imports DJANGO_SETTINGS_MODULE."""
+    write_file(site.approot / "mysite/__init__.py", "")
+    write_file(site.approot / "mysite/settings.py", "DEBUG = False\n")
+    write_file(site.approot / "mysite/helpers.py", "")
+    write_file(site.approot / "app.py", "import importlib, os\n" + extra
+               + "importlib.import_module(os.environ['APP_SETTINGS'])\n" + HELLO_APP)
+    update_config(site, {"environment": {"APP_SETTINGS": settings}})
+
+
 def other_venv_writable(site: Site) -> None:
     venv = small_venv(site.site / "venv2")
     venv.chmod(0o777)
@@ -125,7 +137,8 @@ CATALOGUE = [
     # venv and identity
     Mistake("passenger_python is the system python",
             cfg({"passenger": {"passenger_python": "/usr/bin/python3"}}), "venv-mismatch", "venv-none"),
-    Mistake("venv inside the app root", other_venv_inside, "venv-inside-approot", "venv-inside-approot"),
+    Mistake("venv inside the app root", other_venv_inside, "venv-inside-approot", "venv-inside-approot",
+            "Recreate the venv next to the app root"),
     Mistake("venv writable by everyone", other_venv_writable, "venv-writable", "venv-writable"),
     Mistake("wrong passenger_user", cfg({"passenger": {"passenger_user": OTHER_USER}}),
             "user-mismatch", "user-mismatch"),
@@ -156,8 +169,16 @@ CATALOGUE = [
             "app-dependency-missing", "app-dependency-missing", "requests_toolbelt_nope"),
     Mistake("syntax error", app_file("def application(environ, start_response)\n    pass\n"),
             "app-syntax-error", "app-syntax-error", "app.py line 1"),
-    Mistake("exception at import", app_file("import os\nDEBUG = os.environ['DJANGO_DEBUG']\n"),
-            "app-exception", "app-exception", "KeyError"),
+    Mistake("variable exported only in the shell", app_file("import os\nDEBUG = os.environ['DJANGO_DEBUG']\n"),
+            "app-env-missing", "app-env-missing", "Passenger starts the app from the web server"),
+    Mistake("exception at import", app_file("import os\nDEBUG = int(os.environ.get('DJANGO_DEBUG', 'x'))\n"),
+            "app-exception", "app-exception", "ValueError"),
+    Mistake("exception inside a library", app_file("import json\nSETTINGS = json.loads('{')\n"),
+            "app-exception", "app-exception", "app.py line 2"),
+    Mistake("settings module misspelt in [environment]", lambda s: settings_site(s, "mysite.setings"),
+            "env-module-missing", "env-module-missing", "Did you mean &#x27;mysite.settings&#x27;?"),
+    Mistake("own module misspelt", lambda s: settings_site(s, "mysite.settings", "import mysite.helpres\n"),
+            "app-own-module-missing", "app-own-module-missing", "Did you mean &#x27;mysite.helpers&#x27;?"),
     Mistake("attribute typo", cfg({"wsgi": {"app": "app.aplication"}}), "app-attribute-missing",
             "app-attribute-missing", "Did you mean &#x27;application&#x27;?"),
     Mistake("app is not callable", app_file('application = "hello"\n'), "app-not-callable", "app-not-callable"),
@@ -362,3 +383,43 @@ def test_start_up_problems_reach_the_app_log_even_with_a_broken_config():
     assert "[config-syntax]" in log.read_text()
     out = wsgi_shim("logs", str(site.site), "--errors")
     assert "[config-syntax]" in out.stdout
+
+
+def _where(out: str, code: str) -> str:
+    """The `where:` line `check` prints under the problem CODE."""
+    m = re.search(rf"\[{re.escape(code)}\][^\n]*\n\s+where: ([^\n]*)", out)
+    assert m, out
+    return m.group(1)
+
+
+def test_where_names_the_apps_own_line_and_the_config_line():
+    # An error raised inside a library is shown where the app called it.
+    site = owner_site("where", app_source={"app.py": "import json\n\nSETTINGS = json.loads('{')\n"})
+    out = wsgi_shim("check", str(site.site)).stdout
+    assert _where(out, "app-exception") == f"{site.approot}/app.py line 3"
+    # A misspelt settings module is a config value: "where" is its line in config.toml, and
+    # nothing advises installing a package.
+    settings_site(site, "mysite.setings")
+    out = wsgi_shim("check", str(site.site)).stdout
+    line = next(n for n, text in enumerate(site.config_toml.read_text().splitlines(), 1)
+                if text.startswith("APP_SETTINGS"))
+    assert _where(out, "env-module-missing") == f"{site.config_toml} line {line}, [environment] APP_SETTINGS"
+    assert "pip install" not in out and "app-dependency-missing" not in out
+    # A variable exported in the shell only: named, with [environment] and [secret_files].
+    write_file(site.approot / "app.py", "import os\nKEY = os.environ['SECRET_KEY']\n")
+    out = wsgi_shim("check", str(site.site)).stdout
+    assert _where(out, "app-env-missing") == f"{site.approot}/app.py line 2"
+    assert "SECRET_KEY" in out and "[environment]" in out and "[secret_files]" in out
+
+
+def test_venv_mismatch_never_calls_the_checkers_own_venv_passengers():
+    site = owner_site("mismatch")
+    venv = small_venv(site.site / "venv2")
+    update_config(site, {"passenger": {"passenger_python": str(venv / "bin/python")}})
+    # check --no-import runs the runtime checks in its own process (the shared venv, not the
+    # site's): that is no evidence of what Passenger runs.
+    out = wsgi_shim("check", "--no-import", str(site.site)).stdout
+    assert "[venv-mismatch]" not in out and "what Passenger uses now" not in out, out
+    # A real start in another venv than passenger_python names: Passenger's, and said so.
+    page = load_like_passenger(site, [OWNER]).response
+    assert "[venv-mismatch]" in page.body and "what Passenger uses now" in page.body

@@ -162,6 +162,31 @@ def own_venv_site(parent: Path, app: str) -> tuple[Site, Path]:
     return site, venv
 
 
+# ---- a plain Django project ----------------------------------------------------------------------
+
+def django_project(parent: Path, name: str = "mysite") -> Path:
+    """PARENT/NAME as `django-admin startproject NAME PARENT/NAME` made it (the pinned Django of
+    examples/realsites/django, run by this process: fab's local side), plus the glue docs/django.md
+    shows: settings_tail.py at the end of settings.py, the pinned requirements.txt; committed."""
+    venv = tools_venv("django")
+    project = parent / name
+    project.mkdir()
+    _checked(subprocess.run([str(venv / "bin/django-admin"), "startproject", name, str(project)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL))
+    settings = project / name / "settings.py"
+    settings.write_text(settings.read_text() + (REALSITES / "django" / "settings_tail.py").read_text())
+    shutil.copy(pinned("django"), project / "requirements.txt")
+    git_commit(project, "django-admin startproject, with the production settings from the environment")
+    return project
+
+
+def configure_django(site: Site) -> None:
+    """What docs/django.md adds on the host: the secret key file and config.toml's sections."""
+    config = example_config("django", site)
+    write_file(Path(config["secret_files"]["DJANGO_SECRET_KEY_FILE"]), secrets.token_urlsafe(50) + "\n", 0o600)
+    update_config(site, config)
+
+
 # ---- flaskr -----------------------------------------------------------------------------------
 
 def flask_sdist() -> Path:

@@ -182,6 +182,7 @@ def test_build_verifies_configures_makes_installs_and_smoke_tests(fake, shell):
     for module in ("ssl", "sqlite3", "ctypes", "zlib", "venv"):
         assert f"ok       {module}" in out
     assert "done in " in out and f"python: {fake.python}" in out
+    assert "next: the site's venv from it: inv venv" in out  # the step after, named
     # The full log keeps every line of output; the big build tree is gone, the log stays.
     log = fake.log.read_text()
     assert "checking for a fake compiler... yes" in log and "compiling fake module 59" in log
@@ -198,6 +199,7 @@ def test_second_run_is_a_fast_no_op(fake):
     proc = build(fake)
     assert proc.returncode == 0, proc.stdout
     assert "is already built in" in proc.stdout and "nothing to do" in proc.stdout
+    assert "next: the site's venv from it: inv venv" in proc.stdout
     assert calls_of(fake) == ["configure", "all", "install"]  # nothing ran again (no timing: issue 10)
     # --force rebuilds all the same.
     proc = build(fake, force=True)
@@ -421,6 +423,8 @@ def test_download_failure_says_so(fake, tmp_path):
         proc = build(fake, source=f"{base}/nothing-here.tgz")
     assert proc.returncode == 1, proc.stdout
     assert "FAILED: download" in proc.stdout and "hint: check the URL" in proc.stdout
+    # Offline: the way round is named.
+    assert "copy it to this host and pass --source FILE" in proc.stdout
 
 
 # --- Passenger and Python 3.12 -------------------------------------------------------------

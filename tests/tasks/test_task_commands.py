@@ -130,6 +130,15 @@ def test_check_json():
     assert only_command(c) == f"{SHIM} check {APPROOT} --json"
 
 
+def test_check_passes_the_sites_url_for_djangos_allowed_hosts():
+    c = context(url="https://www.example.org/")
+    site.check(c)
+    assert only_command(c) == f"{SHIM} check {APPROOT} --url https://www.example.org/"
+    c = context()
+    site.check(c, url="http://127.0.0.1:8080/")
+    assert only_command(c) == f"{SHIM} check {APPROOT} --url http://127.0.0.1:8080/"
+
+
 def test_check_with_problems_exits_1_with_a_message_not_a_traceback():
     c = context({f"{SHIM} check {APPROOT}": Result(exited=1, stdout="[config-syntax] ...")})
     with pytest.raises(Exit) as info:

@@ -5,10 +5,12 @@ on its own, and each loads whatever `current` names at that moment. So the relea
 through a *shadow app root*: SITE/releases/.check-NAME/ holds a link to every entry of the real
 app root (passenger_wsgi.py, logs, secrets...) except `current`, which points to the new
 release; a copy of config.toml (passenger_app_root naming the shadow); and an empty tmp/ of its
-own. Everything `wsgi-shim check` does runs on the real site, and the import runs in a fresh
-process of the site's Python on the shadow root (cwd and sys.path as Passenger sets them there,
-so the app root's entries and then the release, as `current/` would give them). No process
-Passenger starts ever looks into the shadow root.
+own. Python code lying directly in the app root is not linked: the release must hold the app (a
+module missing there must fail the check, not be found beside it). Everything `wsgi-shim check`
+does runs on the real site, and the import runs in a fresh process of the site's Python on the
+shadow root (cwd and sys.path as Passenger sets them there, so the app root's entries and then
+the release, as `current/` would give them). No process Passenger starts ever looks into the
+shadow root.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import stat
 from pathlib import Path
 
 from shim.ops.deploy import store
+from shim.ops.stalecode import is_python_code
 from shim.runtime.layout import Site
 from shim.runtime.permissions import create_private_dir
 from shim.runtime.problems import Problem
@@ -37,7 +40,9 @@ def _shadow(site: Site, name: str, config_text: str | None, python: str | None) 
             # cache) must not replace the live site's.
             os.mkdir(shadow / "tmp", 0o700)
             os.chmod(shadow / "tmp", stat.S_IMODE(site.tmp.stat().st_mode))
-        elif entry not in (store.CURRENT, "config.toml"):
+        elif entry not in (store.CURRENT, "config.toml") and not is_python_code(site.approot / entry):
+            # Python code in the app root is left out: the app must import from the release,
+            # never fall back to a stale module beside it (check's approot-code warning).
             os.symlink(site.approot / entry, shadow / entry)
     if config_text is None:
         config_text = site.config_toml.read_text()
@@ -96,7 +101,8 @@ def _shadow_artefact(problem: Problem, site: Site) -> bool:
 
 
 def check_release(site: Site, name: str, config_text: str | None = None,
-                  venv_python: str | None = None, requests: bool = True) -> tuple[list[Problem], list[Problem]]:
+                  venv_python: str | None = None, requests: bool = True,
+                  host: str | None = None) -> tuple[list[Problem], list[Problem]]:
     """(errors, warnings) of `wsgi-shim check` for the site as it will be with NAME current
     (and config.toml as CONFIG_TEXT, for --init; VENV_PYTHON: the python's name in the release's
     own venv, see venvs.py), without switching anything."""
@@ -106,7 +112,7 @@ def check_release(site: Site, name: str, config_text: str | None = None,
     python = f"{shadow}/{store.CURRENT}/.venv/bin/{venv_python}" if venv_python else None
     shadow = _shadow(site, name, config_text, python)
     try:
-        problems, _ = collect_problems(site, probe_root=shadow, probe_python=python, requests=requests)
+        problems, _ = collect_problems(site, probe_root=shadow, probe_python=python, requests=requests, host=host)
     finally:
         shutil.rmtree(shadow, ignore_errors=True)
     problems = [_unshadow(p, shadow, site, name) for p in problems if not _shadow_artefact(p, site)]

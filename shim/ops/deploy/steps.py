@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shim.ops import control
 from shim.ops.deploy import commands, journal, shared, store, venvs
@@ -208,7 +209,7 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
         _compile(site, j, release, python, out)
     commands_due = bool(opts.run or cfg.deploy_run)
     # With release commands, the requests wait until they ran: a page needs its migrations.
-    warnings = _check(site, j, python if venv else None, opts.request and not commands_due, out)
+    warnings = _check(site, j, python if venv else None, opts.request and not commands_due, out, opts.url)
     j.checked = True
     if opts.maint:
         _maint_on(site, opts, j, out)
@@ -216,7 +217,7 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     if commands_due:
         _new_data_warnings(site, cfg, release, warnings, out)
         if opts.request:
-            _check(site, j, python if venv else None, True, out, after_commands=True)
+            _check(site, j, python if venv else None, True, out, opts.url, after_commands=True)
     watching = Watch.begin(site, j.release, release)
     if venv:
         venvs.fix_scripts(venvs.release_venv(site, j.release), venv)
@@ -234,7 +235,7 @@ def _deploy_steps(site: Site, opts: DeployOptions, cfg: Config, j: Journal, out:
     return Outcome(j.release, j.previous, ok, removed)
 
 
-def _check(site: Site, j: Journal, venv_python: str | None, requests: bool, out: Output,
+def _check(site: Site, j: Journal, venv_python: str | None, requests: bool, out: Output, url: str | None,
            after_commands: bool = False) -> list[Problem]:
     """`wsgi-shim check` of the release before the switch (checkrelease.py); its warnings."""
     journal.step(site, j, "check")
@@ -245,7 +246,7 @@ def _check(site: Site, j: Journal, venv_python: str | None, requests: bool, out:
         out.say(f"Checking release {j.release} as Passenger will load it (wsgi-shim check), before the switch"
                 + (" ..." if requests else "; its [check] requests follow the release commands ..."))
     errors, warnings = check_release(site, j.release, j.config_new, Path(venv_python).name if venv_python else None,
-                                     requests=requests)
+                                     requests=requests, host=urlsplit(url).hostname if url else None)
     if errors:
         ran = " The release commands had run (a rollback does not undo what they changed)." if after_commands else ""
         raise CheckFailed(f"the new release has {_plural(len(errors), 'problem')} (listed above); "
@@ -374,6 +375,11 @@ def _release_commands(site: Site, opts: DeployOptions, cfg: Config, j: Journal, 
     if not cmds:
         return
     journal.step(site, j, "commands", commands=cmds)
+    if not site.maint_txt.exists():
+        out.say(f"Note: visitors are served by {'release ' + j.previous if j.previous else 'the site as it is'} "
+                "while these commands run; the new release goes live after them. If they change what "
+                "the running code relies on (a database migration), deploy with --maint --url URL: "
+                "visitors then see the maintenance page while they run.")
     chdir = Path(cfg.chdir)
     cwd = release / Path(*chdir.parts[1:]) if chdir.parts[:1] == (CURRENT,) else release
     for command in cmds:

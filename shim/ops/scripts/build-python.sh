@@ -111,6 +111,7 @@ if [ "$force" != 1 ] && [ -x "$py" ]; then
             "(ssl, sqlite3, ctypes, zlib, venv); nothing to do ($(elapsed)). --force rebuilds it."
         add_imp
         say "python: $py"
+        say "next: the site's venv from it: inv venv (fab -H HOST venv over SSH), or $py -m venv SITE/venv"
         exit 0
     elif [ "$have" = "$version" ]; then
         say "Python $version in $prefix fails the smoke test: rebuilding it"
@@ -166,7 +167,7 @@ if [ -n "$url" ]; then
     else
         step "download $url"
         rm -f "$tarball" "$tarball.part"
-        hint="check the URL and this host's network access"
+        hint="check the URL and this host's network access; without network access, fetch $name elsewhere, copy it to this host and pass --source FILE (its sha256 is checked all the same)"
         if command -v curl >/dev/null 2>&1; then
             download curl -fsSL --retry 2 -o "$tarball.part" "$url"
         elif command -v wget >/dev/null 2>&1; then
@@ -244,3 +245,4 @@ add_imp
 say "done in $(elapsed): Python $version in $prefix"
 say "python: $py"
 say "build log: $log"
+say "next: the site's venv from it: inv venv (fab -H HOST venv over SSH), or $py -m venv SITE/venv"
