@@ -103,6 +103,11 @@ def read_token(path: str) -> tuple[bytes, str]:
         return b"", f"cannot be read ({exc.strerror or exc})"
     finally:
         os.close(fd)
+    if st.st_uid not in (0, os.geteuid()):  # whoever owns it decides who sees the details
+        from shim.runtime.permissions import name_of_user
+
+        return b"", (f"is owned by {name_of_user(st.st_uid)}, not by the site's user "
+                     f"{name_of_user(os.geteuid())}")
     if st.st_mode & stat.S_IROTH:
         return b"", "is readable by everyone (chmod 600 it)"
     try:

@@ -182,6 +182,20 @@ def on_the_way(path: str | Path, include_final: bool = True,
     return out
 
 
+def writable_on_the_way(path: str | Path, username: str | None = None, include_final: bool = True,
+                        cache: dict[str, os.stat_result | None] | None = None) -> tuple[Path, str] | None:
+    """The first directory (or, where asked, the final file) on the way to `path`, links followed,
+    that others could change, and why; None when there is none. A symlink's own mode means
+    nothing (the directory holding it decides who can replace it), so links are passed over."""
+    for p, st in on_the_way(path, include_final, cache):
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            continue  # a device is writable by all (/dev/null) and a FIFO is refused where it is read
+        why = writable_by_others(st, username)
+        if why:
+            return p, why
+    return None
+
+
 def foreign_owned(paths: list[tuple[str | Path, bool]], trusted: set[int]) -> list[tuple[Path, int]]:
     """For each path, the first directory or symlink (or, where asked, the final file) on the way
     to it whose owner is not in `trusted` (the site's user and root): that owner can rename it
