@@ -69,9 +69,14 @@ class CatchErrors:
     def __init__(self, app: WSGIApp, reporter: ErrorReporter) -> None:
         self.app = app
         self.reporter = reporter
+        self.token = getattr(reporter.opted_in, "token", b"")  # the owner's login URL sets its cookie
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.token and optin.LOGIN_PARAM in environ.get("QUERY_STRING", ""):
+            answer = optin.login(environ, start_response, self.token)
+            if answer is not None:
+                return answer
         try:
             body = self.app(environ, start_response)
         except CAUGHT:  # noqa: BLE001 - that is the point of this middleware

@@ -141,11 +141,12 @@ def start_error_page(problems: list[Problem], app_root: Path, cfg: Config | None
                      redact: Redactor | None = None):
     """The start-up error page: plain for visitors, the full page for opted-in requests (by
     token, address, or everyone when the site says so); nobody is opted in when config.toml
-    could not be read, except loopback in `wsgi-shim serve` (the developer's own preview)."""
+    could not be read, except, in `wsgi-shim serve`, requests that passed the preview's gate
+    with its token (never an address: every user of a shared machine can use 127.0.0.1)."""
     from shim.runtime import optin, pages
 
-    preview = ["127.0.0.0/8", "::1"] if os.environ.get("WSGI_SHIM_PREVIEW") == "1" else []
-    opt_in, _ = optin.from_config(cfg.logging if cfg is not None else None, preview)
+    preview = os.environ.get("WSGI_SHIM_PREVIEW") == "1"
+    opt_in, _ = optin.from_config(cfg.logging if cfg is not None else None, preview=preview)
     if redact is None:
         redact = site_redactor(cfg)
     if opt_in.token:
