@@ -232,7 +232,8 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     from shim.runtime.config import load_config
 
     me = pwd.getpwuid(os.getuid()).pw_name
-    info: dict = {"maintenance": site.maint_txt.exists()}
+    maintenance, tmp_problems = checks.maintenance_state(site.maint_txt)
+    info: dict = {"maintenance": maintenance}
     if not site.approot.is_dir():
         return [Problem("approot-missing", "The app root does not exist.", str(site.approot),
                         f"Create the site with `wsgi-shim install {site.site}`, or name the right "
@@ -240,7 +241,7 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     cfg, problems = load_config(site.approot)
     user = cfg.passenger_user if cfg else None
     problems += startup_file_problems(site, user)
-    problems += tree_problems(site, user)
+    problems += tree_problems(site, user) + tmp_problems
     if cfg is not None:
         problems += account_problems(cfg, me)
         # Also here, on the path as given: the app process only sees its resolved cwd.

@@ -169,6 +169,26 @@ def environment_problems(cfg: Config, environ: dict[str, str] | None = None) -> 
     return problems
 
 
+def maintenance_state(maint_txt: Path) -> tuple[bool, list[Problem]]:
+    """Is tmp/maint.txt there, and a problem when tmp/ cannot be searched (mode 000, another
+    owner's 700): then nobody can tell whether maintenance is on, and the config cache cannot
+    live there. A stat, where Path.exists() would raise PermissionError into the start."""
+    try:
+        os.stat(maint_txt)
+        return True, []
+    except FileNotFoundError:
+        return False, []
+    except OSError as exc:
+        tmp = maint_txt.parent
+        st = _stat(tmp)
+        mode = f" (mode {stat.filemode(st.st_mode)})" if st is not None else ""
+        return False, [Problem(
+            "tmp-unreadable", f"The site's user cannot look into tmp/{mode}: {exc.strerror or exc}. wsgi-shim cannot "
+                              "see tmp/maint.txt (maintenance mode), nor keep its config cache there.", str(tmp),
+            f"chmod 700 {tmp} (the site's user needs rwx on it; Passenger watches tmp/restart.txt as root), and "
+            f"make sure the site's user owns it: ls -ld {tmp}.")]
+
+
 def chdir_problems(cfg: Config) -> list[Problem]:
     path = cfg.chdir_path
     where = f"{cfg.file}, [wsgi] chdir"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shim import __version__
 from shim.runtime import config_cache, records
-from shim.runtime.checks import runtime_problems
+from shim.runtime.checks import maintenance_state, runtime_problems
 from shim.runtime.config import Config, LoggingConfig, load_config
 from shim.runtime.layout import Site, log_paths
 from shim.runtime.permissions import name_of_group, name_of_user
@@ -83,7 +83,9 @@ def _get_app(app_root: Path):
     site = Site.from_approot(app_root)
     # `wsgi-shim check` (the probe) always parses afresh; a real start may use the parsed cache.
     cfg, problems = load_config(app_root) if probe else config_cache.load(app_root)
-    in_maintenance = not probe and site.maint_txt.exists()
+    in_maintenance, tmp_problems = maintenance_state(site.maint_txt)
+    in_maintenance = in_maintenance and not probe
+    problems += tmp_problems
     applog = None
     if cfg is not None:
         problems += runtime_problems(cfg, check_identity=not probe)

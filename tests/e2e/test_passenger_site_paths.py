@@ -157,3 +157,19 @@ def test_a_strangers_debug_token_opens_nothing(apache: ApacheServer, site_venv: 
     check_fails(site, "owner-foreign", tokens)
     out = wsgi_shim("check", str(site.site)).stdout
     assert "[debug-token-unusable]" in out and f"is owned by {OTHER_USER}" in out, out
+
+
+def test_an_unreadable_tmp_is_named_with_its_fix(apache: ApacheServer, site_venv: Path) -> None:
+    """Issue 19.6: tmp/ at mode 000 made the start fail as "wsgi-shim itself failed" without
+    naming tmp/ or the permission."""
+    site = make_site("tmp-000")
+    owner = opt_in_owner(site)
+    site.tmp.chmod(0o000)
+    url = serve(apache, site)
+    page = refused(url, owner, "tmp-unreadable", site.tmp)
+    assert "d---------" in page.body and f"chmod 700 {site.tmp}" in page.body
+    assert "shim-internal" not in page.body
+    check_fails(site, "tmp-unreadable", site.tmp)
+    site.tmp.chmod(0o700)
+    assert wsgi_shim("restart", str(site.site)).returncode == 0
+    poll(url + "/", lambda r: r.status == 200 and r.body == "hello from the app", timeout=30)

@@ -154,6 +154,7 @@ CATALOGUE = [
             "approot-writable"),
     Mistake("log directory writable by everyone", lambda s: (s.approot / "logs").chmod(0o777),
             "path-writable", "path-writable", "the app log"),
+    Mistake("tmp/ unreadable (mode 000)", chmod("tmp", 0o000), "tmp-unreadable", "tmp-unreadable", "chmod 700"),
     # importing the app
     Mistake("module name typo", cfg({"wsgi": {"app": "ap.application"}}), "app-module-missing",
             "app-module-missing", "Did you mean &#x27;app&#x27;?"),
