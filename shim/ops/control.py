@@ -114,8 +114,10 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]
     import urllib.request
 
     request = urllib.request.Request(check_url(url), headers={"User-Agent": f"wsgi-shim/{__version__}"})
+    # Cookies kept across redirects: the preview's printed URL logs in by a redirect that sets one.
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
@@ -133,9 +135,17 @@ class Probe:
     error: str | None = None
 
     def describe(self) -> str:
+        url = shown_url(self.url)
         if self.status is None:
-            return f"{self.url} is unreachable: {self.error}"
-        return f"{self.url} answers {self.status}, serving {self.serving}"
+            return f"{url} is unreachable: {self.error}"
+        return f"{url} answers {self.status}, serving {self.serving}"
+
+
+def shown_url(url: str) -> str:
+    """URL as printed: a preview's token (?wsgi-shim-preview=...) is a secret, never shown."""
+    import re
+
+    return re.sub(r"(wsgi-shim-preview=)[^&#]*", r"\1[token]", url)
 
 
 def ask(url: str) -> Probe:
@@ -143,8 +153,8 @@ def ask(url: str) -> Probe:
     try:
         status, headers, _ = http_get(url)
     except OSError as exc:
-        return Probe(url, error=str(getattr(exc, "reason", None) or exc))
-    return Probe(url, status, classify_response(status, headers))
+        return Probe(shown_url(url), error=str(getattr(exc, "reason", None) or exc))
+    return Probe(shown_url(url), status, classify_response(status, headers))
 
 
 def site_logging(site: Site) -> LoggingConfig:
@@ -223,8 +233,8 @@ def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None
 
 def classify_response(status: int, headers: dict[str, str]) -> str:
     kind = {k.lower(): v for k, v in headers.items()}.get("x-wsgi-shim", "")
-    if kind in ("maintenance", "error", "app-error"):
-        return kind
+    if kind in ("maintenance", "error", "app-error", "preview-locked"):
+        return kind  # preview-locked: a preview's 403 to a request without its cookie
     if status >= 500:
         return "server-error"  # e.g. Passenger's own "We're sorry" page
     return "app"

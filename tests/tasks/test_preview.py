@@ -398,6 +398,11 @@ def test_another_user_of_the_machine_gets_neither_details_nor_the_app(port, tmp_
         assert wrong.status == 403 and "set-cookie" not in wrong.headers
         token = server.owner_url().rsplit("=", 1)[1]
         assert token not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        locked = wsgi_shim("status", str(site.site), "--url", server.url)
+        assert locked.returncode == 1 and "answers 403, serving preview-locked" in locked.stdout, locked.stdout
+        opened = wsgi_shim("status", str(site.site), "--url", server.owner_url())  # follows the login
+        assert opened.returncode == 0 and "answers 200, serving app" in opened.stdout, opened.stdout
+        assert token not in opened.stdout
         update_config(site, {"wsgi": {"app": "nosuchmodule.application"}})
         assert wsgi_shim("restart", str(site.site)).returncode == 0
         page = server.poll(lambda r: r.status == 500, timeout=15)
