@@ -47,3 +47,27 @@ def test_start_records_in_another_users_file_are_not_written():
     assert starts.read_text() == ""
     out = wsgi_shim("check", str(site.site))
     assert out.returncode == 1 and "[owner-foreign]" in out.stdout and str(starts) in out.stdout
+
+
+def test_the_release_current_points_to_gets_the_same_rules():
+    """chdir = "current/..." is followed through the link: a release directory others can write
+    (or another user's) blocks the start, by its own path."""
+    site = make_site("current-writable", config={"logging": {"debug_addresses": ["127.0.0.1"]},
+                                                  "wsgi": {"chdir": "current"}})
+    release = site.site / "releases" / "r1"
+    release.mkdir(parents=True)
+    (release / "app.py").write_text((site.approot / "app.py").read_text())
+    for path in (release.parent, release, release / "app.py"):
+        os.chown(path, uid(), -1)
+    os.symlink(release, site.approot / "current")
+    os.lchown(site.approot / "current", uid(), -1)
+    assert load_like_passenger(site).response.body == "hello from the app"  # a sane release serves
+    release.chmod(0o777)
+    page = load_like_passenger(site).response
+    assert page.code == 500 and "[path-writable]" in page.body and str(release) in page.body, page.body
+    release.chmod(0o755)
+    os.chown(release, uid(OTHER_USER), -1)
+    page = load_like_passenger(site).response
+    assert "[owner-foreign]" in page.body and f"{release} is owned by {OTHER_USER}" in page.body, page.body
+    out = wsgi_shim("check", str(site.site))
+    assert out.returncode == 1 and "[owner-foreign]" in out.stdout and str(release) in out.stdout
