@@ -98,14 +98,26 @@ def approot_writable(bad: tuple[Path, str]) -> Problem:
 
 
 def record_file_problems(cfg: Config) -> list[Problem]:
-    """The app log or the start records readable by others: said once, and the next write makes
-    the file private again (shim.runtime.applog, shim.runtime.records)."""
+    """The app log or the start records not the site's own (root's: another user's is
+    owner-foreign), which wsgi-shim never writes into, or readable by others: said once, and the
+    next write makes the file private again (shim.runtime.applog, shim.runtime.records)."""
+    from shim.runtime.permissions import name_of_user
+
     problems = []
     user = cfg.passenger_user or None
+    me = site_uid(cfg)
     for name, path in (("The app log", cfg.logging.path), ("The start records", cfg.logging.starts_path)):
         try:
             st = os.lstat(path)
         except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_uid == 0 != me:
+            problems.append(Problem(
+                "log-not-own", f"{name} {path} is owned by {name_of_user(st.st_uid)}, not by the site's user "
+                               f"{name_of_user(me)}: wsgi-shim writes the site's records only into the site's own "
+                               "files, so nothing is recorded there.", str(path),
+                f"Ask whoever made it to remove it (rm {path}, as root); the next start creates it again.",
+                severity="warning"))
             continue
         why = stat.S_ISREG(st.st_mode) and readable_by_others(st, user)
         if why:

@@ -71,3 +71,17 @@ def test_the_release_current_points_to_gets_the_same_rules():
     assert "[owner-foreign]" in page.body and f"{release} is owned by {OTHER_USER}" in page.body, page.body
     out = wsgi_shim("check", str(site.site))
     assert out.returncode == 1 and "[owner-foreign]" in out.stdout and str(release) in out.stdout
+
+
+def test_a_log_and_start_records_owned_by_root_are_not_written_and_it_is_said():
+    site = make_site("log-root")
+    load_like_passenger(site)
+    log, starts = site.approot / "logs" / "app.log", site.approot / "logs" / "starts.jsonl"
+    for path in (log, starts):
+        path.write_text("")
+        os.chown(path, 0, 0)
+        path.chmod(0o644)
+    assert load_like_passenger(site).response.body == "hello from the app"
+    assert log.read_text() == "" and starts.read_text() == ""
+    out = wsgi_shim("check", str(site.site))
+    assert out.stdout.count("[log-not-own]") == 2 and "is owned by root" in out.stdout, out.stdout
