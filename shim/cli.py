@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="the site's public URL (shim.url: restart --wait and status request it)")
     p.add_argument("--venv", help="the site's venv, when it is not SITE/venv (shim.venv)")
 
+    p = sub.add_parser("debug-url", help="an address that lets your browser see the detailed error pages")
+    _site_arg(p)
+    p.add_argument("--url", help="the site's address (default: a placeholder to replace)")
+
     p = sub.add_parser("demo", help="create a throwaway demo site and preview it")
     p.add_argument("dir", nargs="?", metavar="DIR",
                    help="where to create it (default: a temporary directory, removed when the demo stops)")
@@ -450,6 +454,20 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_debug_url(args) -> int:
+    from shim.ops.debuglogin import DebugUrlError, debug_url
+
+    site = _site(args)
+    try:
+        url, until = debug_url(site, args.url)
+    except DebugUrlError as exc:
+        return _fail(args, str(exc))
+    print(url)
+    print(f"Open it in your browser before {until}: it sets the shim_debug_token cookie (HttpOnly, "
+          "SameSite=Strict) and the site's error pages show you their details.", file=sys.stderr)
+    return 0
+
+
 def _quiet(kind: str, text: str) -> None:
     """The demo shows what goes wrong and what changes, not the routine."""
     if kind not in ("start", "serving", "stop"):
@@ -469,7 +487,9 @@ def cmd_demo(args) -> int:
         sock.close()
         return _fail(args, str(exc))
     removed = demo.temporary and not args.keep
-    print(f"wsgi-shim demo: serving a demo site on {preview.url_of(sock)}  (Ctrl-C stops)")
+    token = preview.new_token()
+    print(f"wsgi-shim demo: serving a demo site; open {preview.owner_url(sock, token)}  (Ctrl-C stops)")
+    print("  (the token in it lets only you in: other users of this machine can reach the port too)")
     print(f"  site directory: {demo.site.site}" + (" (removed when the demo stops; --keep keeps it)"
                                                    if removed else ""))
     print("  try /fail (a request that fails), and in another terminal:")
@@ -477,7 +497,7 @@ def cmd_demo(args) -> int:
         print("    " + line)
     sys.stdout.flush()
     try:
-        preview.serve(demo.site, sock, _quiet)
+        preview.serve(demo.site, sock, _quiet, token)
     finally:
         if removed:
             preview.remove_demo(demo)
@@ -788,7 +808,8 @@ def cmd_alert(args) -> int:
 COMMANDS = {"install": cmd_install, "check": cmd_check, "maint": cmd_maint, "restart": cmd_restart,
             "status": cmd_status, "logs": cmd_logs, "serve": cmd_serve, "demo": cmd_demo,
             "deploy": cmd_deploy, "rollback": cmd_rollback, "releases": cmd_releases,
-            "run": cmd_run, "cron": cmd_cron, "alert": cmd_alert, "tasks": cmd_tasks}
+            "run": cmd_run, "cron": cmd_cron, "alert": cmd_alert, "tasks": cmd_tasks,
+            "debug-url": cmd_debug_url}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -157,14 +157,21 @@ def test_readme_demo_command_works_in_a_fresh_copy_as_a_normal_user(tmp_path):
                                  f"cd {clone} && {command}"], env=env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        page = None
+        import re
+
+        printed = None
         deadline = time.monotonic() + 600  # a venv and pip install -e . come first
-        while page is None and proc.poll() is None and time.monotonic() < deadline:
-            try:
-                page = http_get(f"http://127.0.0.1:{port}/", timeout=10)
-            except OSError:
-                time.sleep(0.5)
-        assert page is not None and page.status == 200, f"exit {proc.poll()}"
+        while printed is None and proc.poll() is None and time.monotonic() < deadline:
+            # README says: open the address it prints (its token lets the owner's browser in).
+            printed = re.search(rf"http://127\.0\.0\.1:{port}/\?wsgi-shim-preview=[\w-]+", log.read_text())
+            time.sleep(0.5)
+        assert printed is not None, f"exit {proc.poll()}"
+        assert http_get(f"http://127.0.0.1:{port}/", timeout=10).status == 403  # no token: locked
+        login = http_get(printed.group(0), timeout=10)
+        assert login.status == 303 and "HttpOnly" in login.headers.get("set-cookie", ""), login
+        page = http_get(f"http://127.0.0.1:{port}{login.headers['location']}", timeout=10,
+                        headers={"Cookie": login.headers["set-cookie"].split(";")[0]})
+        assert page.status == 200, page
         assert "Hello from the wsgi-shim demo" in page.body
     except Exception as exc:
         raise AssertionError(f"{command}:\n{log.read_text(errors='replace')[-3000:]}") from exc

@@ -18,17 +18,18 @@ import tempfile
 from pathlib import Path
 
 from shim.ops import versions
-from shim.runtime import checks, records
+from shim.runtime import checks, records, sitepaths
 from shim.runtime.config import Config
 from shim.runtime.layout import Site
 from shim.runtime.permissions import (
     is_group_member,
     readable_by_others,
-    unsafe_ancestor,
     unsearchable_ancestor,
     writable_by_others,
+    writable_on_the_way,
 )
 from shim.runtime.problems import Problem
+from shim.runtime.sitepaths import approot_writable
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -141,11 +142,9 @@ def tree_problems(site: Site, cfg_user: str | None) -> list[Problem]:
             "docroot-not-searchable", f"{blocked} is not searchable by other users, so Apache cannot reach the "
                                       "document root and answers 403/404 before Passenger runs.",
             str(blocked), f"chmod o+x {blocked}"))
-    bad = unsafe_ancestor(approot, cfg_user)
-    if bad:
-        problems.append(Problem(
-            "approot-writable", f"{bad[0]} is {bad[1]}: others could change the code the site runs.",
-            str(bad[0]), f"chmod go-w {bad[0]} (o-w at least; g-w unless the group is your project group)."))
+    bad = writable_on_the_way(approot, cfg_user)
+    if bad:  # also found by the start (shim.runtime.sitepaths): the same words, shown once
+        problems.append(approot_writable(bad))
     tmp = site.tmp
     st = _stat(tmp)
     if st is None or not stat.S_ISDIR(st.st_mode):
@@ -236,7 +235,8 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     from shim.runtime.config import load_config
 
     me = pwd.getpwuid(os.getuid()).pw_name
-    info: dict = {"maintenance": site.maint_txt.exists()}
+    maintenance, tmp_problems = checks.maintenance_state(site.maint_txt)
+    info: dict = {"maintenance": maintenance}
     if not site.approot.is_dir():
         return [Problem("approot-missing", "The app root does not exist.", str(site.approot),
                         f"Create the site with `wsgi-shim install {site.site}`, or name the right "
@@ -244,11 +244,13 @@ def collect_problems(site: Site, do_import: bool = True, probe_root: Path | None
     cfg, problems = load_config(site.approot)
     user = cfg.passenger_user if cfg else None
     problems += startup_file_problems(site, user)
-    problems += tree_problems(site, user)
+    problems += tree_problems(site, user) + tmp_problems
     if cfg is not None:
         problems += account_problems(cfg, me)
         # Also here, on the path as given: the app process only sees its resolved cwd.
         problems += checks.ownership_problems(cfg)
+        problems += sitepaths.writable_problems(cfg)
+        problems += sitepaths.record_file_problems(cfg)
         problems += python_problems(cfg)
         problems += debug_token_problems(cfg)
         problems += environment_secret_problems(cfg)

@@ -131,8 +131,11 @@ def has_credentials(url: str) -> bool:
 
 
 def shown_url(url: str) -> str:
-    """URL as it may be printed: any user:password@ part replaced by ***@."""
-    url = url.strip()
+    """URL as it may be printed: any user:password@ part replaced by ***@, and a preview's token
+    (?wsgi-shim-preview=...), a secret too, by [token]."""
+    import re
+
+    url = re.sub(r"(wsgi-shim-preview=)[^&#]*", r"\1[token]", url.strip())
     m = _USERINFO.match(url)
     if m is None:
         return url
@@ -167,8 +170,10 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]
     import urllib.request
 
     request = urllib.request.Request(check_url(url), headers={"User-Agent": f"wsgi-shim/{__version__}"})
+    # Cookies kept across redirects: the preview's printed URL logs in by a redirect that sets one.
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read(READ_LIMIT)
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read(READ_LIMIT)
@@ -186,9 +191,10 @@ class Probe:
     error: str | None = None
 
     def describe(self) -> str:
+        url = shown_url(self.url)
         if self.status is None:
-            return f"{self.url} is unreachable: {self.error}"
-        return f"{self.url} answers {self.status}, serving {self.serving}"
+            return f"{url} is unreachable: {self.error}"
+        return f"{url} answers {self.status}, serving {self.serving}"
 
 
 def ask(url: str) -> Probe:
@@ -196,8 +202,8 @@ def ask(url: str) -> Probe:
     try:
         status, headers, _ = http_get(url)
     except OSError as exc:
-        return Probe(url, error=str(getattr(exc, "reason", None) or exc))
-    return Probe(url, status, classify_response(status, headers))
+        return Probe(shown_url(url), error=str(getattr(exc, "reason", None) or exc))
+    return Probe(shown_url(url), status, classify_response(status, headers))
 
 
 def site_logging(site: Site) -> LoggingConfig:
@@ -340,8 +346,8 @@ def _failing_answer(seen: Probe) -> str:
 
 def classify_response(status: int, headers: dict[str, str]) -> str:
     kind = {k.lower(): v for k, v in headers.items()}.get("x-wsgi-shim", "")
-    if kind in ("maintenance", "error", "app-error"):
-        return kind
+    if kind in ("maintenance", "error", "app-error", "preview-locked"):
+        return kind  # preview-locked: a preview's 403 to a request without its cookie
     if status >= 500:
         return "server-error"  # e.g. Passenger's own "We're sorry" page
     return "app"

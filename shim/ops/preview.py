@@ -72,6 +72,17 @@ def orphaned(parent=int(os.environ.get("WSGI_SHIM_PREVIEW_PARENT") or 0)):
             pass
 import threading
 threading.Thread(target=orphaned, daemon=True).start()
+# The gate: on a shared machine every user can reach 127.0.0.1:PORT, so nobody is trusted by
+# address. The owner's browser opens the URL printed in the terminal (?wsgi-shim-preview=TOKEN),
+# which sets an HttpOnly, SameSite=Strict cookie; a request without it gets a plain 403.
+import hmac
+token = os.environ.pop("WSGI_SHIM_PREVIEW_TOKEN", "").encode()
+cookie_name = "wsgi_shim_preview_%d" % sock.getsockname()[1]  # cookies ignore the port
+PARAM = "wsgi-shim-preview"
+LOCKED = (b"<!DOCTYPE html><meta charset=utf-8><title>Private preview</title><h1>Private preview</h1>"
+          b"<p>This is the private preview of a site. Open the address that <code>wsgi-shim serve</code>"
+          b" (or <code>wsgi-shim demo</code>) printed in its terminal: it carries a token that lets"
+          b" your browser in.</p>")
 if mode == "app":
     app = loader.start(os.getcwd()).application
 else:
@@ -90,6 +101,9 @@ def shown(environ):
     safe = "/:@!$&'()*+,;=-._~%"
     path = urllib.parse.quote(environ.get("PATH_INFO", "").encode("latin-1", "replace"), safe=safe)
     query = environ.get("QUERY_STRING", "")
+    if PARAM in query:
+        query = urllib.parse.urlencode([(k, "[token]" if k == PARAM else v) for k, v in
+                                        urllib.parse.parse_qsl(query, keep_blank_values=True)])
     if query:
         path += "?" + urllib.parse.quote(query.encode("latin-1", "replace"), safe=safe + "?")
     return urllib.parse.quote(environ.get("REQUEST_METHOD", "?"), safe="") + " " + path
@@ -126,7 +140,40 @@ def talking(environ, start_response):
         terminal.write(traceback.format_exc())
         line(True)
         raise
-waitress.serve(talking, sockets=[sock], ident="wsgi-shim preview", _quiet=True)
+def cookies(environ):
+    for part in environ.get("HTTP_COOKIE", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        yield name, value
+
+def gate(environ, start_response):
+    query = environ.get("QUERY_STRING", "")
+    if PARAM in query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        given = [v for k, v in pairs if k == PARAM]
+        if given and hmac.compare_digest(given[-1].encode("utf-8", "replace"), token):
+            rest = urllib.parse.urlencode([(k, v) for k, v in pairs if k != PARAM])
+            path = urllib.parse.quote((environ.get("PATH_INFO", "") or "/").encode("latin-1", "replace"), safe="/")
+            start_response("303 See Other", [
+                ("Location", path + ("?" + rest if rest else "")), ("Cache-Control", "no-store"),
+                ("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict" % (cookie_name, token.decode())),
+                ("Content-Length", "0")])
+            return [b""]
+    sent = [v for k, v in cookies(environ) if k == cookie_name]
+    if token and sent and hmac.compare_digest(sent[-1].encode("utf-8", "replace"), token):
+        # The owner: the app never sees the preview's cookie; the start-up page shows the details.
+        rest = "; ".join("%s=%s" % kv for kv in cookies(environ) if kv[0] and kv[0] != cookie_name)
+        if rest:
+            environ["HTTP_COOKIE"] = rest
+        else:
+            environ.pop("HTTP_COOKIE", None)
+        environ["wsgi_shim.preview_owner"] = True
+        return talking(environ, start_response)
+    terminal.write("[wsgi-shim serve] %s -> 403 (no preview cookie: open the URL printed above)\n" % shown(environ))
+    start_response("403 Forbidden", [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
+                                     ("Content-Length", str(len(LOCKED))), ("X-Wsgi-Shim", "preview-locked")])
+    return [LOCKED]
+
+waitress.serve(gate, sockets=[sock], ident="wsgi-shim preview", _quiet=True)
 """
 
 Report = Callable[[str, str], None]  # (kind, text); kind: start, restart, warning, error, stop
@@ -234,13 +281,29 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{bound[1]}/"
 
 
+TOKEN_PARAM = "wsgi-shim-preview"
+
+
+def new_token() -> str:
+    """The preview's secret for this run: only who sees the terminal gets in."""
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+def owner_url(sock: socket.socket, token: str) -> str:
+    """The URL to open: it sets the preview's cookie (HttpOnly, SameSite=Strict) and redirects."""
+    return f"{url_of(sock)}?{TOKEN_PARAM}={token}"
+
+
 class Supervisor:
     """One app process at a time on a socket this process keeps open."""
 
-    def __init__(self, site: Site, sock: socket.socket, report: Report) -> None:
+    def __init__(self, site: Site, sock: socket.socket, report: Report, token: str) -> None:
         self.site = site
         self.sock = sock
         self.report = report
+        self.token = token  # to the app process in its environment: never on a command line (ps)
         self.child: subprocess.Popen | None = None
         self.failed = False
         self.spare: str | None = None
@@ -253,7 +316,7 @@ class Supervisor:
         python = _python_for(cfg, self.report)
         who = _identity(cfg, self.report)
         sg, limit = _switch_group(cfg, self.site, self.report)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", WSGI_SHIM_PREVIEW="1",
+        env = dict(os.environ, PYTHONUNBUFFERED="1", WSGI_SHIM_PREVIEW="1", WSGI_SHIM_PREVIEW_TOKEN=self.token,
                    WSGI_SHIM_PREVIEW_WAITRESS=self.spare_waitress(), WSGI_SHIM_PREVIEW_PARENT=str(os.getpid()))
         env.pop(PREVIEW_FIX_ENV, None)
         if limit:
@@ -303,7 +366,7 @@ class Supervisor:
 
     def start_error_page(self) -> None:
         self.group_leader = False
-        env = dict(os.environ, WSGI_SHIM_PREVIEW_WAITRESS=self.spare_waitress())
+        env = dict(os.environ, WSGI_SHIM_PREVIEW_WAITRESS=self.spare_waitress(), WSGI_SHIM_PREVIEW_TOKEN=self.token)
         self.child = subprocess.Popen([sys.executable, "-c", CHILD, "error", str(self.sock.fileno()), str(LOADER)],
                                       pass_fds=(self.sock.fileno(),), env=env)
         self.failed = True
@@ -353,17 +416,20 @@ def stop_on_signals():
         yield
 
 
-def serve(site: Site, sock: socket.socket, report: Report) -> None:
+def serve(site: Site, sock: socket.socket, report: Report, token: str | None = None) -> None:
     """Serve SITE on SOCK (see listen()) until interrupted, restarting the app when
     tmp/restart.txt changes, printing the app log's errors (tracebacks of failed requests and
-    starts) as they are written. Returns on Ctrl-C, SIGTERM or SIGHUP; closes SOCK."""
+    starts) as they are written. Only requests that came through the owner's URL (TOKEN, see
+    owner_url()) reach the app. Returns on Ctrl-C, SIGTERM or SIGHUP; closes SOCK."""
     check_site(site)
-    sup = Supervisor(site, sock, report)
+    token = token or new_token()
+    sup = Supervisor(site, sock, report, token)
     errors = _ErrorEcho(site, report)
     try:
         with stop_on_signals():
             sup.start()
-            report("serving", f"serving {site.approot} on {url_of(sock)}  (Ctrl-C stops)")
+            report("serving", f"serving {site.approot}; open {owner_url(sock, token)}  (Ctrl-C stops; "
+                              "the token in it lets only you in)")
             errors.start()
             _watch(site, sup, report)
     except KeyboardInterrupt:

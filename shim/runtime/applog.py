@@ -214,6 +214,14 @@ class AppLog:
 
                 raise NotReadable(path, f"is {kind_of(st.st_mode)}, not a regular file")
             os.set_blocking(fd, True)
+            if st.st_uid != os.geteuid():
+                # Another user's file (0666 in a shared directory): they would read every entry
+                # and could append their own. The site's records go only into its own files.
+                from shim.runtime.files import NotReadable
+                from shim.runtime.permissions import name_of_user
+
+                raise NotReadable(path, f"is owned by {name_of_user(st.st_uid)}, not by the site's user "
+                                        f"{name_of_user(os.geteuid())}; wsgi-shim writes only to its own files")
             if st.st_uid == os.geteuid():
                 wanted = 0o640 if _group_is_safe(st.st_gid) else 0o600
                 current = stat.S_IMODE(st.st_mode)

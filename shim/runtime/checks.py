@@ -22,6 +22,8 @@ from shim.runtime.permissions import (
     unsafe_ancestor,
 )
 from shim.runtime.problems import Problem
+from shim.runtime import sitepaths
+from shim.runtime.sitepaths import record_file_problems, site_paths, site_uid, writable_problems
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -197,6 +199,26 @@ def environment_problems(cfg: Config, environ: dict[str, str] | None = None) -> 
     return problems
 
 
+def maintenance_state(maint_txt: Path) -> tuple[bool, list[Problem]]:
+    """Is tmp/maint.txt there, and a problem when tmp/ cannot be searched (mode 000, another
+    owner's 700): then nobody can tell whether maintenance is on, and the config cache cannot
+    live there. A stat, where Path.exists() would raise PermissionError into the start."""
+    try:
+        os.stat(maint_txt)
+        return True, []
+    except FileNotFoundError:
+        return False, []
+    except OSError as exc:
+        tmp = maint_txt.parent
+        st = _stat(tmp)
+        mode = f" (mode {stat.filemode(st.st_mode)})" if st is not None else ""
+        return False, [Problem(
+            "tmp-unreadable", f"The site's user cannot look into tmp/{mode}: {exc.strerror or exc}. wsgi-shim cannot "
+                              "see tmp/maint.txt (maintenance mode), nor keep its config cache there.", str(tmp),
+            f"chmod 700 {tmp} (the site's user needs rwx on it; Passenger watches tmp/restart.txt as root), and "
+            f"make sure the site's user owns it: ls -ld {tmp}.")]
+
+
 def chdir_problems(cfg: Config) -> list[Problem]:
     path = cfg.chdir_path
     where = f"{cfg.file}, [wsgi] chdir"
@@ -263,6 +285,9 @@ def read_maintenance_page(cfg: Config) -> bytes:
     refusal = maintenance_page_refusal(cfg)
     if page is None or refusal:
         raise NotReadable(page or "", refusal or "is not set")
+    unsafe = sitepaths.refusal(cfg, page)  # another user's page would be served on the site's origin
+    if unsafe:
+        raise NotReadable(page, unsafe)
     return read_regular(page, MAINT_PAGE_LIMIT)
 
 
@@ -278,6 +303,8 @@ def maintenance_problems(cfg: Config) -> list[Problem]:
                         severity="warning")]
     from shim.runtime.files import why_not
 
+    if sitepaths.refusal(cfg, page):
+        return []  # reported as owner-foreign or path-writable, which block the start
     try:
         read_maintenance_page(cfg)
     except OSError as exc:
@@ -286,18 +313,6 @@ def maintenance_problems(cfg: Config) -> list[Problem]:
                         "Create the file (a regular file of at most 1 MiB) or correct the path; the default "
                         "page is shown meanwhile.", severity="warning")]
     return []
-
-
-def site_uid(cfg: Config) -> int:
-    """The uid the site runs as: passenger_user's, else this process's."""
-    if cfg.passenger_user:
-        import pwd
-
-        try:
-            return pwd.getpwnam(cfg.passenger_user).pw_uid
-        except KeyError:
-            pass
-    return os.geteuid()
 
 
 def ownership_problems(cfg: Config, prefix: str | None = None) -> list[Problem]:
@@ -314,6 +329,9 @@ def ownership_problems(cfg: Config, prefix: str | None = None) -> list[Problem]:
     if prefix:
         paths.append((prefix, True))
     paths += [(v, False) for v in cfg.secret_files.values() if os.path.isabs(v)]
+    # chdir (and the release `current` points to), the maintenance page, the log, the start
+    # records, the debug token file: their owners decide as much as the app root's do.
+    paths += [(path, True) for _, path, _ in site_paths(cfg)]
     problems = []
     user = name_of_user(uid)
     # This process's user too: Passenger runs the app as the site's user (a wrong passenger_user
@@ -333,8 +351,8 @@ def ownership_problems(cfg: Config, prefix: str | None = None) -> list[Problem]:
             problems.append(Problem(
                 "owner-foreign",
                 f"{path} is owned by {who}, who is neither the site's user ({user}) nor root: {who} can "
-                f"rename it and put other code, a venv, config.toml or a secret in its place, which would "
-                f"then run as {user}.", str(path),
+                f"rename it and put other code, a venv, config.toml, a secret, a page or a log in its place, "
+                f"which the site would then use as {user}.", str(path),
                 f"Ask the sysadmins to chown root {path} (or chown {user} it if it is the site's own), or "
                 f"move the site, its venv and its secrets under directories owned by {user} or root."))
     return problems
@@ -351,6 +369,8 @@ def runtime_problems(cfg: Config, check_identity: bool = True) -> list[Problem]:
     problems += chdir_problems(cfg)
     problems += maintenance_problems(cfg)
     problems += ownership_problems(cfg, sys.prefix if sys.prefix != sys.base_prefix else None)
+    problems += writable_problems(cfg)
+    problems += record_file_problems(cfg)
     if cfg.passenger_app_root and os.path.realpath(cfg.passenger_app_root) != os.path.realpath(cfg.app_root):
         problems.append(Problem(
             "approot-mismatch", f"config.toml says passenger_app_root = {cfg.passenger_app_root}, but the app "

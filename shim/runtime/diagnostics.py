@@ -6,15 +6,17 @@
 shim.loader does this when ``[logging] catch_errors = true`` (the default); with it off,
 ``wrap`` returns the app itself and nothing is added to the request path.
 
-An exception raised by the app while it is called, while its response is iterated or while
-the response is closed is written to the app log with the request line, the (masked) request
-headers, the full traceback and a fresh error id. The visitor gets a plain 500 page naming only
-that error id, with the header ``X-Wsgi-Shim: app-error``. Requests the developer opted in (the
-contents of ``debug_token_file`` sent as header X-Shim-Debug-Token or cookie shim_debug_token,
-or a REMOTE_ADDR inside ``debug_addresses``) see the traceback on the page too. Secrets are
-masked in both; what the entry always shows, what it masks and its size limits are in
+An exception (SystemExit and KeyboardInterrupt included) raised by the app while it is called,
+while its response is iterated or while the response is closed is written to the app log with
+the request line, the (masked) request headers, the full traceback and a fresh error id. The
+visitor gets a plain 500 page naming only that error id, with the header
+``X-Wsgi-Shim: app-error``. Requests the developer opted in (the contents of
+``debug_token_file`` sent as header X-Shim-Debug-Token or cookie shim_debug_token, or a
+REMOTE_ADDR inside ``debug_addresses``) see the traceback on the page too. Secrets are masked in
+both; what the entry always shows, what it masks and its size limits are in
 shim.runtime.error_entry. The same error repeated more than a few times a minute is counted,
-not logged in full each time (shim.runtime.throttle).
+not logged in full each time (shim.runtime.throttle). A 5xx the app answers itself (its own error
+page) is logged as a request error too; the page is left as it is.
 
 On the healthy path the cost is one try/except; a list or tuple response is returned as is,
 any other iterable is passed through a thin generator.
@@ -47,6 +49,11 @@ TOKEN_COOKIE = optin.TOKEN_COOKIE
 MIN_TOKEN_LENGTH = optin.MIN_TOKEN_LENGTH
 SHIM_HEADER = ("X-Wsgi-Shim", "app-error")
 __all__ = ["CatchErrors", "ErrorReporter", "request_headers", "request_line", "wrap"]
+# What a view may raise that is no Exception yet must not end the process: sys.exit() in a view
+# made Passenger's loader exit mid-request (a 502 "Incomplete response", nothing in the app log).
+# KeyboardInterrupt is reported the same way, then raised again from close() once the page is
+# out, so a real Ctrl-C or Passenger's shutdown still stops the process (_Interrupted).
+CAUGHT = (Exception, SystemExit, KeyboardInterrupt)
 
 
 
@@ -66,9 +73,14 @@ class CatchErrors:
     def __init__(self, app: WSGIApp, reporter: ErrorReporter) -> None:
         self.app = app
         self.reporter = reporter
+        self.token = getattr(reporter.opted_in, "token", b"")  # the owner's login URL sets its cookie
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.token and optin.LOGIN_PARAM in environ.get("QUERY_STRING", ""):
+            answer = optin.login(environ, start_response, self.token)
+            if answer is not None:
+                return answer
         reporter = self.reporter
 
         def observed(status: str, headers: list, exc_info: Any = None) -> Any:
@@ -78,7 +90,7 @@ class CatchErrors:
 
         try:
             body = self.app(environ, observed)
-        except Exception:  # noqa: BLE001 - that is the point of this middleware
+        except CAUGHT:  # noqa: BLE001 - that is the point of this middleware
             return self.reporter.respond(environ, start_response)
         if type(body) is list or type(body) is tuple:
             return body  # nothing left that can raise
@@ -91,7 +103,7 @@ class CatchErrors:
 class _GuardedBody:
     """The app's response iterable, with exceptions during iteration or close() reported."""
 
-    __slots__ = ("_body", "_environ", "_reporter", "_start_response")
+    __slots__ = ("_body", "_environ", "_interrupted", "_reporter", "_start_response")
 
     def __init__(self, body: Iterable[bytes], environ: dict[str, Any],
                  start_response: Callable[..., Any], reporter: ErrorReporter) -> None:
@@ -99,6 +111,7 @@ class _GuardedBody:
         self._environ = environ
         self._start_response = start_response
         self._reporter = reporter
+        self._interrupted = False
 
     def __iter__(self) -> Iterator[bytes]:
         sent = False
@@ -107,9 +120,12 @@ class _GuardedBody:
                 if chunk:
                     sent = True
                 yield chunk
-        except Exception:  # noqa: BLE001 - the app's failure, reported
+        except CAUGHT as exc:  # noqa: BLE001 - the app's failure, reported
+            self._interrupted = isinstance(exc, KeyboardInterrupt)
             if sent:  # headers and part of the body are out: all we can do is log and abort
                 error_id = self._reporter.log(self._environ, "while sending the response")
+                if self._interrupted:
+                    raise KeyboardInterrupt from None
                 raise ResponseAborted(f"app failed mid-response; error id {error_id}") from None
             yield from self._reporter.respond(self._environ, self._start_response)
 
@@ -118,8 +134,19 @@ class _GuardedBody:
         if close is not None:
             try:
                 close()
-            except Exception:  # noqa: BLE001 - the app's failure, reported
+            except CAUGHT as exc:  # noqa: BLE001 - the app's failure, reported
                 self._reporter.log(self._environ, "while closing the response")
+                self._interrupted = self._interrupted or isinstance(exc, KeyboardInterrupt)
+        if self._interrupted:  # the page is out: now stop, as the interrupt asked
+            raise KeyboardInterrupt
+
+
+class _Interrupted(list):
+    """The error page for a KeyboardInterrupt: sent, then the interrupt goes on from close()
+    (the server calls it after the body), so the process still stops as it was asked to."""
+
+    def close(self) -> None:
+        raise KeyboardInterrupt
 
 
 class ErrorReporter:
@@ -203,6 +230,7 @@ class ErrorReporter:
         """Log the current exception and answer 500 with its error id (and, opted in, the
         traceback). Called inside an ``except`` block."""
         exc_info = sys.exc_info()
+        interrupted = isinstance(exc_info[1], KeyboardInterrupt)
         error_id, text = self._record(environ, new_error_id(), "")
         detail = None
         with contextlib.suppress(Exception):  # the visitor gets the plain page whatever happens
@@ -220,7 +248,7 @@ class ErrorReporter:
             raise ResponseAborted(f"app failed mid-response; error id {error_id}") from None
         finally:
             del exc_info
-        return [body]
+        return _Interrupted([body]) if interrupted else [body]
 
 
 def new_error_id() -> str:

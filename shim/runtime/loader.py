@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shim import __version__
 from shim.runtime import config_cache, records
-from shim.runtime.checks import runtime_problems
+from shim.runtime.checks import maintenance_state, runtime_problems
 from shim.runtime.config import Config, LoggingConfig, load_config
 from shim.runtime.layout import Site, log_paths
 from shim.runtime.permissions import name_of_group, name_of_user
@@ -84,7 +84,9 @@ def _get_app(app_root: Path):
     site = Site.from_approot(app_root)
     # `wsgi-shim check` (the probe) always parses afresh; a real start may use the parsed cache.
     cfg, problems = load_config(app_root) if probe else config_cache.load(app_root)
-    in_maintenance = not probe and site.maint_txt.exists()
+    in_maintenance, tmp_problems = maintenance_state(site.maint_txt)
+    in_maintenance = in_maintenance and not probe
+    problems += tmp_problems
     stamp = None if probe else records.restart_stamp(site.restart_txt)
     if not probe:  # a start that never ends (an import stuck on a network call) is seen begun
         starts = (cfg.logging if cfg is not None else default_logging(app_root)).starts_path
@@ -161,11 +163,12 @@ def start_error_page(problems: list[Problem], app_root: Path, cfg: Config | None
                      redact: Redactor | None = None):
     """The start-up error page: plain for visitors, the full page for opted-in requests (by
     token, address, or everyone when the site says so); nobody is opted in when config.toml
-    could not be read, except loopback in `wsgi-shim serve` (the developer's own preview)."""
+    could not be read, except, in `wsgi-shim serve`, requests that passed the preview's gate
+    with its token (never an address: every user of a shared machine can use 127.0.0.1)."""
     from shim.runtime import optin, pages
 
-    preview = ["127.0.0.0/8", "::1"] if os.environ.get("WSGI_SHIM_PREVIEW") == "1" else []
-    opt_in, _ = optin.from_config(cfg.logging if cfg is not None else None, preview)
+    preview = os.environ.get("WSGI_SHIM_PREVIEW") == "1"
+    opt_in, _ = optin.from_config(cfg.logging if cfg is not None else None, preview=preview)
     if redact is None:
         redact = site_redactor(cfg)
     if opt_in.token:

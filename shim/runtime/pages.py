@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from shim.runtime import optin
 from shim.runtime.problems import Problem
 
 # Readable on a phone (390 px) and a desktop alike; long paths and tokens wrap instead of
@@ -126,6 +127,11 @@ class StartErrorPage(StaticPage):
         self.full_headers = [*HTML_HEADERS, ("Content-Length", str(len(full))), ("X-Wsgi-Shim", "error")]
 
     def __call__(self, environ, start_response):
+        token = getattr(self.opted_in, "token", b"")
+        if token and optin.LOGIN_PARAM in environ.get("QUERY_STRING", ""):
+            answer = optin.login(environ, start_response, token)
+            if answer is not None:
+                return answer
         try:
             owner = self.opted_in(environ)
         except Exception:  # noqa: BLE001 - a malformed request gets the plain page

@@ -140,29 +140,32 @@ def on_the_way(path: str | Path, include_final: bool = True,
     """(path, lstat) of every directory and symlink from / down to `path`, following symlinks
     (a link is listed, then the components of its target). The final component is left out
     when include_final is False. Stops quietly at the first one that cannot be stat'ed."""
+    return [(Path(p), st) for p, st in _walk(path, include_final, cache)]
+
+
+def _walk(path: str | Path, include_final: bool = True,
+          cache: dict[str, os.stat_result | None] | None = None) -> list[tuple[str, os.stat_result]]:
+    """on_the_way() on plain strings: it runs for several paths at every process start, and
+    pathlib's parsing cost more than the lstat calls themselves."""
     cache = {} if cache is None else cache
-    out: list[tuple[Path, os.stat_result]] = []
-    current = Path("/")
-    pending = list(Path(os.path.abspath(path)).parts)
+    out: list[tuple[str, os.stat_result]] = []
+    current = "/"
+    pending = os.path.abspath(path).split("/")[1:]
     hops = 0
     while pending:
         name = pending.pop(0)
-        if name == "/":
-            current = Path("/")
-        elif name == "..":
-            current = current.parent
+        if name == "..":
+            current = os.path.dirname(current)
             continue
-        elif name in ("", "."):
+        if name in ("", "."):
             continue
-        else:
-            current = current / name
-        key = str(current)
-        if key not in cache:
+        current = current.rstrip("/") + "/" + name
+        st = cache.get(current, False)
+        if st is False:
             try:
-                cache[key] = os.lstat(current)
+                st = cache[current] = os.lstat(current)
             except OSError:
-                cache[key] = None
-        st = cache[key]
+                st = cache[current] = None
         if st is None:
             break
         if stat.S_ISLNK(st.st_mode):
@@ -174,12 +177,29 @@ def on_the_way(path: str | Path, include_final: bool = True,
                 break
             if hops > 40:
                 break
-            current = current.parent
-            pending = list(Path(target).parts) + pending
+            if target.startswith("/"):
+                current = "/"
+            else:
+                current = os.path.dirname(current)
+            pending = target.split("/") + pending
             continue
         if pending or include_final:
             out.append((current, st))
     return out
+
+
+def writable_on_the_way(path: str | Path, username: str | None = None, include_final: bool = True,
+                        cache: dict[str, os.stat_result | None] | None = None) -> tuple[Path, str] | None:
+    """The first directory (or, where asked, the final file) on the way to `path`, links followed,
+    that others could change, and why; None when there is none. A symlink's own mode means
+    nothing (the directory holding it decides who can replace it), so links are passed over."""
+    for p, st in _walk(path, include_final, cache):
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            continue  # a device is writable by all (/dev/null) and a FIFO is refused where it is read
+        why = writable_by_others(st, username)
+        if why:
+            return Path(p), why
+    return None
 
 
 def foreign_owned(paths: list[tuple[str | Path, bool]], trusted: set[int]) -> list[tuple[Path, int]]:
@@ -187,14 +207,14 @@ def foreign_owned(paths: list[tuple[str | Path, bool]], trusted: set[int]) -> li
     to it whose owner is not in `trusted` (the site's user and root): that owner can rename it
     and put something else in its place. Each (path, owner uid) once, in walking order."""
     cache: dict[str, os.stat_result | None] = {}
-    seen: dict[Path, int] = {}
+    seen: dict[str, int] = {}
     for path, include_final in paths:
-        for p, st in on_the_way(path, include_final, cache):
+        for p, st in _walk(path, include_final, cache):
             if st.st_uid not in trusted:
                 # The first one is enough: its owner controls everything below it.
                 seen.setdefault(p, st.st_uid)
                 break
-    return list(seen.items())
+    return [(Path(p), owner) for p, owner in seen.items()]
 
 
 def is_group_member(uid: int, group: str) -> bool:

@@ -12,7 +12,7 @@ import stat
 import time
 from pathlib import Path
 
-from shim.runtime.permissions import create_private_dir
+from shim.runtime.permissions import create_private_dir, readable_by_others
 from shim.runtime.problems import Problem
 
 
@@ -76,9 +76,14 @@ def _open_locked(starts_path: Path) -> int | None:
 
     # O_NONBLOCK + a regular file only: a FIFO here must not hang every start.
     fd = os.open(starts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    # Only a regular file of the site's own: another user's file (a link to it, or one left in a
+    # directory they could write) would let them read and fake the records.
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
         os.close(fd)
         return None
+    if stat.S_IMODE(st.st_mode) & 0o077 and readable_by_others(st):
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o700)  # reported once as log-exposed
     os.set_blocking(fd, True)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd

@@ -162,6 +162,12 @@ CATALOGUE = [
     # chdir
     Mistake("chdir missing", cfg({"wsgi": {"chdir": "src"}}), "chdir-missing", "chdir-missing"),
     Mistake("chdir is a file", cfg({"wsgi": {"chdir": "app.py"}}), "chdir-not-dir", "chdir-not-dir"),
+    # who else can change what the site runs, serves or records (issue 19.1)
+    Mistake("app root writable by everyone", lambda s: s.approot.chmod(0o777), "approot-writable",
+            "approot-writable"),
+    Mistake("log directory writable by everyone", lambda s: (s.approot / "logs").chmod(0o777),
+            "path-writable", "path-writable", "the app log"),
+    Mistake("tmp/ unreadable (mode 000)", chmod("tmp", 0o000), "tmp-unreadable", "tmp-unreadable", "chmod 700"),
     # importing the app
     Mistake("module name typo", cfg({"wsgi": {"app": "ap.application"}}), "app-module-missing",
             "app-module-missing", "Did you mean &#x27;app&#x27;?"),

@@ -4,6 +4,7 @@ tasks.py / fabfile.py), and the preview server as a subprocess."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.accounts import SITE_USER, ensure_accounts, gid, is_root, uid
-from tests.support.apache import http_get
+from tests.support.apache import http_get, poll
 from tests.support.sshd import SshServer, free_port, sshd_available
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,17 +128,40 @@ class Preview:
         self.proc = proc
         self.url = url
         self.log = log
+        self.cookie = ""  # the preview's cookie, from the URL it printed (see login())
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def get(self, path: str = "/"):
-        return http_get(self.url.rstrip("/") + path, timeout=10)
+    def owner_url(self, timeout: float = 30) -> str:
+        """The URL with the token that the preview printed for its owner."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = re.search(r"http://\S+\?wsgi-shim-preview=[\w-]+", self.output())
+            if found:
+                return found.group(0)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no owner URL printed:\n{self.output()}")
+            time.sleep(0.2)
+
+    def login(self) -> None:
+        """Open the printed URL as the owner's browser does: keep the cookie it sets."""
+        r = http_get(self.owner_url(), timeout=10)
+        assert r.status == 303 and "set-cookie" in r.headers, (r.status, r.headers)
+        self.cookie = r.headers["set-cookie"].split(";")[0]
+
+    def poll(self, until, timeout: float = 20):
+        """poll() as the owner's browser."""
+        return poll(self.url, until, timeout=timeout, headers={"Cookie": self.cookie} if self.cookie else None)
+
+    def get(self, path: str = "/", owner: bool = True):
+        headers = {"Cookie": self.cookie} if owner and self.cookie else {}
+        return http_get(self.url.rstrip("/") + path, headers=headers, timeout=10)
 
 
 @contextmanager
 def preview(cmd: list[str], port: int, log: Path, cwd: Path | None = None,
-            timeout: float = 60, env: dict[str, str] | None = None) -> Iterator[Preview]:
+            timeout: float = 60, env: dict[str, str] | None = None, login: bool = True) -> Iterator[Preview]:
     """Start CMD (which must serve on 127.0.0.1:PORT) in its own session, wait until it answers,
     and stop the whole session afterwards."""
     with open(log, "wb") as out:
@@ -156,6 +180,8 @@ def preview(cmd: list[str], port: int, log: Path, cwd: Path | None = None,
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{cmd} did not answer:\n{server.output()}") from None
                 time.sleep(0.2)
+        if login:
+            server.login()
         yield server
     finally:
         stop_session(proc)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.apache import poll
+from tests.support.apache import http_get
 from tests.support.sites import BASE, VENV, make_site, update_config, write_file, wsgi_shim
 from tests.tasks.conftest import REPO, command_env, inv, preview
 
@@ -78,11 +78,11 @@ def test_maint_on_and_restart_shows_the_maintenance_page_then_the_app_again(port
     with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
         assert server.get().body == "hello from the app"
         assert wsgi_shim("maint", "on", str(site.site)).returncode == 0
-        page = poll(server.url, lambda r: r.status == 503, timeout=15)
+        page = server.poll(lambda r: r.status == 503, timeout=15)
         assert page.headers.get("x-wsgi-shim") == "maintenance"
         assert "retry-after" in page.headers
         assert wsgi_shim("maint", "off", str(site.site)).returncode == 0
-        back = poll(server.url, lambda r: r.status == 200, timeout=15)
+        back = server.poll(lambda r: r.status == 200, timeout=15)
         assert back.body == "hello from the app"
         assert "x-wsgi-shim" not in back.headers
         assert "restart.txt changed: restarting the app process" in server.output()
@@ -97,7 +97,7 @@ def test_touching_restart_txt_loads_new_code_and_deleting_it_does_nothing(port, 
         time.sleep(1.0)
         assert app_json(server)["pid"] == first["pid"], "restarted without restart.txt"
         assert wsgi_shim("restart", str(site.site)).returncode == 0
-        poll(server.url, lambda r: r.status == 200 and '"v2"' in r.body, timeout=15)
+        server.poll(lambda r: r.status == 200 and '"v2"' in r.body, timeout=15)
         second = app_json(server)
         assert second["pid"] != first["pid"]
         # As Passenger: a deleted restart.txt triggers nothing.
@@ -112,7 +112,7 @@ def test_a_start_up_mistake_shows_the_shims_error_page(port, tmp_path):
     with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
         update_config(site, {"wsgi": {"app": "nosuchmodule.application"}})
         assert wsgi_shim("restart", str(site.site)).returncode == 0
-        page = poll(server.url, lambda r: r.status == 500, timeout=15)
+        page = server.poll(lambda r: r.status == 500, timeout=15)
         assert page.headers.get("x-wsgi-shim") == "error"
         assert "nosuchmodule" in page.body
 
@@ -124,12 +124,12 @@ def test_a_broken_passenger_wsgi_gets_passengers_generic_page_until_fixed(port, 
     with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
         write_file(site.passenger_wsgi, "import shim\napplication = shim.get_app(\n")
         assert wsgi_shim("restart", str(site.site)).returncode == 0
-        page = poll(server.url, lambda r: r.status == 500, timeout=15)
+        page = server.poll(lambda r: r.status == 500, timeout=15)
         assert "something went wrong" in page.body
         assert "SyntaxError" in server.output()
         write_file(site.passenger_wsgi, good)
         assert wsgi_shim("restart", str(site.site)).returncode == 0
-        assert poll(server.url, lambda r: r.status == 200, timeout=15).body == "hello from the app"
+        assert server.poll(lambda r: r.status == 200, timeout=15).body == "hello from the app"
 
 
 @pytest.mark.realserver
@@ -196,7 +196,7 @@ def test_demo_serves_a_hello_app_and_honours_maintenance(port, tmp_path):
         maint = subprocess.run([*WSGI_SHIM, "maint", "on", str(demo_dir)], env=command_env(),
                                capture_output=True, text=True, check=False, timeout=60)
         assert maint.returncode == 0, maint.stderr
-        page = poll(server.url, lambda r: r.status == 503, timeout=15)
+        page = server.poll(lambda r: r.status == 503, timeout=15)
         assert page.headers.get("x-wsgi-shim") == "maintenance"
     assert (demo_dir / "www-approot" / "hello.py").is_file()
 
@@ -320,7 +320,7 @@ def test_demo_is_quiet_its_commands_work_as_printed_and_its_site_goes_on_exit(po
         maint_on = next(c for c in commands if " maint on " in c).split("#")[0]
         done = subprocess.run(["bash", "-c", maint_on], env=clean, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert poll(server.url, lambda r: r.status == 503, timeout=15).headers.get("x-wsgi-shim") == "maintenance"
+        assert server.poll(lambda r: r.status == 503, timeout=15).headers.get("x-wsgi-shim") == "maintenance"
         os.killpg(server.proc.pid, stop)
         server.proc.wait(30)
     out = server.output()
@@ -356,3 +356,69 @@ def test_demo_on_a_busy_port_says_so_in_one_line_and_creates_nothing(tmp_path):
         f"wsgi-shim demo: cannot listen on 127.0.0.1:{taken}: Address already in use"]
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+# --- who gets in (issue 19.2): nobody by address, only the owner's browser by the printed URL --
+
+AS_STRANGER = """\
+import sys, urllib.error, urllib.request
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=10)
+    print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"""
+
+COOKIE_APP = """\
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("app; cookies seen: " + environ.get("HTTP_COOKIE", "none")).encode()]
+"""
+
+
+def as_stranger(url: str) -> tuple[int, str]:
+    """GET url as shimother, another user of this machine (from 127.0.0.1, as the owner)."""
+    from tests.support.accounts import OTHER_USER
+    from tests.support.sites import run_as
+
+    out = run_as(OTHER_USER, OTHER_USER, ["/usr/bin/python3", "-c", AS_STRANGER, url], timeout=60).stdout
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+@pytest.mark.realserver
+def test_another_user_of_the_machine_gets_neither_details_nor_the_app(port, tmp_path):
+    site = make_site("preview-gate", {"app.py": COOKIE_APP})
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
+        status, body = as_stranger(server.url)
+        assert status == 403 and "app; cookies" not in body and "wsgi-shim serve" in body, body
+        assert server.get().body == "app; cookies seen: none"  # the preview's cookie is not the app's
+        assert server.get("/", owner=False).status == 403
+        wrong = http_get(server.owner_url()[:-3] + "xyz", timeout=10)
+        assert wrong.status == 403 and "set-cookie" not in wrong.headers
+        token = server.owner_url().rsplit("=", 1)[1]
+        assert token not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        locked = wsgi_shim("status", str(site.site), "--url", server.url)
+        assert locked.returncode == 1 and "answers 403, serving preview-locked" in locked.stdout, locked.stdout
+        opened = wsgi_shim("status", str(site.site), "--url", server.owner_url())  # follows the login
+        assert opened.returncode == 0 and "answers 200, serving app" in opened.stdout, opened.stdout
+        assert token not in opened.stdout
+        update_config(site, {"wsgi": {"app": "nosuchmodule.application"}})
+        assert wsgi_shim("restart", str(site.site)).returncode == 0
+        page = server.poll(lambda r: r.status == 500, timeout=15)
+        assert "nosuchmodule" in page.body  # the owner sees the details
+        status, body = as_stranger(server.url)
+        assert status == 403 and "nosuchmodule" not in body and str(site.approot) not in body, body
+    assert token not in server.output().split(server.owner_url())[1]  # requests are logged without it
+
+
+@pytest.mark.realserver
+def test_the_printed_url_sets_an_httponly_samesite_cookie_and_redirects(port, tmp_path):
+    site = make_site("preview-cookie")
+    with preview(serve_cmd(site, port), port, tmp_path / "serve.log", login=False) as server:
+        url = server.owner_url()
+        r = http_get(url.replace("/?", "/some/page?a=1&"), timeout=10)
+        assert r.status == 303 and r.headers["location"] == "/some/page?a=1"
+        cookie = r.headers["set-cookie"]
+        assert f"wsgi_shim_preview_{port}=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert http_get(server.url, {"Cookie": cookie.split(";")[0]}).body == "hello from the app"

@@ -64,7 +64,7 @@ def test_restart_wait_status_and_logs_against_the_preview(site_repo, port, tmp_p
     site = make_site("inv-wait")
     with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
         time.sleep(1.1)
-        env = {"INVOKE_SHIM_SITE": str(site.site), "INVOKE_SHIM_URL": server.url}
+        env = {"INVOKE_SHIM_SITE": str(site.site), "INVOKE_SHIM_URL": server.owner_url()}
         result = run(site_repo, "restart", "--wait", **env)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "serving the app" in result.stdout

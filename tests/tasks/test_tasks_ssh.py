@@ -75,14 +75,15 @@ def test_restart_wait_and_status_against_a_running_site(sshd, own_repo, port, tm
     site = make_site("ssh-wait")
     with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
         time.sleep(1.1)  # the start record of the first process is clearly older than the touch
-        url = server.url
+        url = server.owner_url()  # the preview lets in only who has its token (the cookie it sets)
         result = fab(sshd, own_repo, "restart", "--wait", "20", "--url", url, "--site",
                      str(site.site))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "restarted:" in result.stdout and "serving the app" in result.stdout
         status = fab(sshd, own_repo, "status", "--site", str(site.site), FABRIC_SHIM_URL=url)
         assert status.returncode == 0, status.stdout + status.stderr
-        assert f"{url} answers 200, serving app" in status.stdout
+        assert f"{server.url}?wsgi-shim-preview=[token] answers 200, serving app" in status.stdout
+        assert url.rsplit("=", 1)[1] not in status.stdout + status.stderr
         as_json = fab(sshd, own_repo, "status", "--json", "--site", str(site.site))
         assert json.loads(as_json.stdout)["last_start"]["state"] == "app"
 
@@ -91,7 +92,7 @@ def test_status_of_a_site_showing_its_error_page_exits_non_zero(sshd, own_repo, 
     site = make_site("ssh-status-error")
     update_config(site, {"wsgi": {"app": "nosuchmodule.application"}})
     with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
-        result = fab(sshd, own_repo, "status", "--url", server.url, "--site", str(site.site))
+        result = fab(sshd, own_repo, "status", "--url", server.owner_url(), "--site", str(site.site))
     assert result.returncode == 1
     assert "serving error" in result.stdout
     assert "the site on 127.0.0.1 is not serving its app" in result.stderr
