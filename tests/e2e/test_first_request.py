@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from shim.runtime.layout import Site
-from tests.e2e.test_real_sites import FLASKR_INIT, current, new_parent, ok
+from tests.e2e.test_real_sites import FLASKR_INIT, current, new_parent, ok, tasks_file
 from tests.support.accounts import PROJECT_GROUP, SITE_USER
 from tests.support.apache import ApacheServer, poll
 from tests.support.load import Load, LoadResult
@@ -36,6 +36,7 @@ from tests.support.realsites import (Visitor, example_config, flaskr_forgotten_m
                                      flaskr_project, flaskr_register_and_login, flaskr_secret_config,
                                      own_venv_site, radicale_project, radicale_request, trac_project)
 from tests.support.sites import run_as_site, update_config
+from tests.tasks.conftest import inv_as_site, tasks_venv  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.realserver
 
@@ -57,6 +58,13 @@ class Shim:
 
     def ok(self, name: str, *args: str) -> subprocess.CompletedProcess:
         return ok(self(name, *args), f"wsgi-shim {name} {' '.join(args)}")
+
+
+def inv(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """`inv ARGS` from PROJECT, as the site's user (its tasks.py names the site)."""
+    result = inv_as_site(project, *args)
+    print(f"$ inv {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
 
 
 def served(r) -> bool:
@@ -196,10 +204,12 @@ def test_flaskr_whose_migration_was_forgotten(apache: ApacheServer, site_venv: P
 TRAC_INIT = 'test -d "$TRAC_ENV" || trac-admin "$TRAC_ENV" initenv "My Project" sqlite:db/trac.db'
 
 
-def test_trac_whose_environment_path_is_misspelt(apache: ApacheServer, site_venv: Path) -> None:
+def test_trac_whose_environment_path_is_misspelt(apache: ApacheServer, site_venv: Path,
+                                                 tasks_venv: Path) -> None:  # noqa: F811
     parent = new_parent("trac")
     site, shim, url = app_site(parent, "trac.web.main.dispatch_request", apache)
     project = trac_project(parent)
+    tasks_file(project / "tasks.py", site, url + "/wiki")
     config = example_config("trac", site)
     update_config(site, config)
     shim.ok("deploy", str(project), "--init", "--maint", "--run", TRAC_INIT, "--url", url + "/")
@@ -215,6 +225,10 @@ def test_trac_whose_environment_path_is_misspelt(apache: ApacheServer, site_venv
         checked = shim("check")
         issue17_check_names(checked, f"No Trac environment found at {wrong}", "answered 500")
         issue17_restart_wait_fails(shim, shim("restart", "--wait", "60", "--url", url + "/wiki"),
+                                   "the app rendered its own error page")
+        # The same under inv, from the project, as the site's user.
+        issue17_check_names(inv(project, "check"), f"No Trac environment found at {wrong}", "answered 500")
+        issue17_restart_wait_fails(shim, inv(project, "restart", "--wait"),
                                    "the app rendered its own error page")
         update_config(site, {"environment": {"TRAC_ENV": config["environment"]["TRAC_ENV"]}})
         shim.ok("check")
