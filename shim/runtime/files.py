@@ -104,6 +104,24 @@ def read_tail(path: str | Path, limit: int) -> bytes:
         os.close(fd)
 
 
+def json_lines(data: bytes, key: str | None = None) -> list[dict]:
+    """The JSON objects of a JSON-lines file's DATA, in order; a torn or foreign line (or, with
+    KEY, an object without a string KEY) is skipped."""
+    import json
+
+    out = []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and (key is None or isinstance(item.get(key), str)):
+            out.append(item)
+    return out
+
+
 def _read_at_most(fd: int, limit: int) -> bytes:
     """Up to `limit` bytes from fd, in chunks of at most 1 MiB."""
     chunks = []

@@ -119,15 +119,9 @@ def read_all(starts_path: Path, limit: int = 1000) -> list[dict]:
         except OSError:
             if path == starts_path:
                 return []
-    records = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+    from shim.runtime.files import json_lines
+
+    return json_lines(b"\n".join(lines))
 
 
 def read_starts(starts_path: Path, limit: int = 50) -> list[dict]:

@@ -214,15 +214,9 @@ def read_history(site: Site) -> list[dict]:
     data = read_small(releases_dir(site) / HISTORY)
     if data is None:
         return []
-    entries = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(item, dict) and isinstance(item.get("release"), str):
-            entries.append(item)
-    return entries
+    from shim.runtime.files import json_lines
+
+    return json_lines(data, "release")
 
 
 def read_small(path: Path, limit: int = 4 * 1024 * 1024) -> bytes | None:

@@ -57,21 +57,13 @@ def _shrink(fd: int) -> None:
 
 def read(log: Path) -> list[dict]:
     """Every record, oldest first; torn or foreign lines are skipped. Never blocks or raises."""
-    from shim.runtime.files import read_tail
+    from shim.runtime.files import json_lines, read_tail
 
     try:
         data = read_tail(jobs_path(log), MAX_BYTES * 2)
     except OSError:
         return []
-    out = []
-    for line in data.split(b"\n"):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("job"), str):
-            out.append(record)
-    return out
+    return json_lines(data, "job")
 
 
 def last_runs(log: Path) -> dict[str, dict]:
