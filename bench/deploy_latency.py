@@ -13,7 +13,11 @@ round measures, one after the other (alternated: deploy, deploy --maint, deploy,
   the deploy ran (until the new release served);
 - `wsgi-shim deploy` of a release that fails its first request (it imports cleanly and reads a
   configuration file, which is missing, at its first request): the 5xx visitors got while the
-  deploy ran (goal 0: the request before the switch refuses it) beside the worst extra wait.
+  deploy ran (goal 0: the request before the switch refuses it) beside the worst extra wait;
+- `wsgi-shim deploy` of a release that fails only in production: it answers the check's request
+  (the site's [check] requests = ["/healthz"]) and the deploy's --url (/healthz), and fails the
+  visitors' /: the 5xx they got until the previous release served again (the deploy backs out at
+  the first; the goal: at most one restart interval's), how many after the deploy exited.
 
 "extra" is the worst latency during the deploy minus the worst of the steady state before it:
 what the deploy added. Medians over rounds, with min-max, side by side. Needs root (real
@@ -38,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from tests.support.accounts import PROJECT_GROUP, SITE_USER, ensure_accounts  # noqa: E402
 from tests.support.apache import ApacheServer, poll  # noqa: E402
 from tests.support.load import Load  # noqa: E402
-from tests.support.sites import make_site, shared_venv, write_file, wsgi_shim  # noqa: E402
+from tests.support.sites import make_site, shared_venv, update_config, write_file, wsgi_shim  # noqa: E402
 
 E2E_BASE = Path(os.environ.get("WSGI_SHIM_E2E_DIR", "/srv/wsgi-shim-e2e"))
 
@@ -61,6 +65,16 @@ def broken_app(body: str) -> str:
             f"    return [b'{body}']\n")
 
 
+def production_app(body: str) -> str:
+    """Answers /healthz (the check's request); every other path reads settings.ini, which the
+    release lacks: only the visitors' requests fail."""
+    return ("def application(environ, start_response):\n"
+            "    if environ.get('PATH_INFO') != '/healthz':\n"
+            "        open('settings.ini').read()\n"
+            "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+            f"    return [b'{body}']\n")
+
+
 def shim(*args: str, may_fail: bool = False) -> int:
     r = wsgi_shim(*args)
     if r.returncode != 0 and not (may_fail and r.returncode == 1):
@@ -68,12 +82,13 @@ def shim(*args: str, may_fail: bool = False) -> int:
     return r.returncode
 
 
-def one(site, url: str, n: int, maint: bool | None, clients: int, steady: float) -> dict:
+def one(site, url: str, n: int, variant: str, clients: int, steady: float) -> dict:
     """Steady state, then one deploy of release vN, under the same load."""
     src = site.site.parent / f"v{n}"
     write_file(src / "app.py", app(f"v{n}"))
-    if maint is None:
-        return failing(site, url, n, src, clients, steady)
+    if variant in (FAILING, PRODUCTION):
+        return failing(site, url, n, src, clients, steady, variant)
+    maint = variant == "deploy --maint"
     with Load(url, clients=clients, limit=steady + 120) as load:
         time.sleep(steady)
         t0 = time.monotonic()
@@ -95,17 +110,26 @@ def one(site, url: str, n: int, maint: bool | None, clients: int, steady: float)
 
 
 FAILING = "deploy, fails 1st request"
+PRODUCTION = "deploy, fails in production"
+VARIANTS = ("deploy", "deploy --maint", FAILING, PRODUCTION)
 
 
-def failing(site, url: str, n: int, src: Path, clients: int, steady: float) -> dict:
-    """Steady state, then a deploy of a release that fails its first request; if it went live
+def failing(site, url: str, n: int, src: Path, clients: int, steady: float, variant: str) -> dict:
+    """Steady state, then a deploy of a release that fails its first request (VARIANT FAILING),
+    or only the visitors' (PRODUCTION), until the app serves again; if the release stayed live
     (nothing caught it), a rollback afterwards, outside the measured window."""
-    write_file(src / "app.py", broken_app(f"v{n}"))
+    production = variant == PRODUCTION
+    write_file(src / "app.py", (production_app if production else broken_app)(f"v{n}"))
     with Load(url, clients=clients, limit=steady + 120) as load:
         time.sleep(steady)
         t0 = time.monotonic()
-        code = shim("deploy", str(site.site), str(src), "--wait", "30", "--url", url, may_fail=True)
+        watched = url + "healthz" if production else url
+        code = shim("deploy", str(site.site), str(src), "--wait", "30", "--url", watched, may_fail=True)
         t1 = time.monotonic()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (len(load.result.samples) >= 20 and all(
+                s.status == 200 for s in load.result.samples[-20:])):
+            time.sleep(0.1)
         time.sleep(1)
     live = code == 0
     if live:
@@ -114,16 +138,17 @@ def failing(site, url: str, n: int, src: Path, clients: int, steady: float) -> d
     calm = r.worst_latency(until=t0)
     during = r.worst_latency(since=t0, until=t1)
     errors = [s for s in r.samples if s.start >= t0 and s.kind != "maintenance" and (s.status >= 500 or s.status == 0)]
-    return {"variant": FAILING, "requests": len(r.samples), "failed": len(r.failures()),
+    return {"variant": variant, "requests": len(r.samples), "failed": len(r.failures()),
             "maintenance": r.counts()[(503, "maintenance")], "visitor_5xx": len(errors), "went_live": live,
+            "after_exit_5xx": len([s for s in errors if s.start > t1]),
             "steady_worst": calm, "deploy_worst": during, "extra": max(0.0, during - calm),
             "deploy_seconds": t1 - t0}
 
 
 def table(results: list[dict]) -> str:
-    lines = [f"{'':26}{'failed':>8}{'503 maint':>11}{'steady worst':>14}{'deploy worst':>14}"
+    lines = [f"{'':28}{'failed':>8}{'503 maint':>11}{'steady worst':>14}{'deploy worst':>14}"
              f"{'extra (min-max)':>24}{'deploy s':>10}{'visitor 5xx':>13}"]
-    for variant in ("deploy", "deploy --maint", FAILING):
+    for variant in VARIANTS:
         rs = [r for r in results if r["variant"] == variant]
         if not rs:
             continue
@@ -132,8 +157,8 @@ def table(results: list[dict]) -> str:
             return statistics.median(r[key] for r in rs)
 
         extra = [r["extra"] for r in rs]
-        fives = str(sum(r["visitor_5xx"] for r in rs)) if variant == FAILING else ""
-        lines.append(f"{variant:26}{sum(r['failed'] for r in rs):>8}{sum(r['maintenance'] for r in rs):>11}"
+        fives = str(sum(r["visitor_5xx"] for r in rs)) if variant in (FAILING, PRODUCTION) else ""
+        lines.append(f"{variant:28}{sum(r['failed'] for r in rs):>8}{sum(r['maintenance'] for r in rs):>11}"
                      f"{med('steady_worst') * 1000:>11.0f} ms{med('deploy_worst') * 1000:>11.0f} ms"
                      f"{med('extra') * 1000:>9.0f} ms ({min(extra) * 1000:.0f}-{max(extra) * 1000:.0f})"
                      f"{med('deploy_seconds'):>10.1f}{fives:>13}")
@@ -168,17 +193,20 @@ def main() -> int:
         site = make_site("bench-deploy")
         url = apache.serve(site.site.parent.name, site.approot, site.docroot, user=SITE_USER,
                            group=PROJECT_GROUP, python=shared_venv() / "bin" / "python") + "/"
+        # The check requests /healthz: a release that fails only other paths passes it.
+        update_config(site, {"check": {"requests": ["/healthz"]}})
         write_file(site.site.parent / "v0" / "app.py", app("v0"))
         shim("deploy", str(site.site), str(site.site.parent / "v0"), "--init", "--wait", "30", "--url", url)
         poll(url, lambda r: r.status == 200 and "v0" in r.body, timeout=30)
         results, n = [], 0
         for _ in range(rounds):
-            for maint in (False, True, None):  # None: a release that fails its first request
+            for variant in VARIANTS:
                 n += 1
-                results.append(one(site, url, n, maint, args.clients, args.steady))
-                print(f"  round {n}: {results[-1]['variant']}: {results[-1]['failed']} failed, extra "
+                results.append(one(site, url, n, variant, args.clients, args.steady))
+                print(f"  round {n}: {variant}: {results[-1]['failed']} failed, extra "
                       f"{results[-1]['extra'] * 1000:.0f} ms"
-                      + (f", {results[-1]['visitor_5xx']} visitor 5xx" if maint is None else ""), flush=True)
+                      + (f", {results[-1]['visitor_5xx']} visitor 5xx" if "visitor_5xx" in results[-1] else ""),
+                      flush=True)
         print(f"\nworst extra latency a deploy adds, {args.clients} clients on loopback, real Apache + "
               f"Passenger (PassengerStatThrottleRate 1), {rounds} round(s):")
         print(table(results))

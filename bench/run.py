@@ -183,6 +183,13 @@ def deploys(quick: bool) -> tuple[dict, list[tuple[str, str, str]]]:
                      f"{sum(r['visitor_5xx'] for r in failing)} 5xx of {sum(r['requests'] for r in failing)}; "
                      + value_text([r["extra"] * 1000 for r in failing], "ms", 0),
                      f"{len(failing)} deploy(s), went live: {sum(r['went_live'] for r in failing)}"))
+    production = [r for r in results if r["variant"] == deploy_latency.PRODUCTION]
+    if production:
+        rows.append(("d. `wsgi-shim deploy` of a release only visitors' requests fail (8 clients): 5xx, extra latency",
+                     f"{sum(r['visitor_5xx'] for r in production)} 5xx of {sum(r['requests'] for r in production)}"
+                     f" ({sum(r['after_exit_5xx'] for r in production)} after the deploy exited); "
+                     + value_text([r["extra"] * 1000 for r in production], "ms", 0),
+                     f"{len(production)} deploy(s), rolled back: {sum(not r['went_live'] for r in production)}"))
     return {"runs": results, "command": cmd}, rows
 
 

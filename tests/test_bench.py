@@ -60,11 +60,16 @@ def test_inv_bench_quick_prints_the_table_and_writes_the_raw_numbers(tmp_path):
         assert rs and all(r["restart_s"] is not None and r["failed"] == 0 for r in rs), (name, rs)
     if "runs" in data["deploys"]:  # bench/deploy_latency.py (the deploy issue's) is in the checkout
         deploys = data["deploys"]["runs"]
-        assert {r["variant"] for r in deploys} == {"deploy", "deploy --maint", "deploy, fails 1st request"}
+        assert {r["variant"] for r in deploys} == {"deploy", "deploy --maint", "deploy, fails 1st request",
+                                                   "deploy, fails in production"}
         # A release that fails its first request: refused before the switch, no visitor got a 5xx.
         failing = [r for r in deploys if r["variant"] == "deploy, fails 1st request"]
         assert all(r["visitor_5xx"] == 0 and not r["went_live"] for r in failing), failing
         assert "d. `wsgi-shim deploy` of a release that fails its first request" in table
+        # One only the visitors' requests show: they did reach it, and it was rolled back.
+        production = [r for r in deploys if r["variant"] == "deploy, fails in production"]
+        assert all(r["visitor_5xx"] > 0 and not r["went_live"] for r in production), production
+        assert "d. `wsgi-shim deploy` of a release only visitors' requests fail" in table
     real = data["real_site"]["runs"]  # the Wagtail site: every first request came from a new process
     assert {r["variant"] for r in real["first_request"]} == {"compile", "no-compile"}
     assert all(r["failed"] == 0 and r["requests"] > 0 for r in real["under_load"]), real["under_load"]
