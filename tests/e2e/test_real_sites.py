@@ -345,12 +345,16 @@ def test_django_startproject_deployed_with_fab(apache: ApacheServer, site_venv: 
     assert "Release two" in me.get("/admin/").text  # still logged in: the session row is in shared/db.sqlite3
 
     # The mistakes docs/django.md lists, as `fab check` names them. A static root in the release
-    # (startproject's BASE_DIR) and a host list without the site's own host: warnings.
+    # (startproject's BASE_DIR): a warning. A host list without the site's own host: a warning
+    # read from the settings, and an error once check's request to that host (shim.url) is
+    # answered 400, as every visitor's would be.
     release = site.site / "releases" / current(site)
     set_environment(site, DJANGO_STATIC_ROOT=str(release / "staticfiles"), DJANGO_ALLOWED_HOSTS="www.example.org")
-    warned = fab_ok(sshd, project, "check")
+    warned = fab_run(sshd, project, "check")
+    assert warned.returncode == 1, warned.stdout + warned.stderr
     assert "[django-static-unreachable]" in warned.stdout and "outside the document root" in warned.stdout
     assert "[django-allowed-hosts]" in warned.stdout and "does not hold 127.0.0.1" in warned.stdout
+    assert "[request-host-refused]" in warned.stdout and "refuses its own host name 127.0.0.1" in warned.stdout
     assert "[restart-due]" in warned.stdout  # config.toml changed after the running process started
     # A misspelt settings module: a config value, named at its line, not a package to install.
     set_environment(site, DJANGO_STATIC_ROOT=str(site.docroot / "static"), DJANGO_ALLOWED_HOSTS="127.0.0.1",

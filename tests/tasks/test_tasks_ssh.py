@@ -118,7 +118,8 @@ def test_check_and_restart_wait_read_the_answers_over_fab(sshd, own_repo, port, 
     assert "[request-failed]" in result.stdout and "FileNotFoundError" in result.stdout
     with preview(serve_cmd(site, port), port, tmp_path / "serve.log") as server:
         time.sleep(1.1)
-        result = fab(sshd, own_repo, "restart", "--wait", "20", "--url", server.url, "--site", str(site.site))
+        result = fab(sshd, own_repo, "restart", "--wait", "20", "--url", server.owner_url(), "--site",
+                     str(site.site))
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout + result.stderr
     assert "serving the app" in out and "but it is failing" in out and "answers 500" in out
