@@ -83,10 +83,10 @@ class CatchErrors:
                 return answer
         reporter = self.reporter
 
-        def observed(status: str, headers: list, exc_info: Any = None) -> Any:
+        def observed(status: str, headers: list, exc_info: Any = None, _start: Any = start_response) -> Any:
             if status[:1] == "5":  # the app's own error page: logged, the page itself unchanged
                 reporter.log_answer(environ, status)
-            return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
+            return _start(status, headers, exc_info)  # PEP 3333: exc_info=None is the default
 
         try:
             body = self.app(environ, observed)
