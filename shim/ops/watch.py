@@ -24,15 +24,15 @@ STAMP_SLACK = 0.001  # restart.txt's mtime as stored may round the float we set
 def new_starts(starts_path: Path, stamp: float, before: float) -> list[dict]:
     """Finished starts of processes that began after restart.txt got STAMP as its mtime. A record
     without a stamp (written by an older wsgi-shim) counts when its time is after BEFORE."""
-    return [r for r in records.read_starts(starts_path) if _is_new(r, stamp, before)]
+    return [r for r in records.read_starts(starts_path) if is_new(r, stamp, before)]
 
 
 def begun_starts(starts_path: Path, stamp: float, before: float) -> list[dict]:
     """Starts that began after the touch and have not finished: processes still importing."""
-    return [r for r in records.unfinished(records.read_all(starts_path)) if _is_new(r, stamp, before)]
+    return [r for r in records.unfinished(records.read_all(starts_path)) if is_new(r, stamp, before)]
 
 
-def _is_new(record: dict, stamp: float, before: float) -> bool:
+def is_new(record: dict, stamp: float, before: float) -> bool:
     seen = record.get("restart_stamp")
     if isinstance(seen, (int, float)):
         return seen >= stamp - STAMP_SLACK

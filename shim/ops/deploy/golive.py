@@ -47,19 +47,23 @@ class Watch:
     release: str
     seen_pids: set = field(default_factory=set)
     newest: dict | None = None  # the newest start of a process of the new release
+    stamp: float | None = None  # only starts that saw this restart.txt mtime or a later one
+    label: str = "the new release"
 
     @classmethod
-    def begin(cls, site: Site, release: str, release_dir: Path) -> Watch:
+    def begin(cls, site: Site, release: str, release_dir: Path, stamp: float | None = None,
+              label: str = "the new release") -> Watch:
         """Call before the switch: the app log is read from here on."""
         logging_cfg = control.site_logging(site)
         return cls(site, Path(os.path.realpath(release_dir)), time.time(), watch.LogTail(logging_cfg.path),
-                   logging_cfg.starts_path, release)
+                   logging_cfg.starts_path, release, stamp=stamp, label=label)
 
     def new_starts(self) -> list[dict]:
-        """Finished starts of processes that run the new release."""
+        """Finished starts of processes that run the release (after the touch STAMP, if given)."""
         inside = str(self.release_dir) + os.sep
         found = [r for r in records.read_starts(self.starts)
-                 if isinstance(r.get("chdir"), str) and (r["chdir"] + os.sep).startswith(inside)]
+                 if isinstance(r.get("chdir"), str) and (r["chdir"] + os.sep).startswith(inside)
+                 and (self.stamp is None or watch.is_new(r, self.stamp, self.before))]
         self.seen_pids |= {r.get("pid") for r in found}
         if found:
             self.newest = found[-1]
@@ -74,7 +78,7 @@ class Watch:
             return "its process serves the start-up error page:\n" + control.describe_start(broken[-1])
         errors = watch.request_errors(self.tail.entries(), self.seen_pids)
         if errors:
-            return f"a process of the new release failed a request; {watch.describe_error(errors[0], self.site.site)}"
+            return f"a process of {self.label} failed a request; {watch.describe_error(errors[0], self.site.site)}"
         return None
 
     def fail(self, why: str, rollback: bool) -> ReleaseFailing:
@@ -99,7 +103,7 @@ def watch_live(w: Watch, timeout: float, url: str | None, rollback: bool, out) -
             streak, since = streak + 1, since if streak else now
             if streak >= STEADY_RESPONSES and now - since >= STEADY_SECONDS:
                 out.say("restarted: " + control.describe_start(w.newest).splitlines()[0])
-                out.say(f"  the new release answers: {streak} requests in a row served by the app, "
+                out.say(f"  {w.label} answers: {streak} requests in a row served by the app, "
                         f"no request error from its {_plural(len(w.seen_pids), 'process', 'processes')}")
                 return
             time.sleep(0.03)
@@ -113,7 +117,7 @@ def watch_live(w: Watch, timeout: float, url: str | None, rollback: bool, out) -
         raise ServeFailed(_not_served(w, url, timeout))
     out.say("restarted: " + control.describe_start(w.newest).splitlines()[0])
     out.say(f"  watched the app log for {timeout:g} s: {_plural(len(w.seen_pids), 'process', 'processes')} of "
-            "the new release served, no request error")
+            f"{w.label} served, no request error")
 
 
 def wait_for_state(site: Site, stamp: float, before: float, timeout: float, url: str, want: str, out) -> None:

@@ -184,7 +184,28 @@ def deploy(site: Site, opts: DeployOptions, out: Output) -> Outcome:
         except BaseException as exc:
             with journal.signals_held():
                 _undo(site, j, out, exc)
+            if isinstance(exc, ReleaseFailing) and opts.url and j.previous and not site.maint_txt.exists():
+                _wait_for_previous(site, j.previous, opts, out)
             raise
+
+
+def _wait_for_previous(site: Site, previous: str, opts: DeployOptions, out: Output) -> None:
+    """After backing out: until processes of the previous release answer again (visitors may get
+    the failing release's answers until Passenger has replaced its processes), so that the deploy
+    exits when the site serves again, and says so."""
+    try:
+        stamp = os.stat(site.restart_txt).st_mtime  # the undo's restart
+    except OSError:
+        return
+    w = Watch.begin(site, previous, store.release_path(site, previous), stamp=stamp,
+                    label=f"the previous release {previous}")
+    timeout = max(opts.wait, opts.maint_wait, 30.0)
+    out.warn(f"  waiting up to {timeout:g} s until {previous} answers again ...")
+    try:
+        watch_live(w, timeout, opts.url, False, Output(out.warn, out.warn))
+    except ServeFailed as exc:  # ReleaseFailing included: the previous release fails now too
+        out.warn(f"  {exc}".replace("--no-rollback: the new release stays live.", "").rstrip()
+                 + f"\n  Look at it: {advice.command('status', site.site, '--url', opts.url)}")
 
 
 def _undo(site: Site, j: Journal, out: Output, exc: BaseException) -> None:
