@@ -280,6 +280,7 @@ def describe_importing(record: dict, site: Site | None = None) -> str:
 
 
 ANSWER_CHECKS = 3  # requests to the new process before calling it healthy
+ANSWER_SECONDS = 5.0  # how long a bad answer no log entry explains must last to count
 
 
 def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None,
@@ -315,23 +316,37 @@ def wait_for_new_start(starts: Path, before: float, wait: float, url: str | None
 
 def _read_answers(result: Restarted, url: str | None, pids: set, tail, starts: Path, stamp: float,
                   before: float) -> None:
+    """How the new processes answer: a request error one of them logged makes them failing at
+    once (the log names the pid); a bad HTTP answer alone (5xx, 400) may still come from an old
+    process Passenger has not replaced yet, so it counts when it persists for ANSWER_SECONDS."""
     from shim.ops import watch
 
     if result.start.get("state") != "app":
         return
-    for _ in range(ANSWER_CHECKS if url else 0):
-        seen = ask(url)
-        result.answers.append(seen.describe())
-        if seen.status is not None and (seen.status >= 500 or seen.status == 400):
-            result.failing = _failing_answer(seen)
-            break
-    if tail is not None:
-        pids |= {r.get("pid") for r in watch.new_starts(starts, stamp, before)}
-        errors = watch.request_errors(tail.entries(), pids)
+    deadline = time.monotonic() + ANSWER_SECONDS
+    asked, bad = 0, None
+    while True:
+        if url:
+            seen = ask(url)
+            asked += 1
+            result.answers = (result.answers + [seen.describe()])[-ANSWER_CHECKS:]
+            bad = _failing_answer(seen) if seen.status is not None and (seen.status >= 500 or seen.status == 400) \
+                else None
+        errors = []
+        if tail is not None:
+            pids |= {r.get("pid") for r in watch.new_starts(starts, stamp, before)}
+            errors = watch.request_errors(tail.entries(), pids)
         if errors:
             newest = watch.describe_error(errors[-1], result.site.site if result.site else None)
-            result.failing = (result.failing + "\n" if result.failing else "") + \
+            result.failing = (bad + "\n" if bad else "") + \
                 f"its requests failed ({len(errors)} logged); the newest, {newest}"
+            return
+        if not url or (bad is None and asked >= ANSWER_CHECKS):
+            return
+        if time.monotonic() >= deadline:
+            result.failing = bad
+            return
+        time.sleep(0.3)
 
 
 def _failing_answer(seen: Probe) -> str:
