@@ -25,6 +25,7 @@ from shim.runtime.layout import Site
 STEADY_RESPONSES = 30  # in a row, over at least STEADY_SECONDS: no process of the old state is left
 STEADY_SECONDS = 1.0
 RETOUCH_SECONDS = 2.0
+SWALLOWED_SECONDS = 10.0  # no process of the watched release yet, while others answer
 
 
 class ServeFailed(DeployError):
@@ -109,8 +110,12 @@ def watch_live(w: Watch, timeout: float, url: str | None, rollback: bool, out) -
             time.sleep(0.03)
             continue
         streak = 0
-        if seen == "maintenance" and w.seen_pids and now - touched >= RETOUCH_SECONDS:
-            control.touch_restart(w.site.restart_txt)  # a restart swallowed: a maintenance process serves on
+        if now - touched >= (RETOUCH_SECONDS if w.seen_pids else SWALLOWED_SECONDS) and (
+                seen == "maintenance" and w.seen_pids or seen in ("app", "app-error", "server-error")
+                and not w.seen_pids):
+            # A restart requested while Passenger still carried out the previous one can be
+            # swallowed (seen under load: processes of the old state served on): touch again.
+            control.touch_restart(w.site.restart_txt)
             touched = now
         time.sleep(0.2 if url else 1.0)
     if url or not w.seen_pids:
