@@ -163,3 +163,37 @@ def test_login_from_a_secret_file_never_shows_the_password():
         assert "wrong-password" not in out.stdout + out.stderr
     finally:
         controller.stop()
+
+
+def test_without_smtp_the_mail_goes_through_the_local_sendmail():
+    """The default transport: /usr/sbin/sendmail when there is one (Debian's exim4 here, pulled in
+    by cron, as on a real host), delivering to the site user's local mailbox."""
+    import os
+    from pathlib import Path
+
+    from tests.support.accounts import SITE_USER
+
+    sendmail = Path("/usr/sbin/sendmail")
+    assert sendmail.exists(), "/usr/sbin/sendmail missing: .ci/run installs cron with its recommended MTA"
+    mailbox = Path("/var/mail") / SITE_USER
+    before = mailbox.stat().st_size if mailbox.exists() else 0
+    site = make_site("alert-sendmail", {"app.py": APP})
+    update_config(site, {"environment": {"DB_PASSWORD": SECRET},
+                         "alerts": {"mail": f"{SITE_USER}@localhost", "interval": 60}})
+    load_like_passenger(site, [{"path": "/div"}])
+    out = wsgi_shim("alert", str(site.site))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "sendmail" in out.stdout, out.stdout
+    deadline = time.monotonic() + 30
+    text = ""
+    while time.monotonic() < deadline:
+        if mailbox.exists() and mailbox.stat().st_size > before:
+            with open(mailbox, "rb") as f:
+                f.seek(before)
+                text = f.read().decode("utf-8", "replace")
+            if "ZeroDivisionError" in text:
+                break
+        time.sleep(0.5)
+    assert "ZeroDivisionError" in text, text[-2000:]
+    assert SECRET not in text
+    assert os.path.basename(str(site.site)) in text or str(site.site) in text
