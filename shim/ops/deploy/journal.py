@@ -61,13 +61,20 @@ def write(site: Site, j: Journal) -> None:
     """Replace the journal atomically and durably (a torn journal would be worse than none)."""
     target = path(site)
     tmp = target.with_name(f"{JOURNAL}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
-        os.write(fd, json.dumps(asdict(j)).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, json.dumps(asdict(j)).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:  # a signal (Interrupted) or a full disk half-way: no temporary file left
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     dirfd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dirfd)

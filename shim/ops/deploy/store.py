@@ -183,8 +183,12 @@ def remove_partials(site: Site) -> list[str]:
     shadow app root of the check; we hold the lock: none is running)."""
     removed = []
     for entry in os.listdir(releases_dir(site)):
-        if entry.startswith((PARTIAL, ".check-")):
-            shutil.rmtree(releases_dir(site) / entry, ignore_errors=True)
+        if entry.startswith((PARTIAL, ".check-", ".journal.json.")):  # a journal's temporary copy too
+            path = releases_dir(site) / entry
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed.append(entry)
     return removed
 
