@@ -85,7 +85,7 @@ def test_a_failure_only_production_traffic_shows_is_rolled_back_at_once(
     assert r.returncode == 1, out
     assert "is failing after the switch" in out and "LookupError: no report for this month" in out
     assert "error id" in out and "current is back to" in out
-    assert "the previous release" in out and "answers: 30 requests in a row" in out  # it exits once they do
+    assert "answers again" in out  # it looked whether the previous release answers before it exited
     assert took < 60, out  # the first failure ended the wait
     assert is_served(url, "v1b")  # the previous release serves again
     releases = wsgi_shim("releases", str(site.site)).stdout

@@ -189,6 +189,9 @@ def deploy(site: Site, opts: DeployOptions, out: Output) -> Outcome:
             raise
 
 
+PREVIOUS_WAIT = 15.0  # after backing out: a bounded look at the previous release, never a long wait
+
+
 def _wait_for_previous(site: Site, previous: str, opts: DeployOptions, out: Output) -> None:
     """After backing out: until processes of the previous release answer again (visitors may get
     the failing release's answers until Passenger has replaced its processes), so that the deploy
@@ -199,7 +202,7 @@ def _wait_for_previous(site: Site, previous: str, opts: DeployOptions, out: Outp
         return
     w = Watch.begin(site, previous, store.release_path(site, previous), stamp=stamp,
                     label=f"the previous release {previous}")
-    timeout = max(opts.wait, opts.maint_wait, 30.0)
+    timeout = PREVIOUS_WAIT
     out.warn(f"  waiting up to {timeout:g} s until {previous} answers again ...")
     try:
         watch_live(w, timeout, opts.url, False, Output(out.warn, out.warn))
